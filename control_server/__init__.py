@@ -1,0 +1,1 @@
+"""The control server: registrar, location, stateful proxy, session registry, store."""

@@ -1,0 +1,1 @@
+"""The peer daemon: registration loop, UAC/UAS, local stores, CLI, Python API."""

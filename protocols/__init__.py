@@ -1,0 +1,1 @@
+"""Wire protocols: sans-I/O cores with asyncio glue beside them."""

@@ -1,0 +1,1 @@
+"""SIP for sipsync: messages (over aiosipua), transports, transactions, digest."""

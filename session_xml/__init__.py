@@ -1,0 +1,1 @@
+"""The XML session descriptor: schema, build, parse, offer/answer."""
