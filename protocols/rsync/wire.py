@@ -1,0 +1,300 @@
+"""Versioned binary wire format of signatures and deltas: writers, incremental readers, limits.
+
+Readers are sans-I/O (bytes in, typed records out) and check every length and offset before use.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import zstandard
+
+from .errors import LimitExceeded, TruncatedStream, WireFormatError
+from .hashes import DIGEST_LEN, HashKind
+
+VERSION = 1
+SIG_MAGIC = b"SYsg"
+DELTA_MAGIC = b"SYdl"
+
+# signature header: magic, version, hash kind, strong length, reserved, block size, basis size
+SIG_HEADER = struct.Struct("<4sBBBBIQ")
+# delta header: magic, version, hash kind, reserved, block size, basis size, resume offset
+DELTA_HEADER = struct.Struct("<4sBBHIQQ")
+
+OP_COPY = 0x01  # u64 basis offset, u64 length
+OP_LITERAL = 0x02  # u32 length, raw bytes
+OP_LITERAL_ZSTD = 0x03  # u32 raw length, u32 compressed length, one zstd frame
+OP_END = 0x04  # u64 size of the whole new file, whole-file digest
+
+COPY = struct.Struct("<BQQ")
+LITERAL = struct.Struct("<BI")
+LITERAL_ZSTD = struct.Struct("<BII")
+END = struct.Struct(f"<BQ{DIGEST_LEN}s")
+
+SIG_RECORD = np.dtype([("weak", "<u4"), ("strong", f"V{DIGEST_LEN}")])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a reader accepts; anything outside is `LimitExceeded`, before any allocation."""
+
+    min_block_size: int = 64
+    max_block_size: int = 1 << 22
+    max_blocks: int = 1 << 25
+    max_file_size: int = 1 << 42
+    max_literal: int = 8 << 20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class SignatureHeader:
+    hash_kind: HashKind
+    block_size: int
+    basis_size: int
+
+    @property
+    def block_count(self) -> int:
+        return -(-self.basis_size // self.block_size)
+
+
+@dataclass(frozen=True)
+class DeltaHeader:
+    hash_kind: HashKind
+    block_size: int
+    basis_size: int
+    resume_offset: int
+
+
+@dataclass(frozen=True)
+class CopyOp:
+    """Copy `length` bytes of the basis from `offset`."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class LiteralOp:
+    """Bytes the basis does not have, already decompressed."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DeltaEnd:
+    """Size and whole-file digest of the complete new file (resumed prefix included)."""
+
+    size: int
+    digest: bytes
+
+
+DeltaOp = CopyOp | LiteralOp
+DeltaEvent = DeltaHeader | CopyOp | LiteralOp | DeltaEnd
+
+
+def encode_signature_header(h: SignatureHeader) -> bytes:
+    return SIG_HEADER.pack(SIG_MAGIC, VERSION, h.hash_kind, DIGEST_LEN, 0, h.block_size, h.basis_size)
+
+
+def encode_delta_header(h: DeltaHeader) -> bytes:
+    return DELTA_HEADER.pack(DELTA_MAGIC, VERSION, h.hash_kind, 0, h.block_size, h.basis_size,
+                             h.resume_offset)
+
+
+def encode_copy(offset: int, length: int) -> bytes:
+    return COPY.pack(OP_COPY, offset, length)
+
+
+def encode_literal(raw: bytes, compressed: bytes | None) -> bytes:
+    """A literal record; `compressed` is used only when it is really smaller."""
+    if compressed is not None and len(compressed) < len(raw):
+        return LITERAL_ZSTD.pack(OP_LITERAL_ZSTD, len(raw), len(compressed)) + compressed
+    return LITERAL.pack(OP_LITERAL, len(raw)) + raw
+
+
+def encode_end(size: int, digest: bytes) -> bytes:
+    return END.pack(OP_END, size, digest)
+
+
+def _hash_kind(value: int) -> HashKind:
+    try:
+        return HashKind(value)
+    except ValueError:
+        raise WireFormatError(f"unknown strong hash kind {value}") from None
+
+
+def _check_block_size(block_size: int, limits: Limits) -> None:
+    if not limits.min_block_size <= block_size <= limits.max_block_size:
+        raise LimitExceeded(f"block size {block_size} outside "
+                            f"[{limits.min_block_size}, {limits.max_block_size}]")
+
+
+class SignatureReader:
+    """Reads a signature stream fed in pieces; `finish()` returns the records, all checked."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._buf = bytearray()
+        self.header: SignatureHeader | None = None
+        self._expect = 0
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if self.header is None and len(self._buf) >= SIG_HEADER.size:
+            self._parse_header()
+        if self.header is not None and len(self._buf) > self._expect:
+            raise WireFormatError("signature stream has bytes past its last block")
+
+    def _parse_header(self) -> None:
+        magic, version, kind, strong_len, _res, block_size, basis_size = SIG_HEADER.unpack_from(self._buf)
+        if magic != SIG_MAGIC:
+            raise WireFormatError("not a sipsync signature (bad magic)")
+        if version != VERSION:
+            raise WireFormatError(f"signature version {version} not supported (want {VERSION})")
+        kind = _hash_kind(kind)
+        if strong_len != DIGEST_LEN:
+            raise WireFormatError(f"strong hash length {strong_len}, want {DIGEST_LEN}")
+        _check_block_size(block_size, self._limits)
+        if basis_size > self._limits.max_file_size:
+            raise LimitExceeded(f"basis size {basis_size} above {self._limits.max_file_size}")
+        header = SignatureHeader(kind, block_size, basis_size)
+        if header.block_count > self._limits.max_blocks:
+            raise LimitExceeded(f"{header.block_count} blocks above {self._limits.max_blocks}")
+        self.header = header
+        self._expect = SIG_HEADER.size + header.block_count * SIG_RECORD.itemsize
+
+    def finish(self) -> tuple[SignatureHeader, np.ndarray]:
+        """Header and a structured array of (weak, strong) per block; raises if incomplete."""
+        if self.header is None or len(self._buf) < self._expect:
+            raise TruncatedStream("signature stream ended early")
+        records = np.frombuffer(bytes(self._buf), dtype=SIG_RECORD, offset=SIG_HEADER.size)
+        return self.header, records
+
+
+class DeltaReader:
+    """Incremental delta decoder: `feed(bytes)` returns the header, ops and end as they complete.
+
+    Memory is bounded by one record (a literal is at most `Limits.max_literal`) plus what was fed.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._buf = bytearray()
+        self._pos = 0
+        self.header: DeltaHeader | None = None
+        self.ended = False
+        self._dctx = zstandard.ZstdDecompressor()
+
+    def feed(self, data: bytes) -> list[DeltaEvent]:
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += data
+        events: list[DeltaEvent] = []
+        while True:
+            event = self._next()
+            if event is None:
+                return events
+            events.append(event)
+
+    def finish(self) -> None:
+        """Call at end of stream: anything but a clean end record is an error."""
+        if not self.ended:
+            raise TruncatedStream("delta stream ended before its end record")
+
+    def _avail(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _next(self) -> DeltaEvent | None:
+        buf, pos, avail = self._buf, self._pos, self._avail()
+        if self.header is None:
+            if avail < DELTA_HEADER.size:
+                return None
+            self._pos += DELTA_HEADER.size
+            self.header = self._parse_header(buf, pos)
+            return self.header
+        if avail == 0:
+            return None
+        if self.ended:
+            raise WireFormatError("delta stream has bytes after its end record")
+        tag = buf[pos]
+        if tag == OP_COPY:
+            if avail < COPY.size:
+                return None
+            _, offset, length = COPY.unpack_from(buf, pos)
+            self._pos += COPY.size
+            return self._check_copy(offset, length)
+        if tag == OP_LITERAL:
+            if avail < LITERAL.size:
+                return None
+            _, length = LITERAL.unpack_from(buf, pos)
+            self._check_literal_len(length)
+            if avail < LITERAL.size + length:
+                return None
+            start = pos + LITERAL.size
+            self._pos = start + length
+            return LiteralOp(bytes(buf[start:start + length]))
+        if tag == OP_LITERAL_ZSTD:
+            if avail < LITERAL_ZSTD.size:
+                return None
+            _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
+            self._check_literal_len(raw_len)
+            if comp_len >= raw_len:
+                raise WireFormatError("compressed literal not smaller than its raw length")
+            if avail < LITERAL_ZSTD.size + comp_len:
+                return None
+            start = pos + LITERAL_ZSTD.size
+            self._pos = start + comp_len
+            return LiteralOp(self._decompress(bytes(buf[start:start + comp_len]), raw_len))
+        if tag == OP_END:
+            if avail < END.size:
+                return None
+            _, size, digest = END.unpack_from(buf, pos)
+            self._pos += END.size
+            if size > self._limits.max_file_size:
+                raise LimitExceeded(f"file size {size} above {self._limits.max_file_size}")
+            self.ended = True
+            return DeltaEnd(size, digest)
+        raise WireFormatError(f"unknown delta record tag 0x{tag:02x}")
+
+    def _parse_header(self, buf: bytearray, pos: int) -> DeltaHeader:
+        magic, version, kind, _res, block_size, basis_size, resume = DELTA_HEADER.unpack_from(buf, pos)
+        if magic != DELTA_MAGIC:
+            raise WireFormatError("not a sipsync delta (bad magic)")
+        if version != VERSION:
+            raise WireFormatError(f"delta version {version} not supported (want {VERSION})")
+        _check_block_size(block_size, self._limits)
+        for name, value in (("basis size", basis_size), ("resume offset", resume)):
+            if value > self._limits.max_file_size:
+                raise LimitExceeded(f"{name} {value} above {self._limits.max_file_size}")
+        return DeltaHeader(_hash_kind(kind), block_size, basis_size, resume)
+
+    def _check_copy(self, offset: int, length: int) -> CopyOp:
+        assert self.header is not None
+        if length == 0:
+            raise WireFormatError("copy of zero bytes")
+        if offset + length > self.header.basis_size:
+            raise LimitExceeded(f"copy [{offset}, {offset + length}) past the basis end "
+                                f"{self.header.basis_size}")
+        return CopyOp(offset, length)
+
+    def _check_literal_len(self, length: int) -> None:
+        if length == 0:
+            raise WireFormatError("literal of zero bytes")
+        if length > self._limits.max_literal:
+            raise LimitExceeded(f"literal of {length} bytes above {self._limits.max_literal}")
+
+    def _decompress(self, frame: bytes, raw_len: int) -> bytes:
+        # read at most raw_len + 1 bytes: a lying frame can neither allocate nor expand past it
+        try:
+            out = self._dctx.stream_reader(io.BytesIO(frame), read_across_frames=False).read(raw_len + 1)
+        except zstandard.ZstdError as exc:
+            raise WireFormatError(f"corrupt compressed literal: {exc}") from None
+        if len(out) != raw_len:
+            raise WireFormatError(f"compressed literal gives {len(out)} bytes, announced {raw_len}")
+        return out
