@@ -52,13 +52,16 @@ class DeltaEncoder:
 
     With `resume_offset` N the first N bytes are only hashed (the receiver already holds them);
     records start at N and the end record still carries the digest of the whole file.
+    `literal_piece` caps one literal record: smaller pieces resume at a finer grain.
     """
 
     def __init__(self, signature: Signature, *, resume_offset: int = 0,
-                 zstd_level: int = ZSTD_LEVEL, chunk_hint: int = 1 << 20) -> None:
+                 zstd_level: int = ZSTD_LEVEL, chunk_hint: int = 1 << 20,
+                 literal_piece: int = LITERAL_PIECE) -> None:
         self.sig = signature
         self.stats = DeltaStats()
         self._resume = resume_offset
+        self._piece = literal_piece
         self._L = signature.block_size
         self._index = _Index(signature) if signature.full_blocks else None
         self._out_weight = rolling.power(self._L)
@@ -91,7 +94,7 @@ class DeltaEncoder:
         if len(data):
             self._append(data)
             self._scan()
-            if self._p - self._lit >= LITERAL_PIECE:
+            if self._p - self._lit >= self._piece:
                 self._flush_copy()
                 self._emit_literal(self._p)
         return self._take()
@@ -181,8 +184,8 @@ class DeltaEncoder:
         if upto <= self._lit:
             return
         self._flush_copy()
-        for start in range(self._lit, upto, LITERAL_PIECE):
-            raw = self._buf[start:min(upto, start + LITERAL_PIECE)].tobytes()
+        for start in range(self._lit, upto, self._piece):
+            raw = self._buf[start:min(upto, start + self._piece)].tobytes()
             self._emit(encode_literal(raw, self._zstd.compress(raw)))
             self.stats.literal_ops += 1
             self.stats.literal_bytes += len(raw)
