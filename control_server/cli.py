@@ -1,0 +1,76 @@
+"""`sipsync-server`: run the control server in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from .config import load_config
+from .server import ControlServer
+from .store import StoreError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file with settings (a [server] table or top-level keys).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the database lives [./sipsync-data].")
+@click.option("--sip-host", help="Address to listen on for SIP, IPv4 or IPv6 [127.0.0.1].")
+@click.option("--sip-port", type=click.IntRange(0, 65535), help="SIP port, UDP and TCP [5060]; 0 picks one.")
+@click.option("--realm", help="Digest realm [the data directory's, else 'sipsync'].")
+@click.option("--admin-port", type=click.IntRange(0, 65535), help="Admin HTTP port [8080].")
+@click.option("--no-admin", is_flag=True, default=None, help="Do not serve the admin HTTP API.")
+@click.option("--default-expires", type=int, help="Registration lifetime when a device names none [60].")
+@click.option("--min-expires", type=int, help="Shorter requests get 423 [20].")
+@click.option("--max-expires", type=int, help="Longer requests are cut to this [3600].")
+@click.option("--digest-algorithms", help="Challenge order, e.g. 'MD5,SHA-256' or 'SHA-256,MD5'.")
+@click.option("--no-invite-auth", is_flag=True, default=None, help="Do not challenge INVITEs (tests only).")
+@click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the SIP port here once listening (for scripts using --sip-port 0).")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(config_file, port_file, no_admin, no_invite_auth, **options) -> None:
+    """The sipsync control server: digest registrar, stateful proxy and session registry."""
+    options["admin"] = False if no_admin else None
+    options["challenge_invites"] = False if no_invite_auth else None
+    try:
+        config = load_config(config_file, options)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        asyncio.run(_serve(config, port_file))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.sip_host}:{config.sip_port}: {exc}") from None
+
+
+async def _serve(config, port_file: Path | None) -> None:
+    server = ControlServer(config)
+    await server.start()
+    if port_file is not None:
+        port_file.write_text(f"{server.port}\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The control server's settings: defaults that work with nothing, then a TOML file, the
+environment (SIPSYNC_<NAME>) and the command line, each overriding the one before."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path = Path("sipsync-data")
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    realm: str | None = None  # None: the realm stored in the data directory, or "sipsync"
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8080
+    admin: bool = True
+    default_expires: int = 60
+    min_expires: int = 20
+    max_expires: int = 3600
+    expiry_grace: float = 10.0
+    nonce_lifetime: float = 300.0
+    digest_algorithms: str = "MD5,SHA-256"  # challenge order: first is what simple clients take
+    ring_timeout: float = 60.0
+    challenge_invites: bool = True
+    auto_create_devices: bool = True
+    log_level: str = "INFO"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = ServerConfig.__dataclass_fields__[name].default
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if isinstance(default, Path):
+        return Path(value)
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return None if value is None else str(value)
+
+
+def load_config(file: Path | None = None, overrides: dict[str, Any] | None = None,
+                environ: dict[str, str] | None = None) -> ServerConfig:
+    names = {f.name for f in fields(ServerConfig)}
+    values: dict[str, Any] = {}
+    if file is not None:
+        with open(file, "rb") as handle:
+            table = tomllib.load(handle)
+        table = table.get("server", table)
+        unknown = set(table) - names
+        if unknown:
+            raise ValueError(f"{file}: unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update(table)
+    env = os.environ if environ is None else environ
+    for name in names:
+        key = f"SIPSYNC_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return replace(ServerConfig(), **{k: _coerce(k, v) for k, v in values.items()})

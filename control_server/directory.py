@@ -1,0 +1,50 @@
+"""Users, devices and shares held in memory for the hot path, and who may sync with whom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocols.sip.digest import Algorithm
+
+from .store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    ha1_md5: str
+    ha1_sha256: str
+    disabled: bool
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.devices: set[tuple[str, str]] = set()
+        # (owner, device) -> users the owner shared that device with
+        self.shares: dict[tuple[str, str], set[str]] = {}
+
+    @classmethod
+    def load(cls, store: Store) -> Directory:
+        directory = cls()
+        directory.accounts = {
+            name: Account(md5, sha, bool(disabled))
+            for name, md5, sha, disabled in store.credentials()
+        }
+        directory.devices = {(d.user, d.name) for d in store.devices()}
+        for share in store.shares():
+            directory.shares.setdefault((share.owner, share.device), set()).add(share.grantee)
+        return directory
+
+    def ha1(self, user: str, algorithm: Algorithm) -> str | None:
+        account = self.accounts.get(user)
+        if account is None:
+            return None
+        return account.ha1_md5 if algorithm is Algorithm.MD5 else account.ha1_sha256
+
+    def is_disabled(self, user: str) -> bool:
+        account = self.accounts.get(user)
+        return account is None or account.disabled
+
+    def may_reach(self, caller: str, owner: str, device: str) -> bool:
+        """A device syncs with its owner's devices, and with others only where shared."""
+        return caller == owner or caller in self.shares.get((owner, device), ())

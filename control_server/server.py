@@ -1,0 +1,297 @@
+"""The control server's asyncio glue: sockets and timers around the sans-I/O registrar, proxy
+and transaction layer, and the batched write-through to the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from protocols.sip.digest import Algorithm, DigestAuthenticator
+from protocols.sip.endpoint import Endpoint
+from protocols.sip.message import (
+    SipParseError,
+    SipRequest,
+    parse_message,
+    response_to,
+)
+from protocols.sip.transaction import ClientTimeout, Effect, TransactionLayer, Transmit
+from protocols.sip.transport import SipTransport
+
+from .config import ServerConfig
+from .directory import Directory
+from .location import Binding, LocationTable
+from .proxy import Proxy, ProxyPolicy
+from .registrar import Registrar, RegistrarPolicy
+from .session_body import describe, read_progress
+from .sessions import SessionRegistry
+from .store import Store
+
+log = logging.getLogger("sipsync.server")
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER"
+FLUSH_SECONDS = 0.2
+HOUSEKEEPING_SECONDS = 1.0
+
+
+class ControlServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = Store(config.data_dir)
+        self.realm = self.store.realm(config.realm)
+        algorithms = tuple(
+            a for a in (Algorithm.named(n.strip()) for n in config.digest_algorithms.split(","))
+            if a is not None
+        )
+        if not algorithms:
+            raise ValueError(f"no known digest algorithm in {config.digest_algorithms!r}")
+        self.auth = DigestAuthenticator(
+            self.realm, self.store.nonce_secret(),
+            nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
+        )
+        self.directory = Directory.load(self.store)
+        self.location = LocationTable(grace=config.expiry_grace)
+        self.sessions = SessionRegistry()
+        self.layer = TransactionLayer()
+        self.registrar = Registrar(
+            self.auth, self.directory, self.location,
+            RegistrarPolicy(
+                default_expires=config.default_expires,
+                min_expires=config.min_expires,
+                max_expires=config.max_expires,
+                auto_create_devices=config.auto_create_devices,
+            ),
+        )
+        self.transport = SipTransport(self._received)
+        self.proxy: Proxy | None = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._bound: dict[tuple[str, str], Binding] = {}
+        self._unbound: set[tuple[str, str]] = set()
+        self._new_devices: list[tuple[str, str, float]] = []
+        self._data_version = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._tasks: list[asyncio.Task] = []
+        self.counters = {"received": 0, "malformed": 0, "auth_failures": 0, "registrations": 0}
+        self.started_at = time.time()
+
+    @property
+    def port(self) -> int:
+        return self.transport.port
+
+    async def start(self) -> None:
+        now = time.time()
+        interrupted = self.store.end_interrupted_sessions(now)
+        if interrupted:
+            log.info("closed %d session(s) left open by the previous run", interrupted)
+        for binding in self.store.bindings(now):
+            self.location.put(binding)
+        self._data_version = self.store.data_version()
+        await self.transport.start(self.config.sip_host, self.config.sip_port)
+        me = Endpoint("udp", self.config.sip_host, self.transport.port)
+        self.proxy = Proxy(
+            self.layer, self.auth, self.directory, self.location, self.sessions, me,
+            ProxyPolicy(ring_timeout=self.config.ring_timeout,
+                        challenge_invites=self.config.challenge_invites),
+            describe=describe,
+            read_progress=read_progress,
+        )
+        self._tasks = [
+            asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
+            asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
+        ]
+        log.info(
+            "SIP on %s:%d (UDP and TCP), realm %r, %d user(s), %d device(s) online, data in %s",
+            self.config.sip_host, self.transport.port, self.realm,
+            len(self.directory.accounts), len(self.location), self.config.data_dir,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transport.close()
+        await self._flush()
+        self._writer.shutdown(wait=True)
+        self.store.close()
+        log.info("stopped")
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _received(self, data: bytes, source: Endpoint) -> None:
+        self.counters["received"] += 1
+        now = time.time()
+        try:
+            message = parse_message(data, stream=source.reliable)
+        except SipParseError as exc:
+            self._malformed(exc, source)
+            return
+        try:
+            if isinstance(message, SipRequest):
+                effects = self._request(message, source, now)
+            else:
+                transaction, effects = self.layer.receive_response(message, now)
+                assert self.proxy is not None
+                if transaction is not None:
+                    effects += self.proxy.response(transaction, message, now)
+                elif not effects:
+                    effects = self.proxy.stateless_response(message)
+        except Exception:
+            log.exception("failed handling a message from %s", source)
+            if isinstance(message, SipRequest) and message.method != "ACK":
+                effects = [Transmit(bytes(response_to(message, 500, "Internal error")), source)]
+            else:
+                effects = []
+        self._carry_out(effects, now)
+
+    def _malformed(self, error: SipParseError, source: Endpoint) -> None:
+        self.counters["malformed"] += 1
+        log.warning("malformed message from %s: %s", source, error.reason)
+        request = error.request
+        if request is not None and request.method != "ACK" and request.headers.get("via"):
+            try:
+                response = response_to(request, 400, error.reason[:120])
+                self.transport.send(bytes(response), source)
+            except (ValueError, IndexError):
+                pass  # too broken to answer: dropped, and logged above
+
+    def _request(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        method = request.method
+        if method == "REGISTER":
+            return self._register(request, source, now)
+        assert self.proxy is not None
+        if method == "ACK":
+            if self.layer.absorb_ack(request, now):
+                return []
+            return self.proxy.ack(request, source, now)
+        if method == "CANCEL":
+            return self.proxy.cancel(request, source, now)
+        if method == "OPTIONS" and not _has_user(request.uri):
+            response = response_to(request, 200, headers=[("Allow", ALLOW)])
+            return [Transmit(bytes(response), source)]
+        in_dialog = ";tag=" in (request.headers.get_first("to") or "")
+        transaction, effects = self.layer.receive_request(request, source, now)
+        if transaction is None:
+            return effects
+        if in_dialog:
+            return self.proxy.in_dialog(transaction, now)
+        if method == "INVITE":
+            return self.proxy.invite(transaction, now)
+        response = response_to(request, 405, headers=[("Allow", ALLOW)])
+        return self.layer.respond(transaction, 405, bytes(response), now)
+
+    def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        result = self.registrar.register(request, source, now)
+        if result.auth_failed:
+            self.counters["auth_failures"] += 1
+        if result.bound is not None:
+            self.counters["registrations"] += 1
+            binding = result.bound
+            if binding.registered_at == now:
+                log.info("%s/%s online at %s (%s)", binding.user, binding.device, source,
+                         binding.user_agent or "no user agent")
+            self._bound[binding.key] = binding
+            self._unbound.discard(binding.key)
+            if result.new_device:
+                self._new_devices.append((binding.user, binding.device, now))
+        for binding in result.unbound:
+            log.info("%s/%s unregistered", binding.user, binding.device)
+            self._offline(binding, now, "device unregistered")
+        return [Transmit(bytes(result.response), source)]
+
+    def _offline(self, binding: Binding, now: float, reason: str) -> None:
+        self._bound.pop(binding.key, None)
+        self._unbound.add(binding.key)
+        for session in self.sessions.involving(binding.user, binding.device):
+            self.sessions.finish(session, now, reason=f"{binding.user}/{binding.device}: {reason}",
+                                 failed=True)
+
+    # -- sending and timers ----------------------------------------------------------------------
+
+    def _carry_out(self, effects: list[Effect], now: float) -> None:
+        for effect in effects:
+            if isinstance(effect, Transmit):
+                self.transport.send(effect.data, effect.destination)
+            elif isinstance(effect, ClientTimeout) and self.proxy is not None:
+                self._carry_out(self.proxy.timeout(effect, now), now)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        deadlines = [d for d in (self.layer.next_deadline(),
+                                 self.proxy.next_deadline() if self.proxy else None) if d]
+        if not deadlines:
+            return
+        due = min(deadlines)
+        if due >= self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        now = time.time()
+        effects = self.layer.expire(now)
+        if self.proxy is not None:
+            effects += self.proxy.expire(now)
+        self._carry_out(effects, now)
+
+    async def _every(self, seconds: float, job) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed", job.__name__)
+
+    async def _housekeeping(self) -> None:
+        now = time.time()
+        for binding in self.location.expire(now):
+            log.info("%s/%s went offline: registration expired", binding.user, binding.device)
+            self._offline(binding, now, "went offline")
+        for session, reason in self.sessions.orphans(now):
+            log.info("ending orphaned session %s: %s", session.call_id, reason)
+            self.sessions.finish(session, now, reason=reason, failed=True)
+        self.auth.replays.forget_expired(now)
+        await self._reload_directory()
+
+    async def _reload_directory(self) -> None:
+        """Pick up what an admin changed in the store while we run."""
+        loop = asyncio.get_running_loop()
+        version = await loop.run_in_executor(self._writer, self.store.data_version)
+        if version == self._data_version:
+            return
+        self._data_version = version
+        directory = await loop.run_in_executor(self._writer, Directory.load, self.store)
+        self.directory = self.registrar.directory = directory
+        if self.proxy is not None:
+            self.proxy.directory = directory
+        now = time.time()
+        for binding in self.location.all():
+            if directory.is_disabled(binding.user) or binding.key not in directory.devices:
+                self.location.remove(binding.user, binding.device)
+                log.info("%s/%s removed by an admin", binding.user, binding.device)
+                self._offline(binding, now, "removed by an admin")
+        log.info("reloaded users and devices: %d user(s)", len(directory.accounts))
+
+    async def _flush(self) -> None:
+        sessions = self.sessions.take_changes()
+        if not (self._bound or self._unbound or sessions or self._new_devices):
+            return
+        bound, self._bound = list(self._bound.values()), {}
+        unbound, self._unbound = list(self._unbound), set()
+        devices, self._new_devices = self._new_devices, []
+        loop = asyncio.get_running_loop()
+        # Our own commits leave our connection's data_version alone: only an admin's move it.
+        await loop.run_in_executor(
+            self._writer, self.store.write_batch, bound, unbound, sessions, devices
+        )
+
+
+def _has_user(uri: str) -> bool:
+    return "@" in uri.split(";", 1)[0]
