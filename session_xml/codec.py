@@ -19,8 +19,6 @@ def parse_descriptor(data: bytes) -> SessionDescriptor:
     root = load(data, (Role.OFFER, Role.ANSWER))
     role = Role(etree.QName(root).localname)
     fields = _Fields(root)
-    fingerprint = root.find(f"{{{NAMESPACE}}}fingerprint")
-    destination_port = fields.optional("destinationPort")
     return SessionDescriptor(
         role=role,
         session_id=fields.one("sessionId"),
@@ -32,10 +30,10 @@ def parse_descriptor(data: bytes) -> SessionDescriptor:
         sync_mode=fields.optional("syncMode"),
         sync_protocols=_known_protocols(role, fields.texts("syncProtocol")),
         source_ip=fields.one("sourceIP"),
-        source_port=int(fields.one("sourcePort")),
+        source_port=fields.number("sourcePort"),
         destination_ip=fields.optional("destinationIP"),
-        destination_port=None if destination_port is None else int(destination_port),
-        fingerprint=Fingerprint.parse(fields.one("fingerprint"), fingerprint.get("algorithm").strip()),
+        destination_port=fields.optional_number("destinationPort"),
+        fingerprint=Fingerprint.parse(fields.one("fingerprint"), fields.attribute("fingerprint", "algorithm")),
         token=fields.one("token"),
     )
 
@@ -58,24 +56,21 @@ def build_descriptor(descriptor: SessionDescriptor) -> bytes:
     _add(root, "sourcePort", d.source_port)
     _add(root, "destinationIP", d.destination_ip)
     _add(root, "destinationPort", d.destination_port)
-    etree.SubElement(root, f"{{{NAMESPACE}}}fingerprint", algorithm=d.fingerprint.algorithm).text = str(
-        d.fingerprint
-    )
+    fingerprint = etree.SubElement(root, f"{{{NAMESPACE}}}fingerprint", algorithm=d.fingerprint.algorithm)
+    fingerprint.text = str(d.fingerprint)
     _add(root, "token", d.token)
     return _serialize(root)
 
 
 def parse_progress(data: bytes) -> ProgressReport:
     fields = _Fields(load(data, ("progress",)))
-    bytes_total = fields.optional("bytesTotal")
-    records_total = fields.optional("recordsTotal")
     return ProgressReport(
         session_id=fields.one("sessionId"),
         phase=fields.one("phase"),
-        bytes_done=int(fields.one("bytesDone")),
-        bytes_total=None if bytes_total is None else int(bytes_total),
-        records_done=int(fields.one("recordsDone")),
-        records_total=None if records_total is None else int(records_total),
+        bytes_done=fields.number("bytesDone"),
+        bytes_total=fields.optional_number("bytesTotal"),
+        records_done=fields.number("recordsDone"),
+        records_total=fields.optional_number("recordsTotal"),
         error=fields.optional("error", strip=False),
     )
 
@@ -111,6 +106,16 @@ class _Fields:
     def optional(self, name: str, strip: bool = True) -> str | None:
         texts = self.texts(name, strip)
         return texts[0] if texts else None
+
+    def number(self, name: str) -> int:
+        return int(self.one(name))
+
+    def optional_number(self, name: str) -> int | None:
+        text = self.optional(name)
+        return None if text is None else int(text)
+
+    def attribute(self, name: str, attribute: str) -> str:
+        return self._root.find(f"{{{NAMESPACE}}}{name}").get(attribute).strip()
 
 
 # Data types and protocols are where the format grows: a word we do not know is a

@@ -86,7 +86,9 @@ def _check_root(root: etree._Element, roots: Collection[str]) -> None:
     expected = " or ".join(f"<{r}>" for r in roots)
     if name.namespace != NAMESPACE:
         where = f"namespace {name.namespace}" if name.namespace else "no namespace"
-        raise MalformedBody(f"expected {expected} in namespace {NAMESPACE}, got <{name.localname}> in {where}")
+        raise MalformedBody(
+            f"expected {expected} in namespace {NAMESPACE}, got <{name.localname}> in {where}"
+        )
     if name.localname not in roots:
         raise MalformedBody(f"expected {expected}, got <{name.localname}>")
 

@@ -76,7 +76,8 @@ def test_an_offer_without_sync_mode_has_none_after_the_round_trip():
 
 def test_an_offer_keeps_the_callers_preference_order():
     offer = an_offer(sync_protocols=("rsync", "syncml"))
-    assert parse_descriptor(build_descriptor(offer)).sync_protocols == (SyncProtocol.RSYNC, SyncProtocol.SYNCML)
+    parsed = parse_descriptor(build_descriptor(offer))
+    assert parsed.sync_protocols == (SyncProtocol.RSYNC, SyncProtocol.SYNCML)
 
 
 def test_the_body_uses_the_seed_field_names_in_the_session_namespace():
@@ -149,7 +150,12 @@ def test_a_bad_field_value_is_refused_at_construction_naming_the_field(field, va
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("destination_ip", "999.1.1.1"), ("destination_ip", None), ("destination_port", 0), ("destination_port", None)],
+    [
+        ("destination_ip", "999.1.1.1"),
+        ("destination_ip", None),
+        ("destination_port", 0),
+        ("destination_port", None),
+    ],
 )
 def test_an_answer_needs_a_valid_destination(field, value):
     with pytest.raises(InvalidValue):

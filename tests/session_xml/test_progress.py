@@ -21,7 +21,7 @@ PROGRESS_BODY = build_progress(PROGRESS)
         ProgressReport("s1", Phase.CONNECTING),
         ProgressReport("s1", Phase.APPLYING, records_done=7, records_total=120),
         ProgressReport("s1", Phase.DONE, bytes_done=2**64 - 1, bytes_total=2**64 - 1),
-        ProgressReport("s1", Phase.FAILED, bytes_done=5, error="certificate fingerprint mismatch\n  (pinned AB:CD)"),
+        ProgressReport("s1", Phase.FAILED, bytes_done=5, error="fingerprint mismatch\n  (pinned AB:CD)\r"),
     ],
     ids=["delta", "connecting", "applying", "done-huge", "failed"],
 )
