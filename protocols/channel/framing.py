@@ -8,7 +8,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NoReturn
 
 from protocols.channel.errors import ChannelError, ErrorCode
 
@@ -66,8 +65,12 @@ def encode_frame(kind: FrameType, payload: bytes | bytearray | memoryview = b"")
 class FrameDecoder:
     """Turns a byte stream, fed in chunks of any size, into Frames.
 
-    Each payload is copied once (partial payloads are kept as views of the fed bytes and joined
-    when complete). After the first error the decoder stays broken: the stream has no resync point.
+    Garbage (an unknown type, reserved flags, a length over the cap) sets `error`; the frames
+    before it in the same chunk are still returned, since the peer did send them. The stream has
+    no resync point, so every later `feed` raises that error.
+
+    Each payload is copied once: partial payloads are kept as views of the fed bytes and joined
+    when complete.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE):
@@ -76,7 +79,7 @@ class FrameDecoder:
         self._kind: FrameType | None = None  # set while a payload is being collected
         self._remaining = 0
         self._parts: list[memoryview] = []
-        self._error: ChannelError | None = None
+        self.error: ChannelError | None = None
 
     @property
     def in_frame(self) -> bool:
@@ -84,8 +87,8 @@ class FrameDecoder:
         return bool(self._header) or self._kind is not None
 
     def feed(self, data: bytes) -> list[Frame]:
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         if not isinstance(data, bytes):
             data = bytes(data)  # views into immutable bytes only: the caller may reuse its buffer
         frames: list[Frame] = []
@@ -105,6 +108,8 @@ class FrameDecoder:
                     kind_byte, flags, length = HEADER.unpack(self._header)
                     self._header.clear()
                 kind = self._check_header(kind_byte, flags, length)
+                if kind is None:
+                    break
                 if length == 0:
                     frames.append(Frame(kind))
                 else:
@@ -129,18 +134,15 @@ class FrameDecoder:
             self._kind = None
         return frames
 
-    def _check_header(self, kind_byte: int, flags: int, length: int) -> FrameType:
+    def _check_header(self, kind_byte: int, flags: int, length: int) -> FrameType | None:
         kind = _TYPES[kind_byte]
         if kind is None:
-            self._fail(f"garbage on the channel: unknown frame type 0x{kind_byte:02x}")
-        if flags:
-            self._fail(f"garbage on the channel: unknown flags 0x{flags:02x} on a {kind.name} frame")
-        if length > self.max_frame_size:
-            self._fail(
-                f"a {kind.name} frame of {length} bytes exceeds the cap of {self.max_frame_size} bytes"
-            )
-        return kind
-
-    def _fail(self, reason: str) -> NoReturn:
-        self._error = ChannelError(reason, ErrorCode.PROTOCOL)
-        raise self._error
+            reason = f"garbage on the channel: unknown frame type 0x{kind_byte:02x}"
+        elif flags:
+            reason = f"garbage on the channel: unknown flags 0x{flags:02x} on a {kind.name} frame"
+        elif length > self.max_frame_size:
+            reason = f"a {kind.name} frame of {length} bytes exceeds the cap of {self.max_frame_size} bytes"
+        else:
+            return kind
+        self.error = ChannelError(reason, ErrorCode.PROTOCOL)
+        return None
