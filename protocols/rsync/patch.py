@@ -51,6 +51,7 @@ class FilePatcher:
         self._checkpoint_bytes = checkpoint_bytes
         self._reader = DeltaReader(limits)
         self._basis_fd: int | None = None
+        self._copy_buf: bytearray | None = None
         self._out = None
         self._header: DeltaHeader | None = None
         self._end: DeltaEnd | None = None
@@ -119,14 +120,14 @@ class FilePatcher:
                     or (self._expected is not None and state.expected_digest not in (None, self._expected.hex()))
                     or not ppath.exists() or ppath.stat().st_size < state.offset):
                 raise ResumeMismatch(f"sender resumes at {header.resume_offset}, no matching partial output")
-            self._out = open(ppath, "r+b")
+            self._out = open(ppath, "r+b", buffering=0)
             self._out.truncate(state.offset)
             while chunk := self._out.read(COPY_PIECE):
                 self._hasher.update(chunk)
             self._written = self._checkpointed = state.offset
         else:
             partial.discard(self.target)
-            self._out = open(ppath, "wb")
+            self._out = open(ppath, "wb", buffering=0)
 
     def _open_basis(self, basis_size: int) -> None:
         try:
@@ -144,18 +145,23 @@ class FilePatcher:
 
     def _copy(self, op: CopyOp) -> None:
         assert self._basis_fd is not None  # the reader checked the op against basis_size > 0
+        if self._copy_buf is None:
+            self._copy_buf = bytearray(COPY_PIECE)  # reused: fresh pages per piece cost more than the copy
+        view = memoryview(self._copy_buf)
         pos, end = op.offset, op.offset + op.length
         while pos < end:
-            piece = os.pread(self._basis_fd, min(COPY_PIECE, end - pos), pos)
-            if not piece:
+            got = os.preadv(self._basis_fd, [view[:min(COPY_PIECE, end - pos)]], pos)
+            if not got:
                 raise BasisMismatch("basis shrank while being patched")
-            self._write(piece)
-            pos += len(piece)
+            self._write(view[:got])
+            pos += got
 
     def _write(self, data: bytes) -> None:
         if self._written + len(data) > self._limits.max_file_size:
             raise LimitExceeded(f"output above {self._limits.max_file_size} bytes")
-        self._out.write(data)
+        view = memoryview(data)
+        while view:  # unbuffered file: write() may take less than asked
+            view = view[self._out.write(view):]
         self._hasher.update(data)
         self._written += len(data)
 

@@ -124,6 +124,7 @@ class SignatureBuilder:
     def _records(self, blocks, count: int) -> bytes:
         bs = self.header.block_size
         arr = np.frombuffer(blocks, np.uint8)
+        arr.setflags(write=False)  # one compiled specialization whatever buffer the caller fed
         weak = np.empty(count, np.uint32)
         rolling.block_hashes(arr, bs, count, weak)
         mv = memoryview(blocks)
