@@ -18,6 +18,7 @@ from protocols.sip.digest import DigestAuthenticator, DigestError, Verdict, pars
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import (
     BRANCH_MAGIC,
+    SipMessage,
     SipRequest,
     SipResponse,
     new_tag,
@@ -46,12 +47,12 @@ log = logging.getLogger(__name__)
 OUR_BRANCH = BRANCH_MAGIC + "ss"
 
 # What a descriptor body tells about a session: data type, protocol, dataset.
-Describe = Callable[[SipRequest], tuple[str | None, str | None, str | None]]
+Describe = Callable[[SipMessage], tuple[str | None, str | None, str | None]]
 # What an INFO progress report says, or None when it says nothing we read.
 ReadProgress = Callable[[SipRequest], dict | None]
 
 
-def _no_description(request: SipRequest) -> tuple[None, None, None]:
+def _no_description(message: SipMessage) -> tuple[None, None, None]:
     return None, None, None
 
 
@@ -197,42 +198,19 @@ class Proxy:
             if refusal is not None:
                 return effects + refusal
         from_addr = request.from_addr
-        to_addr = request.to_addr
-        if from_addr is None or to_addr is None:
+        if from_addr is None or request.to_addr is None:
             return effects + self._reply(txn, 400, now, "Unreadable From or To")
-        caller = (caller_user, from_addr.uri.params.get("device") or DEFAULT_DEVICE)
+        call_id = request.call_id or ""
+        if call_id in self.sessions.active:
+            return effects + self._reply(txn, 482, now, "Loop or merged request")
 
         target_uri = request.uri
         target_user = user_of(target_uri)
         target_device = _uri_param(target_uri, "device")
-        if target_user not in self.directory.accounts:
-            return effects + self._reply(txn, 404, now, "No such user")
-        if target_device is not None:
-            if (target_user, target_device) not in self.directory.devices:
-                return effects + self._reply(txn, 404, now, "No such device")
-            if not self.directory.may_reach(caller_user, target_user, target_device):
-                return effects + self._reply(txn, 403, now, "Not allowed to sync with this device")
-            binding = self.location.get(target_user, target_device)
-            if binding is None:
-                return effects + self._reply(txn, 480, now, "Device offline")
-            targets = [binding]
-        else:
-            online = [b for b in self.location.devices_of(target_user) if b.key != caller]
-            targets = [
-                b for b in online if self.directory.may_reach(caller_user, b.user, b.device)
-            ]
-            if online and not targets:
-                return effects + self._reply(txn, 403, now, "Not allowed to sync with this user")
-            if not targets:
-                return effects + self._reply(txn, 480, now, "No device of this user is online")
-
-        call_id = request.call_id or ""
-        if call_id in self.sessions.active:
-            return effects + self._reply(txn, 482, now, "Loop or merged request")
         data_type, protocol, dataset = self.describe(request)
         session = Session(
             call_id=call_id,
-            caller=caller,
+            caller=(caller_user, from_addr.uri.params.get("device") or DEFAULT_DEVICE),
             callee=(target_user, target_device or "*"),
             caller_tag=from_addr.tag or "",
             caller_endpoint=txn.source,
@@ -242,6 +220,10 @@ class Proxy:
             dataset=dataset,
         )
         self.sessions.start(session)
+        targets, status, reason = self._targets(session.caller, target_user, target_device)
+        if not targets:
+            self.sessions.finish(session, now, status=status, reason=reason, failed=True)
+            return effects + self._reply(txn, status, now, reason)
         fork = Fork(server=txn, session=session)
         txn.context = fork
         for binding in targets:
@@ -252,6 +234,28 @@ class Proxy:
             self._ring_deadlines, (now + self.policy.ring_timeout, next(self._order), fork)
         )
         return effects
+
+    def _targets(self, caller: tuple[str, str], user: str, device: str | None
+                 ) -> tuple[list[Binding], int, str]:
+        """The bindings an INVITE goes to, or none with the status and reason of the refusal."""
+        if user not in self.directory.accounts:
+            return [], 404, "No such user"
+        if device is not None:
+            if (user, device) not in self.directory.devices:
+                return [], 404, "No such device"
+            if not self.directory.may_reach(caller[0], user, device):
+                return [], 403, "Not allowed to sync with this device"
+            binding = self.location.get(user, device)
+            if binding is None:
+                return [], 480, "Device offline"
+            return [binding], 0, ""
+        online = [b for b in self.location.devices_of(user) if b.key != caller]
+        allowed = [b for b in online if self.directory.may_reach(caller[0], b.user, b.device)]
+        if online and not allowed:
+            return [], 403, "Not allowed to sync with this user"
+        if not allowed:
+            return [], 480, "No device of this user is online"
+        return allowed, 0, ""
 
     def _authenticate(self, txn: ServerTransaction, user: str, now: float) -> list[Effect] | None:
         """None when the caller proved who it is; otherwise the 407 or 403 to send."""
@@ -364,6 +368,9 @@ class Proxy:
                 fork.done = True
                 to = response.to_addr
                 callee = (branch.binding.user, branch.binding.device)
+                _, chosen, _ = self.describe(response)
+                if chosen:
+                    fork.session.protocol = chosen  # the answer holds exactly one
                 self.sessions.established(
                     fork.session, callee, to.tag if to and to.tag else "", branch.binding.source, now
                 )

@@ -34,6 +34,13 @@ def ha1(username: str, realm: str, password: str, algorithm: Algorithm) -> str:
     return algorithm.hash(f"{username}:{realm}:{password}")
 
 
+def expected_response(algorithm: Algorithm, ha1_value: str, method: str, uri: str, nonce: str,
+                      nc: str, cnonce: str) -> str:
+    """The `response` a client with this HA1 computes for qop=auth (RFC 7616 3.4.1)."""
+    ha2 = algorithm.hash(f"{method}:{uri}")
+    return algorithm.hash(f"{ha1_value}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """The parameters of an Authorization or Proxy-Authorization header."""
@@ -239,9 +246,11 @@ class DigestAuthenticator:
 
         stored = lookup(user, algorithm)
         ha1_value = stored if stored is not None else _DECOY_HA1[algorithm]
-        ha2 = algorithm.hash(f"{method}:{credentials.uri}")
-        expected = algorithm.hash(
-            f"{ha1_value}:{credentials.nonce}:{credentials.nc}:{credentials.cnonce}:auth:{ha2}"
+        # HA2 uses the header's uri, not the Request-URI: clients such as sipp put the
+        # server's address there.
+        expected = expected_response(
+            algorithm, ha1_value, method, credentials.uri, credentials.nonce, credentials.nc,
+            credentials.cnonce,
         )
         if stored is None or not hmac.compare_digest(expected, credentials.response.lower()):
             return Outcome(Verdict.FAILED, user, "wrong credentials")

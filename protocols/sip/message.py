@@ -25,6 +25,7 @@ __all__ = [
     "AuthChallenge",
     "AuthCredentials",
     "MAX_MESSAGE_BYTES",
+    "SipMessage",
     "SipParseError",
     "SipRequest",
     "SipResponse",

@@ -42,8 +42,8 @@ class _Stream(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = transport  # type: ignore[assignment]
         if self.peer is None:
             host, port = transport.get_extra_info("peername")[:2]
             self.peer = Endpoint("tcp", host, port)

@@ -1,0 +1,334 @@
+"""`sipsync-admin`: users, devices, shares, online devices and sessions, read from and written to
+the server's data directory (safe while the server runs: SQLite WAL, and the server reloads)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .sessions import SessionRecord
+from .store import Store, StoreError, split_device
+
+console = Console()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"sipsync-admin: {message}", err=True)
+    sys.exit(code)
+
+
+class _Context:
+    def __init__(self, data_dir: Path | None, url: str | None) -> None:
+        if url is not None:
+            _fail("--url needs the admin HTTP API, which this server version does not serve yet; "
+                  "use --data-dir on the server's machine", 2)
+        self.data_dir = data_dir or Path("sipsync-data")
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.data_dir)
+        return self._store
+
+
+def _password(password: str | None, password_file: Path | None) -> str:
+    if (password is None) == (password_file is None):
+        _fail("give exactly one of --password or --password-file", 2)
+    if password_file is not None:
+        return password_file.read_text().rstrip("\r\n")
+    assert password is not None
+    return password
+
+
+def _emit(rows: list[dict], columns: list[tuple[str, str]], as_json: bool, title: str) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console.print(_table(rows, columns, title))
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for _, header in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*("" if row.get(key) is None else str(row[key]) for key, _ in columns))
+    return table
+
+
+def _when(stamp: float | None) -> str | None:
+    return None if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="SIPSYNC_DATA_DIR", help="The server's data directory [./sipsync-data].")
+@click.option("--url", envvar="SIPSYNC_URL", help="The admin HTTP API of a running server.")
+@click.option("--token", envvar="SIPSYNC_TOKEN", help="API token for --url.")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, url: str | None, token: str | None) -> None:
+    """Manage a sipsync control server: users, devices, shares; watch devices and sessions."""
+    ctx.obj = _Context(data_dir, url)
+
+
+def _store_errors(function):
+    """Refusals from the store become one line on stderr and exit code 1."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except StoreError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+# -- users -----------------------------------------------------------------------------------------
+
+@main.group()
+def users() -> None:
+    """Users: add, import, list, remove, passwd, disable."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--password")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@_store_errors
+def users_add(ctx: _Context, name: str, password: str | None, password_file: Path | None) -> None:
+    ctx.store.add_user(name, _password(password, password_file))
+    click.echo(f"added user {name}")
+
+
+@users.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@_store_errors
+def users_import(ctx: _Context, file: Path) -> None:
+    """Add or update users from a CSV of name,password (a header row is skipped)."""
+    started = time.perf_counter()
+    with open(file, newline="") as handle:
+        rows = (row for row in csv.reader(handle) if row and row[:2] != ["name", "password"])
+        count = ctx.store.import_users((row[0].strip(), row[1] if len(row) > 1 else "") for row in rows)
+    click.echo(f"imported {count} user(s) in {time.perf_counter() - started:.1f} s")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def users_list(ctx: _Context, as_json: bool) -> None:
+    rows = [
+        {"name": u.name, "disabled": u.disabled, "devices": u.devices,
+         "created": _when(u.created_at)}
+        for u in ctx.store.users()
+    ]
+    _emit(rows, [("name", "user"), ("devices", "devices"), ("disabled", "disabled"),
+                 ("created", "created")], as_json, "Users")
+
+
+@users.command("remove")
+@click.argument("name")
+@click.pass_obj
+@_store_errors
+def users_remove(ctx: _Context, name: str) -> None:
+    ctx.store.remove_user(name)
+    click.echo(f"removed user {name}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@_store_errors
+def users_passwd(ctx: _Context, name: str, password: str | None, password_file: Path | None) -> None:
+    ctx.store.set_password(name, _password(password, password_file))
+    click.echo(f"changed the password of {name}")
+
+
+@users.command("disable")
+@click.argument("name")
+@click.option("--enable", is_flag=True, help="Enable the user again.")
+@click.pass_obj
+@_store_errors
+def users_disable(ctx: _Context, name: str, enable: bool) -> None:
+    ctx.store.set_disabled(name, not enable)
+    click.echo(f"{'enabled' if enable else 'disabled'} user {name}")
+
+
+# -- devices and shares ----------------------------------------------------------------------------
+
+@main.group()
+def devices() -> None:
+    """Devices: add, list, remove (USER/DEVICE)."""
+
+
+@devices.command("add")
+@click.argument("spec", metavar="USER/DEVICE")
+@click.pass_obj
+@_store_errors
+def devices_add(ctx: _Context, spec: str) -> None:
+    ctx.store.add_device(*split_device(spec))
+    click.echo(f"added device {spec}")
+
+
+@devices.command("remove")
+@click.argument("spec", metavar="USER/DEVICE")
+@click.pass_obj
+@_store_errors
+def devices_remove(ctx: _Context, spec: str) -> None:
+    ctx.store.remove_device(*split_device(spec))
+    click.echo(f"removed device {spec}")
+
+
+@devices.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def devices_list(ctx: _Context, as_json: bool) -> None:
+    online = {(b.user, b.device) for b in ctx.store.bindings(time.time())}
+    rows = [
+        {"user": d.user, "device": d.name, "online": (d.user, d.name) in online,
+         "last_seen": _when(d.last_seen), "created": _when(d.created_at)}
+        for d in ctx.store.devices()
+    ]
+    _emit(rows, [("user", "user"), ("device", "device"), ("online", "online"),
+                 ("last_seen", "last seen")], as_json, "Devices")
+
+
+@main.group()
+def shares() -> None:
+    """Shares: let another user's devices sync with one of yours."""
+
+
+@shares.command("add")
+@click.argument("spec", metavar="USER/DEVICE")
+@click.argument("grantee", metavar="USER")
+@click.pass_obj
+@_store_errors
+def shares_add(ctx: _Context, spec: str, grantee: str) -> None:
+    owner, device = split_device(spec)
+    ctx.store.add_share(owner, device, grantee)
+    click.echo(f"shared {spec} with {grantee}")
+
+
+@shares.command("remove")
+@click.argument("spec", metavar="USER/DEVICE")
+@click.argument("grantee", metavar="USER")
+@click.pass_obj
+@_store_errors
+def shares_remove(ctx: _Context, spec: str, grantee: str) -> None:
+    owner, device = split_device(spec)
+    ctx.store.remove_share(owner, device, grantee)
+    click.echo(f"stopped sharing {spec} with {grantee}")
+
+
+@shares.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def shares_list(ctx: _Context, as_json: bool) -> None:
+    rows = [{"device": f"{s.owner}/{s.device}", "user": s.grantee} for s in ctx.store.shares()]
+    _emit(rows, [("device", "device"), ("user", "shared with")], as_json, "Shares")
+
+
+# -- online devices and sessions -------------------------------------------------------------------
+
+def _online_rows(store: Store) -> list[dict]:
+    now = time.time()
+    return [
+        {
+            "user": b.user, "device": b.device,
+            "address": str(b.source), "transport": b.source.transport,
+            "contact": b.contact, "user_agent": b.user_agent,
+            "registered_at": b.registered_at, "last_seen": b.last_seen,
+            "expires_at": b.expires_at, "expires_in": round(b.expires_at - now, 1),
+        }
+        for b in store.bindings(now)
+    ]
+
+
+_ONLINE_COLUMNS = [("user", "user"), ("device", "device"), ("address", "address"),
+                   ("transport", "transport"), ("expires_in", "expires in (s)"),
+                   ("user_agent", "user agent")]
+
+
+def _session_row(record: SessionRecord) -> dict:
+    row = asdict(record)
+    row["duration"] = None if record.duration is None else round(record.duration, 3)
+    return row
+
+
+def _session_table_row(row: dict) -> dict:
+    progress = row.get("progress") or {}
+    shown = dict(row)
+    shown["started"] = _when(row["started_at"])
+    shown["progress"] = " ".join(f"{k}={v}" for k, v in progress.items()) or None
+    shown["outcome"] = row["reason"] or row["state"]
+    return shown
+
+
+_SESSION_COLUMNS = [("call_id", "call-id"), ("caller", "caller"), ("callee", "callee"),
+                    ("data_type", "data"), ("protocol", "protocol"), ("state", "state"),
+                    ("progress", "progress"), ("started", "started")]
+_HISTORY_COLUMNS = _SESSION_COLUMNS[:5] + [("status", "status"), ("outcome", "outcome"),
+                                           ("duration", "duration (s)"), ("started", "started")]
+
+
+def _watch(build) -> None:
+    with Live(build(), console=console, refresh_per_second=2) as live:
+        try:
+            while True:
+                time.sleep(1.0)
+                live.update(build())
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@click.pass_obj
+def online(ctx: _Context, as_json: bool, watch: bool) -> None:
+    """Devices online now: address, transport, expiry countdown, user agent."""
+    if watch:
+        _watch(lambda: _table(_online_rows(ctx.store), _ONLINE_COLUMNS, "Online devices"))
+        return
+    _emit(_online_rows(ctx.store), _ONLINE_COLUMNS, as_json, "Online devices")
+
+
+@main.command()
+@click.option("--history", is_flag=True, help="Ended sessions, newest first.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@click.pass_obj
+def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: bool) -> None:
+    """Active sessions with their progress, or (--history) the ended ones with their outcome."""
+    columns = _HISTORY_COLUMNS if history else _SESSION_COLUMNS
+    title = "Session history" if history else "Active sessions"
+
+    def rows() -> list[dict]:
+        return [_session_row(r) for r in ctx.store.sessions(history=history, limit=limit)]
+
+    if as_json and not watch:
+        click.echo(json.dumps(rows(), indent=2))
+    elif watch:
+        _watch(lambda: _table([_session_table_row(r) for r in rows()], columns, title))
+    else:
+        console.print(_table([_session_table_row(r) for r in rows()], columns, title))
+
+
+if __name__ == "__main__":
+    main()

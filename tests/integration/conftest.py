@@ -1,0 +1,120 @@
+"""Real control server processes and a real sipp, on loopback ports chosen by the OS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from control_server.store import Store
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP right now."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+class ServerProcess:
+    """`sipsync-server` as an operator runs it, in its own process."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.log_path = data_dir / "server.log"
+
+    def start(self, port: int = 0) -> ServerProcess:
+        port_file = self.data_dir / "port"
+        port_file.unlink(missing_ok=True)
+        self.log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "control_server.cli", "--data-dir", str(self.data_dir),
+             "--sip-port", str(port), "--port-file", str(port_file), "--no-admin", *self.extra],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 15
+        while not port_file.exists() or not port_file.read_text().strip():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.02)
+        self.port = int(port_file.read_text())
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+        self.log.close()
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    directory = tmp_path / "data"
+    store = Store(directory)
+    store.realm("sipsync.test")
+    store.close()
+    return directory
+
+
+@pytest.fixture
+def server(data_dir):
+    process = ServerProcess(data_dir).start()
+    yield process
+    process.stop()
+
+
+def sipp_binary() -> str:
+    found = shutil.which("sipp")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("sipp is not installed (Debian package sip-tester); CI must install it")
+        pytest.skip("sipp is not installed (apt-get install sip-tester)")
+    return found
+
+
+def run_sipp(scenario: str, target_port: int, *args: str, cwd: Path, timeout: float = 60,
+             transport: str = "u1", local_port: int | None = None, background: bool = False):
+    """Run sipp to completion; returns its exit code (0: every call succeeded) and output."""
+    command = [
+        sipp_binary(), f"127.0.0.1:{target_port}", "-sf", str(SCENARIOS / scenario),
+        "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", transport,
+        "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
+        "-trace_msg", *args,
+    ]
+    if background:
+        return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout + 30)
+    return result.returncode, result.stdout + result.stderr
+
+
+def write_users_csv(path: Path, users: list[tuple[str, str]], extra=None) -> Path:
+    with open(path, "w") as out:
+        out.write("SEQUENTIAL\n")
+        for i, (name, password) in enumerate(users):
+            fields = [name, password] + ([extra[i]] if extra else [])
+            out.write(";".join(fields) + "\n")
+    return path
