@@ -1,0 +1,126 @@
+"""The registrar's decisions, without sockets."""
+
+from __future__ import annotations
+
+from protocols.sip.endpoint import Endpoint
+
+from .sip_client import answer, build
+
+SOURCE = Endpoint("udp", "127.0.0.1", 5071)
+
+
+def register(registrar, user="alice", password="alice-pw", *, expires="60", device=None,
+             contact=None, now=1000.0, cseq=2, call_id="reg1", algorithm_index=0):
+    to = f"<sip:{user}@sipsync{';device=' + device if device else ''}>"
+    contact = contact or f"<sip:{user}@127.0.0.1:5071>"
+    headers = [f"Contact: {contact}"] + ([f"Expires: {expires}"] if expires is not None else [])
+    first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=cseq - 1,
+                  call_id=call_id)
+    challenge = registrar.register(first, SOURCE, now)
+    assert challenge.response.status_code == 401
+    value = challenge.response.headers.get("www-authenticate")[algorithm_index]
+    credentials = answer(value, user=user, password=password, method="REGISTER", uri="sip:sipsync")
+    second = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers + [credentials],
+                   cseq=cseq, call_id=call_id)
+    return registrar.register(second, SOURCE, now)
+
+
+def test_a_register_without_credentials_is_challenged_with_md5_then_sha256(registrar):
+    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>"])
+    result = registrar.register(first, SOURCE, 0.0)
+    challenges = result.response.headers.get("www-authenticate")
+    assert result.response.status_code == 401
+    assert [c.rsplit("algorithm=", 1)[1] for c in challenges] == ["MD5", "SHA-256"]
+
+
+def test_the_right_password_binds_the_default_device_for_60_seconds(registrar, location):
+    result = register(registrar, expires=None)
+    assert result.response.status_code == 200
+    binding = location.get("alice", "default")
+    assert binding is result.bound and binding.expires_at == 1060.0
+    assert binding.source == SOURCE
+    assert result.response.headers.get_first("contact").endswith(";expires=60")
+
+
+def test_sha256_credentials_work_too(registrar):
+    assert register(registrar, algorithm_index=1).response.status_code == 200
+
+
+def test_register_with_wrong_password_gets_401_again(registrar, location):
+    result = register(registrar, password="wrong")
+    assert result.response.status_code == 401 and result.auth_failed
+    assert len(location) == 0
+
+
+def test_a_named_device_binds_beside_the_others(registrar, location):
+    register(registrar, device="laptop")
+    register(registrar, device="phone", call_id="reg2")
+    assert {b.device for b in location.devices_of("alice")} == {"laptop", "phone"}
+
+
+def test_a_device_can_be_named_by_sip_instance(registrar, location):
+    register(registrar, contact='<sip:alice@127.0.0.1:5071>;+sip.instance="<urn:sipsync:device:tab>"')
+    assert location.get("alice", "tab") is not None
+
+
+def test_a_new_device_is_created_on_its_first_registration(registrar, directory):
+    result = register(registrar, device="watch")
+    assert result.new_device and ("alice", "watch") in directory.devices
+    assert not register(registrar, device="watch", call_id="r9").new_device
+
+
+def test_too_short_an_expiry_gets_423_with_min_expires(registrar):
+    result = register(registrar, expires="5")
+    assert result.response.status_code == 423
+    assert result.response.headers.get_first("min-expires") == "20"
+
+
+def test_too_long_an_expiry_is_cut_to_the_maximum(registrar, location):
+    register(registrar, expires="999999")
+    assert location.get("alice", "default").expires_at == 1000.0 + 3600
+
+
+def test_expires_zero_unregisters(registrar, location):
+    register(registrar)
+    result = register(registrar, expires="0", cseq=4)
+    assert result.response.status_code == 200 and len(location) == 0
+    assert [b.device for b in result.unbound] == ["default"]
+
+
+def test_an_unknown_user_gets_the_same_401_as_a_wrong_password(registrar):
+    result = register(registrar, user="mallory", password="x")
+    assert result.response.status_code == 401 and result.auth_failed
+
+
+def test_credentials_for_another_user_are_forbidden(registrar):
+    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>"])
+    challenge = registrar.register(first, SOURCE, 0.0).response.headers.get("www-authenticate")[0]
+    creds = answer(challenge, user="bob", password="bob-pw", method="REGISTER", uri="sip:sipsync")
+    second = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>", creds])
+    assert registrar.register(second, SOURCE, 0.0).response.status_code == 403
+
+
+def test_a_disabled_user_is_forbidden(registrar, directory):
+    from control_server.directory import Account
+    old = directory.accounts["alice"]
+    directory.accounts["alice"] = Account(old.ha1_md5, old.ha1_sha256, True)
+    assert register(registrar).response.status_code == 403
+
+
+def test_a_binding_not_refreshed_is_dropped_after_the_grace(registrar, location):
+    register(registrar)
+    assert location.expire(1069.0) == []
+    gone = location.expire(1071.0)
+    assert [b.key for b in gone] == [("alice", "default")] and len(location) == 0
+
+
+def test_a_refreshed_binding_is_not_dropped_at_its_old_expiry(registrar, location):
+    register(registrar)
+    register(registrar, now=1050.0, cseq=4)
+    assert location.expire(1075.0) == []
+    assert location.get("alice", "default").registered_at == 1000.0
+
+
+def test_an_out_of_order_register_is_refused(registrar):
+    register(registrar, cseq=10)
+    assert register(registrar, cseq=5).response.status_code == 500
