@@ -15,7 +15,7 @@ import pytest
 
 from control_server.store import Store
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parents[2] / "sipp"
 
 
 def free_port() -> int:
