@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class Credentials:
     opaque: str | None = None
 
 
+# key=value or key="value" (with \" inside quotes), comma separated.
+_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))')
+
+
 class DigestError(ValueError):
     """Credentials that cannot even be read."""
 
@@ -66,29 +71,12 @@ def parse_credentials(value: str) -> Credentials:
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         raise DigestError(f"not a Digest credential: {scheme!r}")
-    params: dict[str, str] = {}
-    i, n = 0, len(rest)
-    while i < n:
-        while i < n and rest[i] in " ,\t":
-            i += 1
-        eq = rest.find("=", i)
-        if eq < 0:
-            break
-        key = rest[i:eq].strip().lower()
-        i = eq + 1
-        if i < n and rest[i] == '"':
-            end = i + 1
-            while end < n and rest[end] != '"':
-                end += 2 if rest[end] == "\\" else 1
-            if end >= n:
-                raise DigestError("unterminated quoted value")
-            params[key] = rest[i + 1 : end].replace('\\"', '"')
-            i = end + 1
-        else:
-            end = rest.find(",", i)
-            end = n if end < 0 else end
-            params[key] = rest[i:end].strip()
-            i = end
+    if rest.count('"') % 2:
+        raise DigestError("unterminated quoted value")
+    params = {
+        key.lower(): quoted.replace('\\"', '"') if quoted else plain
+        for key, quoted, plain in _PARAM.findall(rest)
+    }
     try:
         return Credentials(
             username=params["username"],
