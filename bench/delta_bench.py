@@ -165,13 +165,13 @@ def bench_case(key: str, name: str, mc, size_mib: int, work: Path, reps: int) ->
         rows["sipsync"].append(s)
 
         d = {}
-        w, rss, _ = run(["rdiff", "signature", str(basis), str(cdir / "rsig")], pf, work)
+        w, rss, _ = run(["rdiff", "-f", "signature", str(basis), str(cdir / "rsig")], pf, work)
         with open(cdir / "rsig", "rb") as f:
             d["block"] = struct.unpack(">4sII", f.read(12))[1]
         d.update(sig_t=w, sig_rss=rss, sig_size=(cdir / "rsig").stat().st_size)
-        w, rss, _ = run(["rdiff", "delta", str(cdir / "rsig"), str(new), str(cdir / "rdelta")], pf, work)
+        w, rss, _ = run(["rdiff", "-f", "delta", str(cdir / "rsig"), str(new), str(cdir / "rdelta")], pf, work)
         d.update(delta_t=w, delta_rss=rss, delta_size=(cdir / "rdelta").stat().st_size)
-        w, rss, _ = run(["rdiff", "patch", str(basis), str(cdir / "rdelta"), str(cdir / "rout")], pf, work)
+        w, rss, _ = run(["rdiff", "-f", "patch", str(basis), str(cdir / "rdelta"), str(cdir / "rout")], pf, work)
         d.update(patch_t=w, patch_rss=rss, ok=same_file(cdir / "rout", new))
         os.unlink(cdir / "rout")
         rows["rdiff"].append(d)
