@@ -105,6 +105,7 @@ class _Offer:
     kind: ChangeKind | None = None  # None: only an inventory entry, content not sent yet
     content: bytes | None = None
     ref: tuple[int, int] | None = None  # (MsgID, CmdID) of the item command
+    names_our_id: bool = False  # the caller gave our id (Target), so it claims we hold the item
 
     @property
     def version(self) -> Version:
@@ -622,6 +623,7 @@ class SyncCallee(_Session):
             command.kind,
             item.content,
             (msg_id, command.cmd_id),
+            bool(item.target),
         )
         if previous is not None and previous.hash != offer.hash:
             # changed on the caller between its inventory and our Get: leave it for the next sync
@@ -694,8 +696,8 @@ class SyncCallee(_Session):
             elif not offer.deleted:
                 decision.drop_remote = True
         elif mine is None:
-            if current is None and not mode.full and offer.kind in (ChangeKind.REPLACE, ChangeKind.DELETE):
-                decision.code = NOT_FOUND
+            if current is None and not mode.full and (offer.names_our_id or offer.kind is ChangeKind.DELETE):
+                decision.code = NOT_FOUND  # a Replace of an item we lack is an Add, as in SyncML
             elif current is None and offer.deleted:
                 pass  # deleted on the caller, never known here
             elif mode.callee_writes:
@@ -751,13 +753,16 @@ class SyncCallee(_Session):
                 self._remote_to_local[map_item.target] = map_item.source
             for local_id, decision in self._decisions.items():
                 offer = self._offers.get(local_id)
+                if decision.needs_content and (offer is None or offer.kind is None):
+                    # the caller's item changed meanwhile and comes again next time: so must ours,
+                    # or our anchor would move past it and the next sync would see no conflict
+                    if decision.expected is not None:
+                        self.store.touch(local_id)
+                    decision.send = False
+                    continue
                 if decision.conflict is not None:
                     self._conflicts.append(decision.conflict)
                     self.store.record_conflict(peer, decision.conflict)
-                if decision.needs_content and (offer is None or offer.kind is None):
-                    decision.take = decision.send = False
-                    decision.copy_of = None
-                    continue  # the caller could not give it (gone or changed meanwhile)
                 if decision.copy_of is not None:
                     copy_id = self._make_copy(local_id, decision, offer)
                     if copy_id is not None:

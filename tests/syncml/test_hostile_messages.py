@@ -53,8 +53,9 @@ def _from_caller(caller, msg_id, *commands, final=True):
     return encode(Message(Header(caller.session_id, msg_id, "A", "B"), commands, final))
 
 
-def _replace(cmd_id, item_id):
-    return ItemCommand(cmd_id, ChangeKind.REPLACE, Item(item_id, "", "text/vcard", 5.0, card("Evil", uid=item_id)))
+def _replace(cmd_id, item_id, target=""):
+    content = card("Evil", uid=item_id)
+    return ItemCommand(cmd_id, ChangeKind.REPLACE, Item(item_id, target, "text/vcard", 5.0, content))
 
 
 @pytest.mark.parametrize(
@@ -111,9 +112,10 @@ def test_a_replace_or_delete_of_an_id_that_does_not_exist_gets_404_and_the_rest_
     caller, callee = _callee_waiting_for_changes(a, b)
     before = _snapshot(b)
     ghost_delete = ItemCommand(3, ChangeKind.DELETE, Item("ghost-2", "", "text/vcard", 5.0))
-    callee.receive(_from_caller(caller, 2, Sync(1, "contacts", (_replace(2, "ghost-1"), ghost_delete))))
+    ghost_replace = _replace(2, "their-id", target="ghost-1")  # names an id of ours that does not exist
+    callee.receive(_from_caller(caller, 2, Sync(1, "contacts", (ghost_replace, ghost_delete))))
     statuses = _statuses(callee.data_to_send())
-    assert sorted((s.ref, s.code) for s in statuses if s.cmd != "SyncHdr") == [("ghost-1", 404), ("ghost-2", 404)]
+    assert sorted((s.ref, s.code) for s in statuses if s.cmd != "SyncHdr") == [("ghost-2", 404), ("their-id", 404)]
     assert callee.state is SessionState.RUNNING
     assert contents(b) == before[0] and b.current_seq() == before[1]
 
