@@ -17,8 +17,17 @@ from aiosipua.header_codec import (
     stringify_uri,
     stringify_via,
 )
-from aiosipua.headers import Address, AuthChallenge, AuthCredentials, SipUri, Via
-from aiosipua.message import SipMessage, SipRequest, SipResponse
+from aiosipua.headers import (
+    COMPACT_HEADERS,
+    MULTI_INSTANCE_HEADERS,
+    Address,
+    AuthChallenge,
+    AuthCredentials,
+    CaseInsensitiveDict,
+    SipUri,
+    Via,
+)
+from aiosipua.message import SipMessage, SipRequest, SipResponse, _split_multi_value
 
 __all__ = [
     "Address",
@@ -109,7 +118,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
     if not head[:1].isalpha():
         raise SipParseError("no start line")
     try:
-        message = SipMessage.parse(data)
+        message = SipMessage.parse(data) if b"\r\n " in head or b"\r\n\t" in head else _read(head, body)
     except (ValueError, IndexError) as exc:
         raise SipParseError(f"unparsable message: {exc}") from None
     if isinstance(message, SipRequest):
@@ -142,6 +151,47 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
                 f"body is {len(body)} bytes but Content-Length says {length}", request
             )
     return message
+
+
+def _read(head: bytes, body: bytes) -> SipRequest | SipResponse:
+    """aiosipua's parse for unfolded headers, in one pass and without per-character splitting of
+    values that hold no comma: the registrar's hot path. Fills aiosipua's header container
+    directly (its layout is pinned with the dependency's version; a test compares the result
+    with aiosipua's own parser)."""
+    lines = head.decode("utf-8", errors="replace").split("\r\n")
+    if len(lines) > 257:
+        raise ValueError(f"too many headers ({len(lines) - 1})")
+    headers = CaseInsensitiveDict()
+    store, original = headers._store, headers._original
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        name = name.strip()
+        key = name.lower()
+        if key in COMPACT_HEADERS:
+            name = key = COMPACT_HEADERS[key]
+        value = value.strip()
+        values = store.get(key)
+        if values is None:
+            values = store[key] = []
+            original[key] = name
+        if "," in value and key in MULTI_INSTANCE_HEADERS:
+            values.extend(_split_multi_value(value))
+        else:
+            values.append(value)
+    declared = store.get("content-length")
+    if declared and declared[0].isdigit():
+        body = body[: int(declared[0])]
+    start = lines[0].strip()
+    parts = start.split(None, 2)
+    if start.startswith("SIP/"):
+        code = int(parts[1]) if len(parts) > 1 else 0
+        reason = parts[2] if len(parts) > 2 else ""
+        return SipResponse(headers=headers, body=body, status_code=code, reason_phrase=reason)
+    if len(parts) < 3:
+        raise ValueError(f"Malformed request line: {start!r}")
+    return SipRequest(headers=headers, body=body, method=parts[0], uri=parts[1])
 
 
 def new_branch() -> str:

@@ -64,3 +64,28 @@ def test_the_stream_framer_refuses_what_it_cannot_frame():
         StreamFramer().feed(GOOD.replace(b"Content-Length: 0\r\n", b""))
     with pytest.raises(SipParseError, match="longer than"):
         StreamFramer().feed(b"INVITE " + b"x" * 20_000)
+
+
+CORPUS = [
+    GOOD,
+    GOOD.replace(b"Content-Length: 0\r\n\r\n", b"Content-Length: 5\r\n\r\nhelloEXTRA"),
+    (b"INVITE sip:bob@x;device=phone SIP/2.0\r\n"
+     b"v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa, SIP/2.0/TCP [::1]:5070;branch=z9hG4bKb\r\n"
+     b"f: \"Alice, A.\" <sip:alice@x;device=laptop>;tag=9\r\nt: <sip:bob@x>\r\ni: abc@h\r\n"
+     b"CSeq: 7 INVITE\r\nm: <sip:alice@10.0.0.1>;expires=60, <sip:alice@10.0.0.2>\r\n"
+     b"Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n"
+     b"Proxy-Authorization: Digest username=\"alice\", realm=\"r\", nonce=\"n,1\"\r\n"
+     b"l: 0\r\n\r\n"),
+    b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
+    b"To: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", CORPUS)
+def test_our_fast_reader_gives_what_aiosipua_parse_gives(data):
+    from aiosipua.message import SipMessage
+
+    ours, theirs = parse_message(data), SipMessage.parse(data)
+    assert type(ours) is type(theirs)
+    assert list(ours.headers.items()) == list(theirs.headers.items())
+    assert ours.body == theirs.body and bytes(ours) == bytes(theirs)
