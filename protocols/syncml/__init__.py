@@ -2,9 +2,11 @@
 as a sans-I/O engine (message bytes in, message bytes out) over an abstract record store."""
 
 from protocols.syncml.conflicts import Conflict, ConflictPolicy, Resolution, Side
-from protocols.syncml.engine import SessionState, SyncCallee, SyncCaller, SyncError, SyncReport
+from protocols.syncml.callee import SyncCallee
+from protocols.syncml.caller import SyncCaller
 from protocols.syncml.modes import SyncMode
 from protocols.syncml.records import Anchor, Change, ChangeKind, ItemMeta, Record
+from protocols.syncml.session import ItemError, SessionState, SyncError, SyncReport
 from protocols.syncml.store import StaleVersion, SyncStore
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "ChangeKind",
     "Conflict",
     "ConflictPolicy",
+    "ItemError",
     "ItemMeta",
     "Record",
     "Resolution",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocols.syncml.engine import SessionState, SyncCallee, SyncCaller
+from protocols.syncml.callee import SyncCallee
+from protocols.syncml.caller import SyncCaller
+from protocols.syncml.session import SessionState
 
 
 @dataclass(frozen=True, slots=True)

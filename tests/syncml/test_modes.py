@@ -3,7 +3,7 @@
 import pytest
 
 from peer.record_store import RecordStore
-from protocols.syncml import ConflictPolicy, Resolution, SessionState, Side, SyncMode
+from protocols.syncml import ConflictPolicy, Resolution, SessionState, Side, SyncCallee, SyncCaller, SyncMode
 from tests.syncml.harness import Clock, card, names, sync
 
 
@@ -332,14 +332,10 @@ def test_bytes_of_an_incremental_sync_follow_the_changes_not_the_store(a, b):
 # --- stepping a sync by hand -------------------------------------------------------------------
 
 def _caller(store, mode=SyncMode.TWO_WAY):
-    from protocols.syncml import SyncCaller
-
     return SyncCaller(store, device="A", peer="B", dataset="contacts", mode=mode)
 
 
 def _callee(store, policy=ConflictPolicy.NEWEST_WINS):
-    from protocols.syncml import SyncCallee
-
     return SyncCallee(store, device="B", dataset="contacts", policy=policy)
 
 

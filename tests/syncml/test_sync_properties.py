@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from peer.record_store import RecordStore
-from protocols.syncml import ConflictPolicy, Resolution, SessionState, SyncCallee, SyncCaller, SyncMode
+from protocols.syncml import ConflictPolicy, Resolution, SyncCallee, SyncCaller, SyncMode
 from protocols.syncml.records import content_hash
 from tests.syncml.harness import Clock, card, contents, sync
 

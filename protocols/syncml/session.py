@@ -1,0 +1,265 @@
+"""What the caller and callee sessions share: message bookkeeping, Status codes, id translation,
+failure, and the report of a finished sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Iterable
+
+from protocols.syncml.conflicts import Conflict, Side
+from protocols.syncml.messages import Command, Header, Item, ItemCommand, Map, Message, MessageError, Status, Sync
+from protocols.syncml.messages import decode, encode
+from protocols.syncml.modes import SyncMode
+from protocols.syncml.packing import Unit, split_package
+from protocols.syncml.records import ChangeKind, Record
+from protocols.syncml.store import SyncStore
+
+# Status codes, as in SyncML 1.2
+OK = 200
+ADDED = 201
+CALLER_WON = 208
+DUPLICATED = 209
+BAD_REQUEST = 400
+FORBIDDEN = 403
+NOT_FOUND = 404
+NOT_ALLOWED = 405
+CONCURRENT_EDIT = 409  # the receiver's item changed during the sync: offered again next time
+CALLEE_WON = 419
+SERVER_ERROR = 500
+REFRESH_REQUIRED = 508  # anchors do not match: slow sync
+
+
+class SessionState(Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SyncError(Exception):
+    """Why a session failed; nothing of the failed package was written and anchors did not move."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """An item command refused by one side, with the Status code it got."""
+
+    item_id: str
+    code: int
+    refused_by: Side
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    role: Side
+    mode: SyncMode | None
+    items_sent: int
+    items_applied: int
+    conflicts: tuple[Conflict, ...]
+    item_errors: tuple[ItemError, ...]
+    messages_sent: int
+    bytes_sent: int
+    messages_received: int
+    bytes_received: int
+
+
+class Session:
+    role: Side
+
+    def __init__(
+        self,
+        store: SyncStore,
+        *,
+        device: str,
+        peer: str | None,
+        dataset: str,
+        session_id: str,
+        max_message_bytes: int,
+        max_items_per_message: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.device = device
+        self.peer = peer
+        self.dataset = dataset
+        self.session_id = session_id
+        self.state = SessionState.RUNNING
+        self.error: SyncError | None = None
+        self.mode: SyncMode | None = None
+        self._max_bytes = max_message_bytes
+        self._max_items = max_items_per_message
+        self._clock = clock
+        self._out: list[bytes] = []
+        self._msg_id = 0
+        self._expected_msg_id = 1
+        self._pending: list[tuple[int, Command]] = []
+        self._sent_items: dict[tuple[int, int], str] = {}
+        self._local_to_remote: dict[str, str] = {}
+        self._remote_to_local: dict[str, str] = {}
+        self._conflicts: list[Conflict] = []
+        self._item_errors: list[ItemError] = []
+        self._items_sent = self._items_applied = 0
+        self._messages_sent = self._bytes_sent = self._messages_received = self._bytes_received = 0
+
+    # --- the sans-I/O surface -----------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Take one message from the peer. Messages after the session ended are ignored."""
+        if self.state is not SessionState.RUNNING:
+            return
+        self._messages_received += 1
+        self._bytes_received += len(data)
+        try:
+            message = decode(data)
+            self._check_header(message.header)
+        except MessageError as error:
+            self._fail(error.code, error.reason)
+            return
+        self._pending.extend((message.header.msg_id, command) for command in message.commands)
+        if not message.final:
+            return
+        package, self._pending = self._pending, []
+        try:
+            self._on_package(package)
+        except MessageError as error:
+            self._fail(error.code, error.reason)
+        except SyncError as error:
+            self._fail(error.code, error.reason)
+        except Exception as error:  # a store failure must end the session, not the peer
+            self._fail(SERVER_ERROR, f"{type(error).__name__}: {error}")
+
+    def data_to_send(self) -> list[bytes]:
+        """The messages to put on the wire, in order; each is one frame."""
+        out, self._out = self._out, []
+        return out
+
+    @property
+    def report(self) -> SyncReport:
+        return SyncReport(
+            self.role,
+            self.mode,
+            self._items_sent,
+            self._items_applied,
+            tuple(self._conflicts),
+            tuple(self._item_errors),
+            self._messages_sent,
+            self._bytes_sent,
+            self._messages_received,
+            self._bytes_received,
+        )
+
+    # --- shared machinery ----------------------------------------------------------------------
+
+    @property
+    def _other(self) -> Side:
+        return Side.CALLEE if self.role is Side.CALLER else Side.CALLER
+
+    def _check_header(self, header: Header) -> None:
+        if header.session_id != self.session_id:
+            raise MessageError(f"unknown session {header.session_id[:64]!r}", NOT_FOUND)
+        if header.msg_id != self._expected_msg_id:
+            raise MessageError(f"message {header.msg_id} out of order, expected {self._expected_msg_id}")
+        if header.target != self.device:
+            raise MessageError(f"message is for {header.target[:64]!r}, not {self.device!r}", NOT_FOUND)
+        if header.source != self.peer:
+            raise MessageError(f"message from {header.source[:64]!r}, expected {self.peer!r}", FORBIDDEN)
+        self._expected_msg_id += 1
+
+    def _send_package(self, units: Iterable[Unit]) -> None:
+        messages = split_package(units, self.dataset, max_bytes=self._max_bytes, max_items=self._max_items)
+        for index, commands in enumerate(messages):
+            self._msg_id += 1
+            for command in commands:
+                if isinstance(command, Sync):
+                    for sub in command.commands:
+                        self._sent_items[(self._msg_id, sub.cmd_id)] = sub.item.source
+                    self._items_sent += len(command.commands)
+            header = Header(self.session_id, self._msg_id, self.device, self.peer or "")
+            data = encode(Message(header, commands, final=index == len(messages) - 1))
+            self._messages_sent += 1
+            self._bytes_sent += len(data)
+            self._out.append(data)
+
+    def _fail(self, code: int, reason: str, *, tell_peer: bool = True) -> None:
+        self.state = SessionState.FAILED
+        self.error = SyncError(code, reason)
+        if tell_peer:
+            status = Status(0, self._expected_msg_id - 1, 0, "SyncHdr", code, reason=reason[:500])
+            self._send_package([status])
+
+    def _load_id_map(self) -> None:
+        assert self.peer is not None
+        self._local_to_remote = self.store.id_map(self.peer)
+        self._remote_to_local = {remote: local for local, remote in self._local_to_remote.items()}
+
+    def _local_id(self, source: str, target: str) -> str:
+        """Our id for an item the peer names `source` (and `target`, when it knows our id)."""
+        return target or self._remote_to_local.get(source, source)
+
+    def _item_command(self, record: Record, kind: ChangeKind) -> ItemCommand:
+        meta = record.meta
+        content = None if kind is ChangeKind.DELETE else record.content
+        item = Item(meta.id, self._local_to_remote.get(meta.id, ""), meta.content_type, meta.modified, content)
+        return ItemCommand(0, kind, item)
+
+    def _handle_statuses(self, package: list[tuple[int, Command]]) -> None:
+        for _, command in package:
+            if not isinstance(command, Status):
+                continue
+            if command.cmd_ref == 0 and command.code >= 300:
+                self._fail(command.code, f"peer refused: {command.reason}", tell_peer=False)
+                raise _PeerStopped
+            if command.cmd in (ChangeKind.ADD.value, ChangeKind.REPLACE.value, ChangeKind.DELETE.value):
+                local_id = self._sent_items.get((command.msg_ref, command.cmd_ref))
+                if local_id is None:
+                    continue  # a Status for nothing we sent: ignore rather than trust it
+                if command.code == CONCURRENT_EDIT:
+                    # the peer kept its own edit; offer ours again so the next sync decides
+                    self.store.touch(local_id)
+                if command.code >= 300 and command.code not in (CALLEE_WON, REFRESH_REQUIRED):
+                    self._item_errors.append(ItemError(local_id, command.code, self._other, command.reason))
+
+    def _handle_maps(self, package: list[tuple[int, Command]]) -> list[Status]:
+        """Id maps from the peer: its id for one of our items. Unknown items are refused."""
+        assert self.peer is not None
+        statuses = []
+        for msg_id, command in package:
+            if not isinstance(command, Map):
+                continue
+            code = OK
+            for map_item in command.items:
+                meta = self.store.meta(map_item.target)
+                if meta is None or meta.deleted:
+                    code = NOT_FOUND
+                    self._item_errors.append(ItemError(map_item.target, NOT_FOUND, self.role, "Map for unknown item"))
+                    continue
+                self.store.map_id(self.peer, map_item.target, map_item.source)
+                self._local_to_remote[map_item.target] = map_item.source
+                self._remote_to_local[map_item.source] = map_item.target
+            statuses.append(Status(0, msg_id, command.cmd_id, "Map", code))
+        return statuses
+
+    def _on_package(self, package: list[tuple[int, Command]]) -> None:
+        try:
+            self._handle_package(package)
+        except _PeerStopped:
+            pass
+
+    def _handle_package(self, package: list[tuple[int, Command]]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _require_only(package: list[tuple[int, Command]], allowed: tuple[type, ...]) -> None:
+        for _, command in package:
+            if not isinstance(command, (Status, *allowed)):
+                raise MessageError(f"<{type(command).__name__}> is not allowed here", NOT_ALLOWED)
+
+
+class _PeerStopped(Exception):
+    """The peer ended the session; stop handling the package."""
