@@ -1,6 +1,6 @@
-"""Property: whatever edits and syncs (broken or not, with edits in the middle) come first, a final
-complete two-way sync leaves both stores equal; keep-both loses no edit, and under the other policies
-the only edits gone are conflict losers the policy chose."""
+"""Property: whatever edits and syncs come first (either side calling, cut at any message, with edits
+made mid-sync), a final complete two-way sync leaves both stores equal; keep-both loses no edit, and
+under the other policies the only edits gone are conflict losers the policy chose."""
 
 import itertools
 
@@ -23,6 +23,7 @@ syncs = st.tuples(
     st.one_of(st.none(), st.integers(0, 12)),  # cut the connection after this many messages
     st.one_of(st.none(), st.tuples(st.integers(0, 10), st.sampled_from("AB"), st.sampled_from(UIDS), st.booleans())),
     st.sampled_from([2, 1000]),  # items per message
+    st.sampled_from(["AB", "BA"]),  # who calls whom
 )
 
 
@@ -52,10 +53,11 @@ class World:
             store.add(content)
         self.written.add(content)
 
-    def sync(self, mode, cut_after, edit_during, max_items, policy) -> None:
-        caller = SyncCaller(self.stores["A"], device="A", peer="B", dataset="d", mode=mode,
+    def sync(self, mode, cut_after, edit_during, max_items, roles, policy) -> None:
+        first, second = roles
+        caller = SyncCaller(self.stores[first], device=first, peer=second, dataset="d", mode=mode,
                             max_items_per_message=max_items)
-        callee = SyncCallee(self.stores["B"], device="B", dataset="d", policy=policy,
+        callee = SyncCallee(self.stores[second], device=second, dataset="d", policy=policy,
                             max_items_per_message=max_items)
         delivered = 0
         moved = True
@@ -92,7 +94,7 @@ def test_a_final_two_way_sync_converges_and_keeps_what_the_policy_says(policy, s
     survivors = set(contents(a).values())
     assert survivors <= world.written  # nothing invented
     owed = world.written - world.superseded
-    conflicts = [entry.conflict for entry in b.conflicts()]
+    conflicts = [entry.conflict for store in (a, b) for entry in store.conflicts()]
     if policy is ConflictPolicy.KEEP_BOTH:
         assert owed <= survivors
         return
@@ -118,5 +120,5 @@ def test_a_final_two_way_sync_converges_and_keeps_what_the_policy_says(policy, s
 def test_the_world_records_a_broken_sync_as_not_done():
     world = World()
     world.edit("A", "u0", False)
-    world.sync(SyncMode.TWO_WAY, 3, None, 1000, ConflictPolicy.NEWEST_WINS)
+    world.sync(SyncMode.TWO_WAY, 3, None, 1000, "AB", ConflictPolicy.NEWEST_WINS)
     assert world.stores["A"].anchor("B").last == ""  # anchors did not move
