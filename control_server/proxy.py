@@ -24,6 +24,7 @@ from protocols.sip.message import (
     new_tag,
     parse_message,
     response_to,
+    user_of,
 )
 from protocols.sip.transaction import (
     ClientTimeout,
@@ -37,7 +38,6 @@ from protocols.sip.transaction import (
 
 from .directory import Directory
 from .location import Binding, LocationTable
-from .registrar import user_of
 from .sessions import Session, SessionRegistry
 from .store import DEFAULT_DEVICE
 
@@ -348,8 +348,10 @@ class Proxy:
         if isinstance(context, Relay):
             effects = self._relay(context.server, response, now)
             if context.method == "BYE" and response.status_code >= 200:
-                outcome = "" if response.status_code < 300 else f"BYE answered {response.status_code}"
-                self.sessions.finish(context.session, now, reason=outcome or "ended by BYE")
+                # A BYE that gives a Reason ends a session that went wrong.
+                failure = context.session.bye_reason
+                self.sessions.finish(context.session, now, reason=failure or "ended by BYE",
+                                     failed=bool(failure))
             return effects
         return []  # a CANCEL's own response ends here
 
@@ -434,6 +436,7 @@ class Proxy:
             return self._reply(txn, 481, now)
         if request.method == "BYE":
             session.bye_at = now
+            session.bye_reason = _reason_text(request.headers.get_first("reason"))
         elif request.method == "INFO":
             self._note_progress(session, request)
         forwarded = self._forward_copy(request, txn.source, destination, OUR_BRANCH + new_tag())
@@ -485,6 +488,16 @@ def stamp_received(via: str, source: Endpoint) -> str:
     params = [f"rport={source.port}" if p.strip().lower() == "rport" else p for p in params]
     params.append(f"received={source.host}")
     return head + ";" + ";".join(params)
+
+
+def _reason_text(header: str | None) -> str:
+    """The text of a Reason header (RFC 3326), or ''."""
+    if not header:
+        return ""
+    marker = header.find('text="')
+    if marker < 0:
+        return ""
+    return header[marker + 6 :].split('"', 1)[0][:200]
 
 
 def _uri_param(uri: str, name: str) -> str | None:

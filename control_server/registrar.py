@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from protocols.sip.digest import DigestAuthenticator, DigestError, Verdict, parse_credentials
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipRequest, SipResponse, new_tag, parse_address, response_to, stringify_uri
+from protocols.sip.message import SipRequest, SipResponse, new_tag, parse_address, response_to, stringify_uri, user_of
 
 from .directory import Directory
 from .location import Binding, LocationTable
@@ -53,20 +53,6 @@ def device_of(to_uri: str, contact: str) -> str:
         if match:
             return match.group(1)
     return DEFAULT_DEVICE
-
-
-def user_of(uri_text: str) -> str:
-    """The user part of a SIP URI inside a header value (`<sip:alice@host;...>`)."""
-    start = uri_text.find("sip:")
-    if start < 0:
-        start = uri_text.find("sips:")
-        if start < 0:
-            return ""
-        start += 1
-    at = uri_text.find("@", start + 4)
-    if at < 0:
-        return ""
-    return uri_text[start + 4 : at]
 
 
 class Registrar:

@@ -61,6 +61,7 @@ class Session:
     established_at: float | None = None
     acked_at: float | None = None
     bye_at: float | None = None
+    bye_reason: str = ""
     ended_at: float | None = None
     progress: dict = field(default_factory=dict)
 

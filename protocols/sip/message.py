@@ -54,6 +54,7 @@ __all__ = [
     "stringify_auth",
     "stringify_uri",
     "stringify_via",
+    "user_of",
 ]
 
 # One UDP datagram, and a generous cap for a message framed on a stream.
@@ -192,6 +193,20 @@ def _read(head: bytes, body: bytes) -> SipRequest | SipResponse:
     if len(parts) < 3:
         raise ValueError(f"Malformed request line: {start!r}")
     return SipRequest(headers=headers, body=body, method=parts[0], uri=parts[1])
+
+
+def user_of(uri_text: str) -> str:
+    """The user part of a SIP URI inside a header value (`<sip:alice@host;...>`)."""
+    start = uri_text.find("sip:")
+    if start < 0:
+        start = uri_text.find("sips:")
+        if start < 0:
+            return ""
+        start += 1
+    at = uri_text.find("@", start + 4)
+    if at < 0:
+        return ""
+    return uri_text[start + 4 : at]
 
 
 def new_branch() -> str:

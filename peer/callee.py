@@ -1,0 +1,162 @@
+"""Answering sync sessions: an INVITE for a dataset this device serves gets 200 with an answer
+(the protocol picked, a data endpoint opened for this session alone, our fingerprint, a fresh
+token); anything else a refusal with its reason. Then the caller connects and the data moves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from protocols.channel.connection import Listener, listen
+from protocols.channel.errors import ChannelError
+from protocols.channel.folder_copy import receive_folder, send_folder
+from protocols.channel.identity import DeviceIdentity
+from protocols.sip.agent import RequestTimeout, SipAgent
+from protocols.sip.dialog import Dialog
+from protocols.sip.message import SipRequest, new_tag, response_to, user_of
+from protocols.sip.transaction import ServerTransaction
+from session_xml import (
+    SESSION_CONTENT_TYPE,
+    DescriptorError,
+    Fingerprint,
+    SessionDescriptor,
+    build_descriptor,
+    negotiate,
+    parse_descriptor,
+)
+
+from .config import Dataset, PeerConfig
+from .session import caller_sends
+
+log = logging.getLogger(__name__)
+
+ACCEPT_TIMEOUT = 30.0  # how long the data endpoint waits for the caller
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass(eq=False)
+class IncomingSession:
+    call_id: str
+    offer: SessionDescriptor
+    dataset: Dataset
+    dialog: Dialog
+    listener: Listener
+    task: asyncio.Task | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: str = ""
+
+
+class Callee:
+    def __init__(self, agent: SipAgent, config: PeerConfig, identity: DeviceIdentity) -> None:
+        self.agent, self.config, self.identity = agent, config, identity
+        self.sessions: dict[str, IncomingSession] = {}
+
+    def _check(self, request: SipRequest) -> tuple[SessionDescriptor, Dataset]:
+        """The offer and the dataset it asks for, or the refusal to send."""
+        content_type = (request.headers.get_first("content-type") or "").split(";")[0].strip()
+        if content_type != SESSION_CONTENT_TYPE:
+            raise Refusal(415, f"expected a {SESSION_CONTENT_TYPE} body")
+        try:
+            offer = parse_descriptor(request.body)
+        except DescriptorError as exc:
+            raise Refusal(exc.sip_status, exc.reason) from None
+        dataset = self.config.datasets.get(offer.dataset)
+        if dataset is None:
+            raise Refusal(488, f"this device serves no dataset {offer.dataset!r}")
+        if dataset.data_type is not offer.data_type:
+            raise Refusal(488, f"dataset {dataset.name!r} holds {dataset.data_type}, not {offer.data_type}")
+        caller = user_of(request.headers.get_first("from") or "")
+        if caller != self.config.user and caller not in dataset.allow:
+            raise Refusal(403, f"{caller} may not sync dataset {dataset.name!r}")
+        if any(s.dataset.name == dataset.name for s in self.sessions.values()):
+            raise Refusal(486, f"dataset {dataset.name!r} is in another session")
+        return offer, dataset
+
+    async def invite(self, request: SipRequest, txn: ServerTransaction) -> None:
+        call_id = request.call_id or ""
+        try:
+            offer, dataset = self._check(request)
+            token = secrets.token_urlsafe(24)
+            listener = await listen(self.identity, str(offer.fingerprint), token,
+                                    host=self.config.data_host)
+            try:
+                answer = negotiate(offer, {dataset.data_type: dataset.protocols},
+                                   address=self.config.data_host, port=listener.port,
+                                   fingerprint=Fingerprint.parse(self.identity.fingerprint),
+                                   token=token)
+            except DescriptorError as exc:
+                await listener.close()
+                raise Refusal(exc.sip_status, exc.reason) from None
+        except Refusal as refusal:
+            log.info("refused session %s: %s %s", call_id, refusal.status, refusal.reason)
+            self.agent.respond(txn, response_to(request, refusal.status, refusal.reason,
+                                                to_tag=new_tag()))
+            return
+        tag = new_tag()
+        session = IncomingSession(call_id, offer, dataset, Dialog.as_callee(request, tag), listener)
+        self.sessions[call_id] = session
+        host = f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
+        headers = [("Record-Route", r) for r in request.headers.get("record-route")]
+        headers += [("Contact", f"<sip:{self.config.user}@{host}:{self.agent.port};"
+                                f"transport={self.config.transport}>"),
+                    ("Content-Type", SESSION_CONTENT_TYPE)]
+        self.agent.respond(txn, response_to(request, 200, to_tag=tag, headers=headers,
+                                            body=build_descriptor(answer)))
+        log.info("accepted session %s from %s for dataset %s over %s", call_id,
+                 offer.source_device, dataset.name, answer.sync_protocols[0])
+        session.task = asyncio.ensure_future(self._serve(session))
+
+    async def _serve(self, session: IncomingSession) -> None:
+        failure = None
+        try:
+            async with await session.listener.accept(timeout=ACCEPT_TIMEOUT) as channel:
+                if caller_sends(session.offer.direction):
+                    summary = await receive_folder(channel, session.dataset.path)
+                else:
+                    summary = await send_folder(channel, session.dataset.path)
+            session.outcome = f"{summary.files} file(s), {summary.bytes} bytes"
+            log.info("session %s moved %s", session.call_id, session.outcome)
+        except ChannelError as exc:
+            failure = f"data channel: {exc}"
+            session.outcome = failure
+            log.warning("session %s failed: %s", session.call_id, failure)
+        finally:
+            await session.listener.close()
+        if failure is not None:
+            await self._bye(session, failure)
+        # The caller's BYE ends a good session; give it time, then stop waiting.
+        try:
+            await asyncio.wait_for(session.ended.wait(), 60.0)
+        except asyncio.TimeoutError:
+            log.info("no BYE for %s: ending it", session.call_id)
+        self.sessions.pop(session.call_id, None)
+
+    async def _bye(self, session: IncomingSession, reason: str) -> None:
+        text = reason.replace('"', "'").replace("\r", " ").replace("\n", " ")[:200]
+        bye = session.dialog.request("BYE", self.agent.host, self.agent.port,
+                                     self.config.transport.upper(),
+                                     headers=[("Reason", f'SIP;cause=500;text="{text}"')])
+        try:
+            await self.agent.request(bye, self.config.server_endpoint, timeout=10.0)
+        except RequestTimeout:
+            pass
+        session.ended.set()
+
+    def bye(self, request: SipRequest, txn: ServerTransaction) -> None:
+        session = self.sessions.get(request.call_id or "")
+        self.agent.respond(txn, response_to(request, 200 if session else 481))
+        if session is not None:
+            session.ended.set()
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            if session.task is not None:
+                session.task.cancel()
+            await session.listener.close()

@@ -1,0 +1,209 @@
+"""Placing a sync session: INVITE with an offer through the server (answering its 407), ACK,
+the data channel straight to the callee, progress in INFO, BYE with the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from protocols.channel.connection import connect
+from protocols.channel.errors import ChannelError
+from protocols.channel.folder_copy import receive_folder, send_folder
+from protocols.channel.identity import DeviceIdentity
+from protocols.sip.agent import RequestTimeout, SipAgent
+from protocols.sip.dialog import Dialog
+from protocols.sip.digest import DigestError, answer_challenges
+from protocols.sip.message import SipRequest, SipResponse, new_branch, new_tag
+from session_xml import (
+    PROGRESS_CONTENT_TYPE,
+    SESSION_CONTENT_TYPE,
+    DescriptorError,
+    Direction,
+    Fingerprint,
+    Phase,
+    Role,
+    SessionDescriptor,
+    SyncMode,
+    SyncProtocol,
+    build_descriptor,
+    build_progress,
+    check_answer,
+    parse_descriptor,
+)
+
+from .config import ConfigError, Dataset, PeerConfig, check_name
+from .session import (
+    EXIT_FAILED,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    ProgressCallback,
+    SessionOutcome,
+    caller_sends,
+    report,
+)
+
+log = logging.getLogger(__name__)
+
+INVITE_TIMEOUT = 70.0  # longer than the server's ring timeout, so its 408 arrives first
+PROGRESS_EVERY = 0.5
+
+
+class Caller:
+    """One outgoing session, from INVITE to BYE."""
+
+    def __init__(self, agent: SipAgent, config: PeerConfig, identity: DeviceIdentity,
+                 dataset: Dataset, target: str, *, protocol: SyncProtocol | None = None,
+                 direction: Direction = Direction.PUSH, mode: SyncMode | None = None,
+                 progress: ProgressCallback | None = None) -> None:
+        user, sep, device = target.partition("/")
+        if not sep:
+            raise ConfigError(f"the target is USER/DEVICE, not {target!r}")
+        self.target_user, self.target_device = check_name("user", user), check_name("device", device)
+        self.agent, self.config, self.identity, self.dataset = agent, config, identity, dataset
+        self.protocols = (protocol,) if protocol else dataset.protocols
+        self.direction, self.mode, self.progress = direction, mode, progress
+        self.session_id = secrets.token_hex(12)
+        self.call_id = f"{self.session_id}@{config.device}"
+        self._token = secrets.token_urlsafe(24)
+        self._last_report = 0.0
+        self._dialog: Dialog | None = None
+
+    # -- SIP -------------------------------------------------------------------------------------
+
+    def _offer(self) -> SessionDescriptor:
+        return SessionDescriptor(
+            role=Role.OFFER, session_id=self.session_id,
+            source_device=f"{self.config.user}/{self.config.device}",
+            destination_device=f"{self.target_user}/{self.target_device}",
+            data_type=self.dataset.data_type, dataset=self.dataset.name,
+            direction=self.direction, sync_protocols=self.protocols,
+            source_ip=self.config.data_host, source_port=self.agent.port,
+            fingerprint=Fingerprint.parse(self.identity.fingerprint), token=self._token,
+            sync_mode=self.mode,
+        )
+
+    def _invite(self, body: bytes, cseq: int, credentials: str | None) -> SipRequest:
+        config, domain = self.config, self.config.realm_domain
+        host = f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
+        target = f"sip:{self.target_user}@{domain};device={self.target_device}"
+        invite = SipRequest(method="INVITE", uri=target)
+        invite.headers.append("Via", f"SIP/2.0/{config.transport.upper()} {host}:{self.agent.port};"
+                                     f"branch={new_branch()};rport")
+        invite.headers.append("From", f"<sip:{config.user}@{domain};device={config.device}>;tag={self._tag}")
+        invite.headers.append("To", f"<{target}>")
+        invite.headers.append("Call-ID", self.call_id)
+        invite.headers.append("CSeq", f"{cseq} INVITE")
+        invite.headers.append("Contact", f"<sip:{config.user}@{host}:{self.agent.port};"
+                                         f"transport={config.transport}>")
+        invite.headers.append("Max-Forwards", "70")
+        invite.headers.append("User-Agent", "sipsync-peer/0.1")
+        if credentials:
+            invite.headers.append("Proxy-Authorization", credentials)
+        invite.headers.append("Content-Type", SESSION_CONTENT_TYPE)
+        invite.body = body
+        return invite
+
+    async def _establish(self, offer: SessionDescriptor) -> tuple[SipRequest, SipResponse]:
+        server = self.config.server_endpoint
+        body = build_descriptor(offer)
+        self._tag = new_tag()
+        invite = self._invite(body, 1, None)
+        response = await self.agent.request(invite, server, timeout=INVITE_TIMEOUT)
+        if response.status_code in (401, 407):
+            header = "proxy-authenticate" if response.status_code == 407 else "www-authenticate"
+            uri = f"sip:{server.host}:{server.port}"
+            credentials = answer_challenges(response.headers.get(header), self.config.user,
+                                            self.config.secret, "INVITE", uri)
+            invite = self._invite(body, 2, credentials)
+            response = await self.agent.request(invite, server, timeout=INVITE_TIMEOUT)
+        return invite, response
+
+    def _send_in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None,
+                        headers: list[tuple[str, str]] | None = None) -> SipRequest:
+        assert self._dialog is not None
+        return self._dialog.request(method, self.agent.host, self.agent.port,
+                                    self.config.transport.upper(), body=body,
+                                    content_type=content_type, headers=headers)
+
+    # -- the whole session -----------------------------------------------------------------------
+
+    async def run(self) -> SessionOutcome:
+        started = time.monotonic()
+        offer = self._offer()
+        try:
+            invite, response = await self._establish(offer)
+        except RequestTimeout as exc:
+            return SessionOutcome(False, EXIT_UNREACHABLE, f"no answer from the server: {exc}",
+                                  call_id=self.call_id)
+        except (DigestError, ConfigError) as exc:
+            return SessionOutcome(False, EXIT_FAILED, str(exc), call_id=self.call_id)
+        if response.status_code >= 300:
+            return SessionOutcome(False, EXIT_REFUSED, response.reason_phrase,
+                                  status=response.status_code, call_id=self.call_id)
+        self._dialog = Dialog.as_caller(invite, response)
+        ack = self._send_in_dialog("ACK")
+        self.agent.send_ack(self.call_id, bytes(ack), self.config.server_endpoint)
+        try:
+            answer = parse_descriptor(response.body)
+            check_answer(offer, answer)
+        except DescriptorError as exc:
+            await self._bye(f"unusable answer: {exc.reason}")
+            return SessionOutcome(False, EXIT_FAILED, f"the callee's answer: {exc.reason}",
+                                  status=200, call_id=self.call_id)
+        outcome = await self._transfer(answer, started)
+        await self._bye(None if outcome.ok else outcome.reason)
+        return outcome
+
+    async def _transfer(self, answer: SessionDescriptor, started: float) -> SessionOutcome:
+        self._report(report(self.session_id, Phase.CONNECTING), force=True)
+        try:
+            async with await connect(self.identity, str(answer.destination_ip),
+                                     answer.destination_port, str(answer.fingerprint),
+                                     answer.token) as channel:
+                if caller_sends(self.direction):
+                    summary = await send_folder(channel, self.dataset.path, progress=self._bytes)
+                else:
+                    summary = await receive_folder(channel, self.dataset.path, progress=self._bytes)
+        except ChannelError as exc:
+            self._report(report(self.session_id, Phase.FAILED, error=str(exc)[:200]), force=True)
+            return SessionOutcome(False, EXIT_FAILED, f"data channel: {exc}", status=200,
+                                  call_id=self.call_id)
+        self._report(report(self.session_id, Phase.DONE, summary.bytes, summary.bytes), force=True)
+        return SessionOutcome(True, 0, "done", status=200, call_id=self.call_id,
+                              bytes=summary.bytes, files=summary.files,
+                              seconds=time.monotonic() - started)
+
+    def _bytes(self, done: int, total: int) -> None:
+        self._report(report(self.session_id, Phase.APPLYING, done, total))
+
+    def _report(self, progress, *, force: bool = False) -> None:
+        """Show progress locally, and tell the server at most every half second."""
+        if self.progress is not None:
+            self.progress(progress)
+        now = time.monotonic()
+        if self._dialog is None or (not force and now - self._last_report < PROGRESS_EVERY):
+            return
+        self._last_report = now
+        info = self._send_in_dialog("INFO", build_progress(progress), PROGRESS_CONTENT_TYPE)
+        asyncio.ensure_future(self._quietly(info))
+
+    async def _quietly(self, request: SipRequest) -> None:
+        try:
+            await self.agent.request(request, self.config.server_endpoint, timeout=10.0)
+        except RequestTimeout:
+            log.debug("progress report for %s went unanswered", self.call_id)
+
+    async def _bye(self, failure: str | None) -> None:
+        headers = [("Reason", f'SIP;cause=500;text="{_quoted(failure)}"')] if failure else None
+        bye = self._send_in_dialog("BYE", headers=headers)
+        try:
+            await self.agent.request(bye, self.config.server_endpoint, timeout=10.0)
+        except RequestTimeout:
+            log.info("BYE for %s went unanswered; the server ends the session itself", self.call_id)
+        self.agent.forget_ack(self.call_id)
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "/").replace('"', "'").replace("\r", " ").replace("\n", " ")[:200]

@@ -1,0 +1,226 @@
+"""`sipsync-peer`: set a device up, serve its datasets (the daemon), place sessions, show status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from protocols.channel.identity import DeviceIdentity
+from session_xml import DataType, Direction, SyncMode, SyncProtocol
+
+from . import config as peer_config
+from .config import ConfigError, Dataset, PeerConfig, check_name
+from .control import ControlServer, DaemonNotRunning, ask
+from .peer import Peer
+from .session import EXIT_UNREACHABLE, EXIT_USAGE
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"sipsync-peer: {message}", err=True)
+    sys.exit(code)
+
+
+def _load(data_dir: Path) -> PeerConfig:
+    try:
+        return peer_config.load(data_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="SIPSYNC_PEER_DATA_DIR", default=Path("sipsync-peer-data"), show_default=True,
+              help="This device's settings, identity and state.")
+@click.option("--log-level", default="INFO",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path, log_level: str) -> None:
+    """A sipsync device: register with the control server, serve datasets, sync directly."""
+    ctx.obj = data_dir
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--server", required=True, metavar="HOST:PORT", help="The control server.")
+@click.option("--user", required=True)
+@click.option("--device", required=True, help="This device's name, unique among the user's.")
+@click.option("--password")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--data-host", default="127.0.0.1", show_default=True,
+              help="The address other devices reach this one's data channel at.")
+@click.option("--register-expires", type=click.IntRange(1, 3600), default=60, show_default=True)
+@click.pass_obj
+def init(data_dir: Path, server: str, user: str, device: str, password: str | None,
+         password_file: Path | None, transport: str, data_host: str, register_expires: int) -> None:
+    """Set this device up: server, account, name; make its key and certificate."""
+    if (password is None) == (password_file is None):
+        _fail("give exactly one of --password or --password-file")
+    try:
+        config = PeerConfig(data_dir=data_dir, server=server, transport=transport,
+                            user=check_name("user", user), device=check_name("device", device),
+                            password=password,
+                            password_file=password_file.resolve() if password_file else None,
+                            data_host=data_host, register_expires=register_expires)
+        config.server_endpoint  # noqa: B018 - refuse a bad address now
+        path = peer_config.save(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    identity = DeviceIdentity.load_or_create(data_dir / "identity", device)
+    click.echo(f"wrote {path}")
+    click.echo(f"device {user}/{device}, certificate fingerprint {identity.fingerprint}")
+
+
+@main.group()
+def dataset() -> None:
+    """Datasets this device serves."""
+
+
+@dataset.command("add")
+@click.argument("name")
+@click.option("--type", "data_type", required=True,
+              type=click.Choice([t.value for t in DataType]))
+@click.option("--path", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--protocols", default=None, help="Accepted protocols in order, e.g. rsync,syncml.")
+@click.option("--allow", default="", help="Other users who may sync it, comma separated.")
+@click.pass_obj
+def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols: str | None,
+                allow: str) -> None:
+    config = _load(data_dir)
+    try:
+        chosen = tuple(SyncProtocol(p.strip()) for p in protocols.split(",")) if protocols else (
+            (SyncProtocol.RSYNC,) if data_type == DataType.FILES else (SyncProtocol.SYNCML,))
+    except ValueError as exc:
+        _fail(str(exc))
+    path.mkdir(parents=True, exist_ok=True)
+    entry = Dataset(name=name, data_type=DataType(data_type), path=path.resolve(),
+                    protocols=chosen, allow=tuple(u.strip() for u in allow.split(",") if u.strip()))
+    try:
+        peer_config.save(peer_config.with_dataset(config, entry))
+    except ConfigError as exc:
+        _fail(str(exc))
+    click.echo(f"dataset {name}: {data_type} in {entry.path} over {','.join(p.value for p in chosen)}")
+
+
+@main.command()
+@click.pass_obj
+def daemon(data_dir: Path) -> None:
+    """Register, stay online, answer sessions and serve datasets until SIGINT or SIGTERM."""
+    config = _load(data_dir)
+    asyncio.run(_run_daemon(config))
+
+
+async def _run_daemon(config: PeerConfig) -> None:
+    peer = Peer(config)
+    control = ControlServer(peer)
+    await peer.start()
+    await control.start()
+    logging.getLogger("sipsync.peer").info(
+        "%s/%s serving %d dataset(s); SIP at %s:%d; fingerprint %s", config.user, config.device,
+        len(config.datasets), peer.agent.host, peer.agent.port, peer.identity.fingerprint)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await control.close()
+    await peer.stop()
+
+
+@main.command()
+@click.argument("target", metavar="USER/DEVICE")
+@click.option("--dataset", "dataset_name", required=True)
+@click.option("--protocol", type=click.Choice([p.value for p in SyncProtocol]))
+@click.option("--direction", type=click.Choice([d.value for d in Direction]), default="push",
+              show_default=True)
+@click.option("--mode", type=click.Choice([m.value for m in SyncMode]))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with the outcome.")
+@click.pass_obj
+def invite(data_dir: Path, target: str, dataset_name: str, protocol: str | None, direction: str,
+           mode: str | None, as_json: bool) -> None:
+    """Synchronize a dataset with another device, through the running daemon.
+
+    Exit code 0: done; 1: failed during the transfer; 2: bad usage; 3: refused (the SIP status
+    and reason are printed); 4: the daemon or the server could not be reached.
+    """
+    command = {"command": "invite", "target": target, "dataset": dataset_name,
+               "protocol": protocol, "direction": direction, "mode": mode}
+    result = asyncio.run(_invite(data_dir, command, show_progress=not as_json and err.is_terminal))
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "event"}))
+    else:
+        click.echo(result.get("line") or result.get("reason"))
+    sys.exit(int(result.get("exit_code", EXIT_UNREACHABLE)))
+
+
+async def _invite(data_dir: Path, command: dict, show_progress: bool) -> dict:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn())
+    with Progress(*columns, console=err, disable=not show_progress, transient=True) as bar:
+        task = bar.add_task("connecting", total=None)
+        try:
+            async for message in ask(data_dir, command):
+                if message.get("event") == "progress":
+                    bar.update(task, description=message["phase"], completed=message["bytes"],
+                               total=message.get("bytes_total"))
+                elif message.get("event") in ("result", "error"):
+                    return message
+        except DaemonNotRunning as exc:
+            return {"ok": False, "exit_code": EXIT_UNREACHABLE, "reason": str(exc)}
+    return {"ok": False, "exit_code": EXIT_UNREACHABLE, "reason": "the daemon closed the connection"}
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(data_dir: Path, as_json: bool) -> None:
+    """Registration, fingerprint, datasets and sessions of this device."""
+    config = _load(data_dir)
+
+    async def query() -> dict:
+        try:
+            async for message in ask(data_dir, {"command": "status"}):
+                return message.get("status", {})
+        except DaemonNotRunning:
+            pass
+        identity = DeviceIdentity.load_or_create(data_dir / "identity", config.device)
+        return {"user": config.user, "device": config.device, "server": config.server,
+                "registered": False, "daemon": "not running", "fingerprint": identity.fingerprint,
+                "datasets": [{"name": d.name, "type": d.data_type.value, "path": str(d.path),
+                              "protocols": [p.value for p in d.protocols]}
+                             for d in config.datasets.values()]}
+
+    info = asyncio.run(query())
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"device       {info['user']}/{info['device']}")
+    click.echo(f"server       {info['server']}")
+    online = ("online, expires in %ss" % info.get("expires_in") if info.get("registered")
+              else f"offline{' (' + info['last_error'] + ')' if info.get('last_error') else ''}")
+    if info.get("daemon") == "not running":
+        online = "daemon not running"
+    click.echo(f"registration {online}")
+    click.echo(f"fingerprint  {info['fingerprint']}")
+    for entry in info.get("datasets", []):
+        click.echo(f"dataset      {entry['name']}: {entry['type']} in {entry['path']} "
+                   f"({','.join(entry['protocols'])})")
+    sessions = info.get("sessions", {})
+    for session in sessions.get("incoming", []) + sessions.get("outgoing", []):
+        click.echo(f"session      {session['call_id']} {session['dataset']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""A device on the network, as scripts use it: registered and online, answering sessions for the
+datasets it serves, and placing sessions of its own.
+
+    async with Peer.from_data_dir("phone-data") as phone:
+        outcome = await phone.invite("alice/laptop", dataset="photos")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from protocols.channel.identity import DeviceIdentity
+from protocols.sip.agent import SipAgent
+from protocols.sip.message import SipRequest, response_to
+from protocols.sip.transaction import ServerTransaction
+from session_xml import Direction, SyncMode, SyncProtocol
+
+from . import config as peer_config
+from .callee import Callee
+from .caller import Caller
+from .config import ConfigError, PeerConfig
+from .registration import Registration
+from .session import EXIT_USAGE, ProgressCallback, SessionOutcome
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+
+
+class Peer:
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        self.identity = DeviceIdentity.load_or_create(config.data_dir / "identity", config.device)
+        self.agent = SipAgent(self._request)
+        self.registration = Registration(self.agent, config)
+        self.callee = Callee(self.agent, config, self.identity)
+        self.outgoing: dict[str, Caller] = {}
+        self.history: list[SessionOutcome] = []
+        self._registering: asyncio.Task | None = None
+
+    @classmethod
+    def from_data_dir(cls, data_dir: str | Path) -> Peer:
+        return cls(peer_config.load(Path(data_dir)))
+
+    async def start(self) -> None:
+        await self.agent.start(self.config.sip_host, 0)
+        self._registering = asyncio.create_task(self.registration.run())
+
+    async def stop(self) -> None:
+        if self._registering is not None:
+            self._registering.cancel()
+            await asyncio.gather(self._registering, return_exceptions=True)
+            await self.registration.unregister()
+        await self.callee.close()
+        await self.agent.close()
+
+    async def __aenter__(self) -> Peer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def wait_online(self, timeout: float = 10.0) -> None:
+        """Until the first registration succeeded (TimeoutError otherwise)."""
+        async with asyncio.timeout(timeout):
+            while not self.registration.state.online:
+                await asyncio.sleep(0.02)
+
+    async def invite(self, target: str, dataset: str, *, protocol: str | None = None,
+                     direction: str = "push", mode: str | None = None,
+                     progress: ProgressCallback | None = None) -> SessionOutcome:
+        """Synchronize `dataset` with the device `target` (USER/DEVICE) and return the outcome."""
+        try:
+            chosen = self.config.datasets.get(dataset)
+            if chosen is None:
+                raise ConfigError(f"no dataset {dataset!r} on this device "
+                                  f"(have: {', '.join(self.config.datasets) or 'none'})")
+            caller = Caller(self.agent, self.config, self.identity, chosen, target,
+                            protocol=SyncProtocol(protocol) if protocol else None,
+                            direction=Direction(direction),
+                            mode=SyncMode(mode) if mode else None, progress=progress)
+        except (ConfigError, ValueError) as exc:
+            return SessionOutcome(False, EXIT_USAGE, str(exc))
+        self.outgoing[caller.call_id] = caller
+        try:
+            outcome = await caller.run()
+        finally:
+            self.outgoing.pop(caller.call_id, None)
+        self.history.append(outcome)
+        log.info("session %s with %s: %s", caller.call_id, target, outcome.line())
+        return outcome
+
+    def status(self) -> dict:
+        state = self.registration.state
+        return {
+            "user": self.config.user,
+            "device": self.config.device,
+            "server": self.config.server,
+            "registered": state.online,
+            "expires_in": round(max(0.0, state.expires_at - time.time()), 1) if state.online else 0,
+            "last_error": state.last_error,
+            "fingerprint": self.identity.fingerprint,
+            "sip_address": f"{self.agent.host}:{self.agent.port}",
+            "datasets": [
+                {"name": d.name, "type": d.data_type.value, "path": str(d.path),
+                 "protocols": [p.value for p in d.protocols]}
+                for d in self.config.datasets.values()
+            ],
+            "sessions": {
+                "incoming": [{"call_id": s.call_id, "dataset": s.dataset.name,
+                              "from": s.offer.source_device} for s in self.callee.sessions.values()],
+                "outgoing": [{"call_id": c.call_id, "dataset": c.dataset.name,
+                              "to": f"{c.target_user}/{c.target_device}"}
+                             for c in self.outgoing.values()],
+                "done": [o.as_dict() for o in self.history[-10:]],
+            },
+        }
+
+    async def _request(self, request: SipRequest, txn: ServerTransaction | None) -> None:
+        """Requests reaching this device through the server."""
+        if txn is None:
+            return  # the ACK of our 200: nothing waits for it
+        method = request.method
+        in_dialog = ";tag=" in (request.headers.get_first("to") or "")
+        if method == "INVITE" and not in_dialog:
+            await self.callee.invite(request, txn)
+        elif method == "BYE":
+            self.callee.bye(request, txn)
+        elif method == "CANCEL":
+            # Sessions are answered at once, so there is never a pending INVITE to stop.
+            pending = self.agent.layer.invite_for_cancel(request)
+            self.agent.respond(txn, response_to(request, 200 if pending else 481))
+        elif method in ("INFO", "OPTIONS"):
+            self.agent.respond(txn, response_to(request, 200, headers=[("Allow", ALLOW)]))
+        elif method == "INVITE":
+            self.agent.respond(txn, response_to(request, 488, "Re-INVITE is not supported"))
+        else:
+            self.agent.respond(txn, response_to(request, 405, headers=[("Allow", ALLOW)]))

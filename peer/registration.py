@@ -1,0 +1,159 @@
+"""Staying online: REGISTER with digest, refresh before expiry, back off with jitter and retry
+for ever when the server is away, unregister on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from protocols.sip.agent import RequestTimeout, SipAgent
+from protocols.sip.digest import DigestError, answer_challenges
+from protocols.sip.message import SipRequest, new_branch, new_tag
+
+from .config import PeerConfig
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 5.0
+BACKOFF_MAX = 30.0
+
+
+@dataclass
+class RegistrationState:
+    online: bool = False
+    expires_at: float = 0.0
+    last_error: str = ""
+    registered_at: float = 0.0
+    attempts: int = 0
+
+
+def refresh_delay(granted: int) -> float:
+    """Refresh well before expiry: a lost packet and its retransmissions still fit."""
+    return max(1.0, min(granted - 10.0, granted * 0.8))
+
+
+def backoff_delay(attempt: int, rng: random.Random = random.Random()) -> float:
+    """Exponential from 1 s up to 30 s, with jitter so a restarted server is not hit at once."""
+    return min(BACKOFF_MAX, 2.0 ** min(attempt, 5)) * rng.uniform(0.5, 1.0)
+
+
+class Registration:
+    def __init__(self, agent: SipAgent, config: PeerConfig) -> None:
+        self.agent = agent
+        self.config = config
+        self.state = RegistrationState()
+        self._call_id = f"{new_tag()}@{config.device}"
+        self._tag = new_tag()
+        self._cseq = 0
+        self._wake = asyncio.Event()
+
+    def _request(self, expires: int, authorization: str | None = None) -> SipRequest:
+        self._cseq += 1
+        config = self.config
+        host = self._host()
+        aor = config.address_of_record()
+        request = SipRequest(method="REGISTER", uri=f"sip:{config.realm_domain}")
+        request.headers.append("Via", f"SIP/2.0/{config.transport.upper()} {host}:{self.agent.port};"
+                                      f"branch={new_branch()};rport")
+        request.headers.append("From", f"<{aor}>;tag={self._tag}")
+        request.headers.append("To", f"<{aor}>")
+        request.headers.append("Call-ID", self._call_id)
+        request.headers.append("CSeq", f"{self._cseq} REGISTER")
+        request.headers.append(
+            "Contact",
+            f"<sip:{config.user}@{host}:{self.agent.port};transport={config.transport}>;"
+            f'+sip.instance="<urn:sipsync:device:{config.device}>"',
+        )
+        request.headers.append("Expires", str(expires))
+        request.headers.append("Max-Forwards", "70")
+        request.headers.append("User-Agent", "sipsync-peer/0.1")
+        if authorization:
+            request.headers.append("Authorization", authorization)
+        return request
+
+    def _host(self) -> str:
+        return f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
+
+    async def register_once(self, expires: int) -> int:
+        """One REGISTER exchange; returns the expiry the server granted."""
+        server = self.config.server_endpoint
+        response = await self.agent.request(self._request(expires), server, timeout=REQUEST_TIMEOUT)
+        if response.status_code == 401:
+            try:
+                authorization = answer_challenges(
+                    response.headers.get("www-authenticate"), self.config.user,
+                    self.config.secret, "REGISTER", f"sip:{self.config.realm_domain}",
+                )
+            except DigestError as exc:
+                raise RegistrationError(f"cannot answer the challenge: {exc}") from None
+            response = await self.agent.request(
+                self._request(expires, authorization), server, timeout=REQUEST_TIMEOUT
+            )
+        if response.status_code == 423:
+            minimum = int(response.headers.get_first("min-expires") or expires)
+            return await self.register_once(max(minimum, expires))
+        if response.status_code != 200:
+            raise RegistrationError(f"{response.status_code} {response.reason_phrase}")
+        if expires == 0:
+            return 0
+        return _granted(response, expires, f"@{self._host()}:{self.agent.port}")
+
+    async def run(self) -> None:
+        """Keep the device registered until cancelled."""
+        while True:
+            try:
+                granted = await self.register_once(self.config.register_expires)
+            except (RegistrationError, RequestTimeout, OSError) as exc:
+                self.state.attempts += 1
+                self.state.last_error = str(exc)
+                if self.state.online or self.state.attempts == 1:
+                    log.warning("registration failed: %s; retrying with back-off", exc)
+                self.state.online = time.time() < self.state.expires_at
+                await self._sleep(backoff_delay(self.state.attempts))
+                continue
+            now = time.time()
+            if not self.state.online:
+                log.info("registered %s/%s with %s for %d s", self.config.user,
+                         self.config.device, self.config.server, granted)
+                self.state.registered_at = now
+            self.state = RegistrationState(True, now + granted, "", self.state.registered_at)
+            await self._sleep(refresh_delay(granted))
+
+    def refresh_now(self) -> None:
+        """Re-register at once (the server asked who we are, or the network came back)."""
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def unregister(self) -> None:
+        try:
+            await self.register_once(0)
+            log.info("unregistered %s/%s", self.config.user, self.config.device)
+        except (RegistrationError, RequestTimeout, OSError) as exc:
+            log.info("could not unregister cleanly: %s", exc)
+        self.state.online = False
+
+
+class RegistrationError(Exception):
+    pass
+
+
+def _granted(response, asked: int, mine: str) -> int:
+    """The expiry the server gave our own contact (a 200 lists every device of the user)."""
+    for contact in response.headers.get("contact"):
+        if mine not in contact:
+            continue
+        for part in contact.split(";")[1:]:
+            key, _, value = part.partition("=")
+            if key.strip().lower() == "expires" and value.strip().isdigit():
+                return int(value)
+    expires = response.headers.get_first("expires")
+    return int(expires) if expires and expires.strip().isdigit() else asked

@@ -1,0 +1,57 @@
+"""What one sync session is to a device: its outcome, its progress, and which side sends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from session_xml import Direction, Phase, ProgressReport
+
+# Exit codes of `sipsync-peer invite`, part of the command-line contract.
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_UNREACHABLE = 4
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    ok: bool
+    exit_code: int
+    reason: str
+    status: int = 0  # the SIP status the INVITE ended with (200 once established)
+    call_id: str = ""
+    bytes: int = 0
+    files: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """The one line a script reads."""
+        if self.ok:
+            return (f"done: {self.files} file(s), {self.bytes} bytes in {self.seconds:.2f} s "
+                    f"(session {self.call_id})")
+        if self.exit_code == EXIT_REFUSED:
+            return f"refused: {self.status} {self.reason}"
+        return f"failed: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "exit_code": self.exit_code, "reason": self.reason,
+                "status": self.status, "call_id": self.call_id, "bytes": self.bytes,
+                "files": self.files, "seconds": round(self.seconds, 3)}
+
+
+ProgressCallback = Callable[[ProgressReport], None]
+
+
+def caller_sends(direction: Direction) -> bool:
+    """The plain folder copy moves one way: push and two-way send from the caller, pull from
+    the callee (two-way merges come with the sync protocols)."""
+    return direction is not Direction.PULL
+
+
+def report(session_id: str, phase: Phase, done: int = 0, total: int | None = None,
+           error: str | None = None) -> ProgressReport:
+    return ProgressReport(session_id=session_id, phase=phase, bytes_done=done,
+                          bytes_total=total if total is None or total >= done else done,
+                          error=error)
