@@ -29,6 +29,9 @@ CALLEE_WON = 419
 SERVER_ERROR = 500
 REFRESH_REQUIRED = 508  # anchors do not match: slow sync
 
+# A package is held until its Final; a peer must not grow it without bound (~90 MB for 1M items).
+MAX_PACKAGE_BYTES = 512 * 1024 * 1024
+
 
 class SessionState(Enum):
     RUNNING = "running"
@@ -99,6 +102,7 @@ class Session:
         self._msg_id = 0
         self._expected_msg_id = 1
         self._pending: list[tuple[int, Command]] = []
+        self._pending_bytes = 0
         self._sent_items: dict[tuple[int, int], str] = {}
         self._local_to_remote: dict[str, str] = {}
         self._remote_to_local: dict[str, str] = {}
@@ -122,9 +126,13 @@ class Session:
             self._fail(error.code, error.reason)
             return
         self._pending.extend((message.header.msg_id, command) for command in message.commands)
+        self._pending_bytes += len(data)
+        if self._pending_bytes > MAX_PACKAGE_BYTES:
+            self._fail(413, f"package exceeds {MAX_PACKAGE_BYTES} bytes without a Final")
+            return
         if not message.final:
             return
-        package, self._pending = self._pending, []
+        package, self._pending, self._pending_bytes = self._pending, [], 0
         try:
             self._on_package(package)
         except MessageError as error:

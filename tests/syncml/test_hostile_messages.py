@@ -86,6 +86,17 @@ def test_an_oversized_message_is_refused_before_parsing(stores):
     assert _statuses(callee.data_to_send())[0].code == 413
 
 
+def test_a_package_that_never_ends_is_cut_off_at_the_package_cap(stores, monkeypatch):
+    a, b = stores
+    monkeypatch.setattr("protocols.syncml.session.MAX_PACKAGE_BYTES", 20_000)
+    caller, callee = _callee_waiting_for_changes(a, b)
+    before = _snapshot(b)
+    for msg_id in range(2, 40):
+        callee.receive(_from_caller(caller, msg_id, Sync(1, "contacts", (_replace(2, f"x{msg_id}"),)), final=False))
+    assert _statuses(callee.data_to_send())[0].code == 413
+    assert callee.state is SessionState.FAILED and _snapshot(b) == before
+
+
 def test_an_unknown_command_gets_406_and_nothing_of_its_package_is_applied(stores):
     a, b = stores
     caller, callee = _callee_waiting_for_changes(a, b)
