@@ -1,4 +1,5 @@
-"""The control server's SQLite store (WAL): users, devices, shares, bindings, sessions.
+"""The control server's SQLite store (WAL): users, devices, shares, bindings, sessions, and the
+admin accounts and API tokens of the HTTP API.
 
 Shared by the server (one writer thread, batched) and `sipsync-admin --data-dir`, which may run
 while the server does. Passwords never reach the disk: only HA1 digests for each algorithm.
@@ -83,11 +84,33 @@ CREATE TABLE IF NOT EXISTS sessions (
     progress TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions(ended_at);
+CREATE TABLE IF NOT EXISTS admins (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
+
+ROLES = ("admin", "viewer")  # admin reads and changes; viewer only reads
 
 
 class StoreError(Exception):
     """A request the store refuses, with the reason a person reads."""
+
+
+class UnknownName(StoreError):
+    """The user, device, share, admin or token named does not exist."""
+
+
+class NameTaken(StoreError):
+    """What was to be added exists already."""
 
 
 def check_user_name(name: str) -> str:
@@ -200,7 +223,7 @@ class Store:
                     "INSERT INTO users VALUES (?, ?, ?, 0, ?)", (name, md5, sha, time.time())
                 )
         except sqlite3.IntegrityError:
-            raise StoreError(f"user {name!r} exists") from None
+            raise NameTaken(f"user {name!r} exists") from None
 
     def import_users(self, rows: Iterable[tuple[str, str]]) -> int:
         """Add or replace users from (name, password) pairs in one transaction."""
@@ -249,7 +272,7 @@ class Store:
     def _change_user(self, sql: str, args: tuple) -> None:
         with self.db:
             if self.db.execute(sql, args).rowcount == 0:
-                raise StoreError(f"no user {args[-1]!r}")
+                raise UnknownName(f"no user {args[-1]!r}")
 
     def users(self) -> list[UserRow]:
         rows = self.db.execute(
@@ -274,8 +297,8 @@ class Store:
                 )
         except sqlite3.IntegrityError:
             if self.db.execute("SELECT 1 FROM users WHERE name=?", (user,)).fetchone() is None:
-                raise StoreError(f"no user {user!r}") from None
-            raise StoreError(f"device {user}/{device} exists") from None
+                raise UnknownName(f"no user {user!r}") from None
+            raise NameTaken(f"device {user}/{device} exists") from None
 
     def remove_device(self, user: str, device: str) -> None:
         with self.db:
@@ -284,7 +307,7 @@ class Store:
             ).rowcount
             self.db.execute("DELETE FROM bindings WHERE user=? AND device=?", (user, device))
         if not gone:
-            raise StoreError(f"no device {user}/{device}")
+            raise UnknownName(f"no device {user}/{device}")
 
     def devices(self) -> list[DeviceRow]:
         rows = self.db.execute(
@@ -300,8 +323,8 @@ class Store:
                 )
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
-                raise StoreError(f"{owner}/{device} is already shared with {grantee}") from None
-            raise StoreError(f"no device {owner}/{device} or no user {grantee!r}") from None
+                raise NameTaken(f"{owner}/{device} is already shared with {grantee}") from None
+            raise UnknownName(f"no device {owner}/{device} or no user {grantee!r}") from None
 
     def remove_share(self, owner: str, device: str, grantee: str) -> None:
         with self.db:
@@ -310,7 +333,7 @@ class Store:
                 (owner, device, grantee),
             ).rowcount
         if not gone:
-            raise StoreError(f"{owner}/{device} is not shared with {grantee}")
+            raise UnknownName(f"{owner}/{device} is not shared with {grantee}")
 
     def shares(self) -> list[ShareRow]:
         rows = self.db.execute("SELECT owner, device, grantee FROM shares ORDER BY 1, 2, 3")
@@ -399,3 +422,125 @@ class Store:
                 "ended_at=? WHERE ended_at IS NULL",
                 (now,),
             ).rowcount
+
+    def session_history(self, query: HistoryQuery) -> tuple[list[SessionRecord], int]:
+        """Ended sessions, newest first, filtered and paged; with how many match in all."""
+        where, args = ["ended_at IS NOT NULL"], []
+        if query.device:
+            where.append("(caller = ? OR callee = ?)")
+            args += [query.device, query.device]
+        if query.user:
+            where.append("(caller LIKE ? ESCAPE '\\' OR callee LIKE ? ESCAPE '\\')")
+            pattern = query.user.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+            args += [pattern, pattern]
+        if query.outcome:
+            where.append("state = ?")
+            args.append(query.outcome)
+        if query.since is not None:
+            where.append("started_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("started_at < ?")
+            args.append(query.until)
+        condition = " AND ".join(where)
+        total = self.db.execute(f"SELECT COUNT(*) FROM sessions WHERE {condition}", args).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT * FROM sessions WHERE {condition} ORDER BY ended_at DESC LIMIT ? OFFSET ?",
+            [*args, query.limit, query.offset],
+        )
+        return [_session_record(r) for r in rows], total
+
+    # -- admin accounts and API tokens ------------------------------------------------------------
+
+    def add_admin(self, name: str, password_hash: str, role: str) -> None:
+        check_user_name(name)
+        _check_role(role)
+        try:
+            with self.db:
+                self.db.execute("INSERT INTO admins VALUES (?, ?, ?, ?)",
+                                (name, password_hash, role, time.time()))
+        except sqlite3.IntegrityError:
+            raise NameTaken(f"admin {name!r} exists") from None
+
+    def admin(self, name: str) -> AdminRow | None:
+        row = self.db.execute(
+            "SELECT name, password_hash, role, created_at FROM admins WHERE name=?", (name,)
+        ).fetchone()
+        return None if row is None else AdminRow(*row)
+
+    def admins(self) -> list[AdminRow]:
+        rows = self.db.execute("SELECT name, password_hash, role, created_at FROM admins ORDER BY 1")
+        return [AdminRow(*row) for row in rows]
+
+    def remove_admin(self, name: str) -> None:
+        with self.db:
+            if not self.db.execute("DELETE FROM admins WHERE name=?", (name,)).rowcount:
+                raise UnknownName(f"no admin {name!r}")
+
+    def add_token(self, name: str, token_hash: str, role: str) -> None:
+        check_user_name(name)
+        _check_role(role)
+        try:
+            with self.db:
+                self.db.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?)",
+                                (token_hash, name, role, time.time()))
+        except sqlite3.IntegrityError:
+            raise NameTaken(f"token {name!r} exists") from None
+
+    def token(self, token_hash: str) -> TokenRow | None:
+        row = self.db.execute(
+            "SELECT name, role, created_at FROM api_tokens WHERE token_hash=?", (token_hash,)
+        ).fetchone()
+        return None if row is None else TokenRow(*row)
+
+    def tokens(self) -> list[TokenRow]:
+        rows = self.db.execute("SELECT name, role, created_at FROM api_tokens ORDER BY 1")
+        return [TokenRow(*row) for row in rows]
+
+    def remove_token(self, name: str) -> None:
+        with self.db:
+            if not self.db.execute("DELETE FROM api_tokens WHERE name=?", (name,)).rowcount:
+                raise UnknownName(f"no token {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which ended sessions to list: every filter optional; times are Unix seconds."""
+
+    device: str | None = None  # USER/DEVICE, caller or callee
+    user: str | None = None  # caller or callee belongs to this user
+    outcome: str | None = None  # "ended" or "failed"
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRow:
+    name: str
+    password_hash: str
+    role: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    name: str
+    role: str
+    created_at: float
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise StoreError(f"unknown role {role!r}: {' or '.join(ROLES)}")
+    return role
+
+
+def _session_record(r: tuple) -> SessionRecord:
+    return SessionRecord(
+        call_id=r[0], caller=r[1], callee=r[2], data_type=r[3], protocol=r[4],
+        dataset=r[5], state=r[6], status=r[7], reason=r[8], started_at=r[9],
+        established_at=r[10], ended_at=r[11],
+        progress=json.loads(r[12]) if r[12] else {},
+    )
