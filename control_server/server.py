@@ -19,13 +19,23 @@ from protocols.sip.message import (
 from protocols.sip.transaction import ClientTimeout, Effect, TransactionLayer, Transmit
 from protocols.sip.transport import SipTransport
 
+from .admin_rows import online_row, session_row
 from .config import ServerConfig
 from .directory import Directory
+from .events import (
+    DEVICE_OFFLINE,
+    DEVICE_ONLINE,
+    SESSION_ENDED,
+    SESSION_PROGRESS,
+    SESSION_STARTED,
+    EventHub,
+)
 from .location import Binding, LocationTable
+from .metrics import ServerMetrics
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
 from .session_body import describe, read_progress
-from .sessions import SessionRegistry
+from .sessions import SessionRecord, SessionRegistry
 from .store import Store
 
 log = logging.getLogger("sipsync.server")
@@ -33,6 +43,9 @@ log = logging.getLogger("sipsync.server")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER"
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
+# Requests counted by method for metrics; anything else is "other", so junk cannot add labels.
+COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIFY", "SUBSCRIBE",
+                                                              "UPDATE", "PRACK", "REFER"}
 
 
 class ControlServer:
@@ -74,11 +87,19 @@ class ControlServer:
         self._timer_at = float("inf")
         self._tasks: list[asyncio.Task] = []
         self.counters = {"received": 0, "malformed": 0, "auth_failures": 0, "registrations": 0}
+        self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
+        self.events = EventHub()
+        self.metrics = ServerMetrics(self._metrics_state)
+        self.admin = None  # the admin HTTP API (control_server.admin_api.AdminApi) when served
 
     @property
     def port(self) -> int:
         return self.transport.port
+
+    @property
+    def admin_port(self) -> int | None:
+        return None if self.admin is None else self.admin.port
 
     async def start(self) -> None:
         now = time.time()
@@ -101,6 +122,11 @@ class ControlServer:
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
         ]
+        if self.config.admin:
+            from .admin_api import AdminApi  # aiohttp is loaded only when the API is served
+
+            self.admin = AdminApi(self)
+            await self.admin.start(self.config.admin_host, self.config.admin_port)
         log.info(
             "SIP on %s:%d (UDP and TCP), realm %r, %d user(s), %d device(s) online, data in %s",
             self.config.sip_host, self.transport.port, self.realm,
@@ -108,6 +134,8 @@ class ControlServer:
         )
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -160,8 +188,13 @@ class ControlServer:
 
     def _request(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         method = request.method
+        counted = method if method in COUNTED_METHODS else "other"
+        self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
         if method == "REGISTER":
-            return self._register(request, source, now)
+            started = time.perf_counter()
+            effects = self._register(request, source, now)
+            self.metrics.register_seconds.observe(time.perf_counter() - started)
+            return effects
         assert self.proxy is not None
         if method == "ACK":
             if self.layer.absorb_ack(request, now):
@@ -193,6 +226,8 @@ class ControlServer:
             if binding.registered_at == now:
                 log.info("%s/%s online at %s (%s)", binding.user, binding.device, source,
                          binding.user_agent or "no user agent")
+                if self.events.listening:
+                    self.events.publish(DEVICE_ONLINE, now, online_row(binding, now))
             self._bound[binding.key] = binding
             self._unbound.discard(binding.key)
             if result.new_device:
@@ -205,6 +240,9 @@ class ControlServer:
     def _offline(self, binding: Binding, now: float, reason: str) -> None:
         self._bound.pop(binding.key, None)
         self._unbound.add(binding.key)
+        if self.events.listening:
+            self.events.publish(DEVICE_OFFLINE, now, {"user": binding.user,
+                                                      "device": binding.device, "reason": reason})
         for session in self.sessions.involving(binding.user, binding.device):
             self.sessions.finish(session, now, reason=f"{binding.user}/{binding.device}: {reason}",
                                  failed=True)
@@ -281,6 +319,8 @@ class ControlServer:
 
     async def _flush(self) -> None:
         sessions = self.sessions.take_changes()
+        if sessions:
+            self._report_sessions(sessions)
         if not (self._bound or self._unbound or sessions or self._new_devices):
             return
         bound, self._bound = list(self._bound.values()), {}
@@ -291,6 +331,32 @@ class ControlServer:
         await loop.run_in_executor(
             self._writer, self.store.write_batch, bound, unbound, sessions, devices
         )
+
+    def _report_sessions(self, changes: list[SessionRecord]) -> None:
+        """Session changes, as the registry noted them, become metrics and live events."""
+        now = time.time()
+        for record in changes:
+            if record.ended_at is not None:
+                self.metrics.session_ended(record.state, record.status)
+                kind = SESSION_ENDED
+            elif record.state == "proceeding":
+                kind = SESSION_STARTED
+            else:
+                if not record.progress and record.established_at is not None:
+                    self.metrics.setup_seconds.observe(record.established_at - record.started_at)
+                kind = SESSION_PROGRESS
+            if self.events.listening:
+                self.events.publish(kind, now, session_row(record, now))
+
+    def _metrics_state(self) -> dict:
+        return {
+            "counters": dict(self.counters),
+            "requests": dict(self.requests_by_method),
+            "online": len(self.location),
+            "active_sessions": len(self.sessions.active),
+            "server_transactions": len(self.layer.servers),
+            "client_transactions": len(self.layer.clients),
+        }
 
 
 def _has_user(uri: str) -> bool:
