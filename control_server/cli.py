@@ -23,7 +23,8 @@ from .store import StoreError
 @click.option("--sip-host", help="Address to listen on for SIP, IPv4 or IPv6 [127.0.0.1].")
 @click.option("--sip-port", type=click.IntRange(0, 65535), help="SIP port, UDP and TCP [5060]; 0 picks one.")
 @click.option("--realm", help="Digest realm [the data directory's, else 'sipsync'].")
-@click.option("--admin-port", type=click.IntRange(0, 65535), help="Admin HTTP port [8080].")
+@click.option("--admin-host", help="Address of the admin HTTP API [127.0.0.1].")
+@click.option("--admin-port", type=click.IntRange(0, 65535), help="Admin HTTP port [8080]; 0 picks one.")
 @click.option("--no-admin", is_flag=True, default=None, help="Do not serve the admin HTTP API.")
 @click.option("--default-expires", type=int, help="Registration lifetime when a device names none [60].")
 @click.option("--min-expires", type=int, help="Shorter requests get 423 [20].")
@@ -32,8 +33,10 @@ from .store import StoreError
 @click.option("--no-invite-auth", is_flag=True, default=None, help="Do not challenge INVITEs (tests only).")
 @click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the SIP port here once listening (for scripts using --sip-port 0).")
+@click.option("--admin-port-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the admin HTTP port here once listening (for --admin-port 0).")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def main(config_file, port_file, no_admin, no_invite_auth, **options) -> None:
+def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **options) -> None:
     """The sipsync control server: digest registrar, stateful proxy and session registry."""
     options["admin"] = False if no_admin else None
     options["challenge_invites"] = False if no_invite_auth else None
@@ -52,16 +55,18 @@ def main(config_file, port_file, no_admin, no_invite_auth, **options) -> None:
     else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
-        asyncio.run(_serve(config, port_file))
+        asyncio.run(_serve(config, port_file, admin_port_file))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {config.sip_host}:{config.sip_port}: {exc}") from None
+        raise click.ClickException(f"cannot listen: {exc}") from None
 
 
-async def _serve(config, port_file: Path | None) -> None:
+async def _serve(config, port_file: Path | None, admin_port_file: Path | None) -> None:
     server = ControlServer(config)
     await server.start()
+    if admin_port_file is not None and server.admin_port is not None:
+        admin_port_file.write_text(f"{server.admin_port}\n")
     if port_file is not None:
         port_file.write_text(f"{server.port}\n")
     stop = asyncio.Event()
