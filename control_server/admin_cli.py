@@ -1,13 +1,13 @@
-"""`sipsync-admin`: users, devices, shares, online devices and sessions, read from and written to
-the server's data directory (safe while the server runs: SQLite WAL, and the server reloads)."""
+"""`sipsync-admin`: users, devices, shares, admins and API tokens; online devices and sessions.
+The same commands and output over the server's data directory (--data-dir) or its HTTP API (--url)."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .sessions import SessionRecord
-from .store import Store, StoreError, split_device
+from .admin_backend import AdminBackend, AdminError
+from .store import ROLES, StoreError, split_device
 
 console = Console()
 
@@ -27,18 +27,30 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 class _Context:
-    def __init__(self, data_dir: Path | None, url: str | None) -> None:
-        if url is not None:
-            _fail("--url needs the admin HTTP API, which this server version does not serve yet; "
-                  "use --data-dir on the server's machine", 2)
-        self.data_dir = data_dir or Path("sipsync-data")
-        self._store: Store | None = None
+    """Opens the backend on first use, so `--help` never touches a server."""
+
+    def __init__(self, data_dir: Path | None, url: str | None, token: str | None) -> None:
+        if url is not None and data_dir is not None:
+            _fail("give --data-dir or --url, not both", 2)
+        self.data_dir, self.url, self.token = data_dir, url, token
+        self._backend: AdminBackend | None = None
 
     @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.data_dir)
-        return self._store
+    def backend(self) -> AdminBackend:
+        if self._backend is None:
+            if self.url is not None:
+                from .admin_http import HttpBackend  # the HTTP client loads only when used
+
+                self._backend = HttpBackend(self.url, self.token)
+            else:
+                from .admin_datadir import DataDirBackend
+
+                self._backend = DataDirBackend(self.data_dir or Path("sipsync-data"))
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
 
 
 def _password(password: str | None, password_file: Path | None) -> str:
@@ -73,23 +85,24 @@ def _when(stamp: float | None) -> str | None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               envvar="SIPSYNC_DATA_DIR", help="The server's data directory [./sipsync-data].")
-@click.option("--url", envvar="SIPSYNC_URL", help="The admin HTTP API of a running server.")
+@click.option("--url", envvar="SIPSYNC_URL",
+              help="The admin HTTP API of a running server, e.g. http://127.0.0.1:8080.")
 @click.option("--token", envvar="SIPSYNC_TOKEN", help="API token for --url.")
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, url: str | None, token: str | None) -> None:
     """Manage a sipsync control server: users, devices, shares; watch devices and sessions."""
-    ctx.obj = _Context(data_dir, url)
+    ctx.obj = _Context(data_dir, url, token)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _store_errors(function):
-    """Refusals from the store become one line on stderr and exit code 1."""
-    import functools
+    """Refusals become one line on stderr and exit code 1."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except StoreError as exc:
+        except (AdminError, StoreError) as exc:
             _fail(str(exc))
 
     return wrapper
@@ -109,7 +122,7 @@ def users() -> None:
 @click.pass_obj
 @_store_errors
 def users_add(ctx: _Context, name: str, password: str | None, password_file: Path | None) -> None:
-    ctx.store.add_user(name, _password(password, password_file))
+    ctx.backend.add_user(name, _password(password, password_file))
     click.echo(f"added user {name}")
 
 
@@ -122,18 +135,19 @@ def users_import(ctx: _Context, file: Path) -> None:
     started = time.perf_counter()
     with open(file, newline="") as handle:
         rows = (row for row in csv.reader(handle) if row and row[:2] != ["name", "password"])
-        count = ctx.store.import_users((row[0].strip(), row[1] if len(row) > 1 else "") for row in rows)
+        count = ctx.backend.import_users((row[0].strip(), row[1] if len(row) > 1 else "") for row in rows)
     click.echo(f"imported {count} user(s) in {time.perf_counter() - started:.1f} s")
 
 
 @users.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
+@_store_errors
 def users_list(ctx: _Context, as_json: bool) -> None:
     rows = [
-        {"name": u.name, "disabled": u.disabled, "devices": u.devices,
-         "created": _when(u.created_at)}
-        for u in ctx.store.users()
+        {"name": u["name"], "disabled": u["disabled"], "devices": u["devices"],
+         "created": _when(u["created_at"])}
+        for u in ctx.backend.users()
     ]
     _emit(rows, [("name", "user"), ("devices", "devices"), ("disabled", "disabled"),
                  ("created", "created")], as_json, "Users")
@@ -144,7 +158,7 @@ def users_list(ctx: _Context, as_json: bool) -> None:
 @click.pass_obj
 @_store_errors
 def users_remove(ctx: _Context, name: str) -> None:
-    ctx.store.remove_user(name)
+    ctx.backend.remove_user(name)
     click.echo(f"removed user {name}")
 
 
@@ -155,7 +169,7 @@ def users_remove(ctx: _Context, name: str) -> None:
 @click.pass_obj
 @_store_errors
 def users_passwd(ctx: _Context, name: str, password: str | None, password_file: Path | None) -> None:
-    ctx.store.set_password(name, _password(password, password_file))
+    ctx.backend.set_password(name, _password(password, password_file))
     click.echo(f"changed the password of {name}")
 
 
@@ -165,7 +179,7 @@ def users_passwd(ctx: _Context, name: str, password: str | None, password_file: 
 @click.pass_obj
 @_store_errors
 def users_disable(ctx: _Context, name: str, enable: bool) -> None:
-    ctx.store.set_disabled(name, not enable)
+    ctx.backend.set_disabled(name, not enable)
     click.echo(f"{'enabled' if enable else 'disabled'} user {name}")
 
 
@@ -181,7 +195,7 @@ def devices() -> None:
 @click.pass_obj
 @_store_errors
 def devices_add(ctx: _Context, spec: str) -> None:
-    ctx.store.add_device(*split_device(spec))
+    ctx.backend.add_device(*split_device(spec))
     click.echo(f"added device {spec}")
 
 
@@ -190,19 +204,19 @@ def devices_add(ctx: _Context, spec: str) -> None:
 @click.pass_obj
 @_store_errors
 def devices_remove(ctx: _Context, spec: str) -> None:
-    ctx.store.remove_device(*split_device(spec))
+    ctx.backend.remove_device(*split_device(spec))
     click.echo(f"removed device {spec}")
 
 
 @devices.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
+@_store_errors
 def devices_list(ctx: _Context, as_json: bool) -> None:
-    online = {(b.user, b.device) for b in ctx.store.bindings(time.time())}
     rows = [
-        {"user": d.user, "device": d.name, "online": (d.user, d.name) in online,
-         "last_seen": _when(d.last_seen), "created": _when(d.created_at)}
-        for d in ctx.store.devices()
+        {"user": d["user"], "device": d["device"], "online": d["online"],
+         "last_seen": _when(d["last_seen"]), "created": _when(d["created_at"])}
+        for d in ctx.backend.devices()
     ]
     _emit(rows, [("user", "user"), ("device", "device"), ("online", "online"),
                  ("last_seen", "last seen")], as_json, "Devices")
@@ -220,7 +234,7 @@ def shares() -> None:
 @_store_errors
 def shares_add(ctx: _Context, spec: str, grantee: str) -> None:
     owner, device = split_device(spec)
-    ctx.store.add_share(owner, device, grantee)
+    ctx.backend.add_share(owner, device, grantee)
     click.echo(f"shared {spec} with {grantee}")
 
 
@@ -231,43 +245,24 @@ def shares_add(ctx: _Context, spec: str, grantee: str) -> None:
 @_store_errors
 def shares_remove(ctx: _Context, spec: str, grantee: str) -> None:
     owner, device = split_device(spec)
-    ctx.store.remove_share(owner, device, grantee)
+    ctx.backend.remove_share(owner, device, grantee)
     click.echo(f"stopped sharing {spec} with {grantee}")
 
 
 @shares.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
+@_store_errors
 def shares_list(ctx: _Context, as_json: bool) -> None:
-    rows = [{"device": f"{s.owner}/{s.device}", "user": s.grantee} for s in ctx.store.shares()]
+    rows = [{"device": s["device"], "user": s["user"]} for s in ctx.backend.shares()]
     _emit(rows, [("device", "device"), ("user", "shared with")], as_json, "Shares")
 
 
 # -- online devices and sessions -------------------------------------------------------------------
 
-def _online_rows(store: Store) -> list[dict]:
-    now = time.time()
-    return [
-        {
-            "user": b.user, "device": b.device,
-            "address": str(b.source), "transport": b.source.transport,
-            "contact": b.contact, "user_agent": b.user_agent,
-            "registered_at": b.registered_at, "last_seen": b.last_seen,
-            "expires_at": b.expires_at, "expires_in": round(b.expires_at - now, 1),
-        }
-        for b in store.bindings(now)
-    ]
-
-
 _ONLINE_COLUMNS = [("user", "user"), ("device", "device"), ("address", "address"),
                    ("transport", "transport"), ("expires_in", "expires in (s)"),
                    ("user_agent", "user agent")]
-
-
-def _session_row(record: SessionRecord) -> dict:
-    row = asdict(record)
-    row["duration"] = None if record.duration is None else round(record.duration, 3)
-    return row
 
 
 def _session_table_row(row: dict) -> dict:
@@ -300,12 +295,13 @@ def _watch(build) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
 @click.pass_obj
+@_store_errors
 def online(ctx: _Context, as_json: bool, watch: bool) -> None:
     """Devices online now: address, transport, expiry countdown, user agent."""
     if watch:
-        _watch(lambda: _table(_online_rows(ctx.store), _ONLINE_COLUMNS, "Online devices"))
+        _watch(lambda: _table(ctx.backend.online(), _ONLINE_COLUMNS, "Online devices"))
         return
-    _emit(_online_rows(ctx.store), _ONLINE_COLUMNS, as_json, "Online devices")
+    _emit(ctx.backend.online(), _ONLINE_COLUMNS, as_json, "Online devices")
 
 
 @main.command()
@@ -314,13 +310,14 @@ def online(ctx: _Context, as_json: bool, watch: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
 @click.pass_obj
+@_store_errors
 def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: bool) -> None:
     """Active sessions with their progress, or (--history) the ended ones with their outcome."""
     columns = _HISTORY_COLUMNS if history else _SESSION_COLUMNS
     title = "Session history" if history else "Active sessions"
 
     def rows() -> list[dict]:
-        return [_session_row(r) for r in ctx.store.sessions(history=history, limit=limit)]
+        return ctx.backend.sessions(history=history, limit=limit)
 
     if as_json and not watch:
         click.echo(json.dumps(rows(), indent=2))
@@ -328,6 +325,81 @@ def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: boo
         _watch(lambda: _table([_session_table_row(r) for r in rows()], columns, title))
     else:
         console.print(_table([_session_table_row(r) for r in rows()], columns, title))
+
+
+# -- admin accounts and API tokens -----------------------------------------------------------------
+
+@main.group()
+def admins() -> None:
+    """Accounts that log in to the dashboard: admin (read-write) or viewer (read-only)."""
+
+
+@admins.command("add")
+@click.argument("name")
+@click.option("--password")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+@click.pass_obj
+@_store_errors
+def admins_add(ctx: _Context, name: str, password: str | None, password_file: Path | None,
+               role: str) -> None:
+    ctx.backend.add_admin(name, _password(password, password_file), role)
+    click.echo(f"added admin {name} ({role})")
+
+
+@admins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_store_errors
+def admins_list(ctx: _Context, as_json: bool) -> None:
+    rows = [{"name": a["name"], "role": a["role"], "created": _when(a["created_at"])}
+            for a in ctx.backend.admins()]
+    _emit(rows, [("name", "admin"), ("role", "role"), ("created", "created")], as_json, "Admins")
+
+
+@admins.command("remove")
+@click.argument("name")
+@click.pass_obj
+@_store_errors
+def admins_remove(ctx: _Context, name: str) -> None:
+    ctx.backend.remove_admin(name)
+    click.echo(f"removed admin {name}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for scripts and `--url`; only their SHA-256 is stored."""
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="What the token is for, e.g. 'prometheus'.")
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+@click.pass_obj
+@_store_errors
+def tokens_create(ctx: _Context, name: str, role: str) -> None:
+    """Print a new token, alone on the last line: it is shown this once."""
+    token = ctx.backend.create_token(name, role)
+    click.echo(f"created token {name} ({role}); keep it now, it is not shown again:")
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_store_errors
+def tokens_list(ctx: _Context, as_json: bool) -> None:
+    rows = [{"name": t["name"], "role": t["role"], "created": _when(t["created_at"])}
+            for t in ctx.backend.tokens()]
+    _emit(rows, [("name", "token"), ("role", "role"), ("created", "created")], as_json, "Tokens")
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@click.pass_obj
+@_store_errors
+def tokens_revoke(ctx: _Context, name: str) -> None:
+    ctx.backend.revoke_token(name)
+    click.echo(f"revoked token {name}")
 
 
 if __name__ == "__main__":
