@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
 import ssl
+import typing
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -44,14 +46,13 @@ class Timeouts:
     close: float = 5.0  # the peer answering our orderly TLS close
 
 
-class _FrameProtocol(asyncio.Protocol):
-    """Feeds received bytes to a FrameDecoder and queues the frames; tracks both directions'
-    flow control and the connection's end."""
+class _FrameProtocol(asyncio.BufferedProtocol):
+    """Lets TLS decrypt straight into the FrameDecoder's buffers and queues the frames; tracks
+    both directions' flow control and the connection's end."""
 
     def __init__(self, max_frame_size: int):
         loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.connected: asyncio.Future[asyncio.Transport] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
         self.error: ChannelError | None = None
         self._decoder = FrameDecoder(max_frame_size)
@@ -67,16 +68,17 @@ class _FrameProtocol(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Called for the plain TCP transport only: hold its bytes back until TLS is on top.
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        self.transport = transport
-        self.connected.set_result(transport)
+        # The TLS transport, once its handshake is done. (A cast, not an isinstance check:
+        # uvloop's transports do not derive from asyncio.Transport.)
+        self.transport = typing.cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.error is not None:
             return
-        frames = self._decoder.feed(data)
+        frames = self._decoder.buffer_updated(nbytes)
         if self._decoder.error is not None:
             self.fail(self._decoder.error)
         if not frames:
@@ -339,40 +341,34 @@ class Listener:
         self._timeouts = timeouts
         self._max_frame_size = max_frame_size
         self._context = server_context(identity)
-        self._server: asyncio.Server | None = None
+        self._socket: socket.socket | None = None
         self._task: asyncio.Task[Channel] | None = None
         self._result: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
         self.host = ""
         self.port = 0
 
-    async def _start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_protocol, host, port)
-        self.host, self.port = self._server.sockets[0].getsockname()[:2]
-
-    def _new_protocol(self) -> asyncio.Protocol:
-        protocol = _FrameProtocol(self._max_frame_size)
-        if self._task is not None:
-            # The token is for one connection; anything after the first is turned away.
-            protocol.connected.add_done_callback(lambda done: done.result().abort())
-            return protocol
-        self._task = asyncio.get_running_loop().create_task(self._serve(protocol))
+    def _start(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=1)
+        self._socket.setblocking(False)
+        self.host, self.port = self._socket.getsockname()[:2]
+        self._task = asyncio.get_running_loop().create_task(self._serve(self._socket))
         self._task.add_done_callback(self._settle)
-        assert self._server is not None
-        asyncio.get_running_loop().call_soon(self._server.close)
-        return protocol
 
-    async def _serve(self, protocol: _FrameProtocol) -> Channel:
+    async def _serve(self, listening: socket.socket) -> Channel:
         loop = asyncio.get_running_loop()
-        raw = await protocol.connected
+        connection, _ = await loop.sock_accept(listening)
+        # The token is for one connection: stop listening, so anything after it is refused.
+        listening.close()
+        protocol = _FrameProtocol(self._max_frame_size)
         try:
             async with asyncio.timeout(self._timeouts.handshake):
                 try:
-                    protocol.transport = await loop.start_tls(
-                        raw,
-                        protocol,
-                        self._context,
-                        server_side=True,
+                    # TLS from the first byte; a failed handshake raises here, where we can name it.
+                    await loop.connect_accepted_socket(
+                        lambda: protocol,
+                        connection,
+                        ssl=self._context,
                         ssl_handshake_timeout=_outer(self._timeouts.handshake),
                         ssl_shutdown_timeout=self._timeouts.close,
                     )
@@ -391,11 +387,13 @@ class Listener:
                 protocol.write_frame(FrameType.ACCEPT)
         except TimeoutError:
             error = _handshake_timeout(self._timeouts.handshake)
-            protocol.fail(error)
+            _give_up(protocol, connection, error)
             raise error from None
         except ChannelError as error:
-            protocol.fail(error)
+            _give_up(protocol, connection, error)
             raise
+        except Exception as exc:
+            raise _internal_failure(protocol, connection, exc) from exc
         return Channel(protocol, self._peer_fingerprint, self._timeouts, self._max_frame_size)
 
     def _settle(self, task: asyncio.Task[Channel]) -> None:
@@ -425,8 +423,8 @@ class Listener:
 
     async def close(self) -> None:
         """Stop listening; a channel already accepted stays open."""
-        if self._server is not None:
-            self._server.close()
+        if self._socket is not None:
+            self._socket.close()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             try:
@@ -460,7 +458,10 @@ async def listen(
     read it from `Listener.port`)."""
     _check_pin_argument(expected_peer_fingerprint)
     listener = Listener(identity, expected_peer_fingerprint, token, timeouts, max_frame_size)
-    await listener._start(host, port)
+    try:
+        listener._start(host, port)
+    except OSError as exc:
+        raise ChannelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ErrorCode.CONNECT) from exc
     return listener
 
 
@@ -477,10 +478,9 @@ async def connect(
     """Connect to a listening peer, check its certificate against the pin, and authenticate."""
     _check_pin_argument(expected_peer_fingerprint)
     loop = asyncio.get_running_loop()
-    protocol = _FrameProtocol(max_frame_size)
     try:
         async with asyncio.timeout(timeouts.connect):
-            raw, _ = await loop.create_connection(lambda: protocol, host, port)
+            connection = await _open_socket(host, port)
     except TimeoutError:
         raise ChannelError(
             f"could not connect to {host}:{port} within {timeouts.connect:g} s", ErrorCode.TIMEOUT
@@ -489,19 +489,21 @@ async def connect(
         raise ChannelError(
             f"could not connect to {host}:{port}: {exc.strerror or exc}", ErrorCode.CONNECT
         ) from exc
+    protocol = _FrameProtocol(max_frame_size)
     try:
         async with asyncio.timeout(timeouts.handshake):
             try:
-                protocol.transport = await loop.start_tls(
-                    raw,
-                    protocol,
-                    client_context(),
-                    server_side=False,
+                await loop.create_connection(
+                    lambda: protocol,
+                    sock=connection,
+                    ssl=client_context(),
+                    server_hostname="",  # no name to check: the certificate is pinned instead
                     ssl_handshake_timeout=_outer(timeouts.handshake),
                     ssl_shutdown_timeout=timeouts.close,
                 )
             except OSError as exc:
                 raise _handshake_failure(exc) from exc
+            assert protocol.transport is not None
             ssl_object = protocol.transport.get_extra_info("ssl_object")
             check_server_certificate(ssl_object.getpeercert(binary_form=True), expected_peer_fingerprint)
             frame = await _expect(protocol, FrameType.CHALLENGE)
@@ -516,12 +518,14 @@ async def connect(
             await _expect(protocol, FrameType.ACCEPT)
     except TimeoutError:
         error = _handshake_timeout(timeouts.handshake)
-        protocol.fail(error)
+        _give_up(protocol, connection, error)
         raise error from None
     except ChannelError as error:
-        protocol.fail(error)
+        _give_up(protocol, connection, error)
         log.warning("data channel to %s:%s failed: %s", host, port, error)
         raise
+    except Exception as exc:
+        raise _internal_failure(protocol, connection, exc) from exc
     return Channel(protocol, expected_peer_fingerprint, timeouts, max_frame_size)
 
 
@@ -538,6 +542,40 @@ def _handshake_failure(exc: BaseException) -> ChannelError:
     if isinstance(exc, ssl.SSLError):
         return ChannelError(f"TLS handshake failed: {exc.reason or exc}", ErrorCode.PROTOCOL)
     return ChannelError(f"the peer vanished during the TLS handshake: {exc}", ErrorCode.GONE)
+
+
+async def _open_socket(host: str, port: int) -> socket.socket:
+    """A connected TCP socket to the first address of `host` that answers."""
+    loop = asyncio.get_running_loop()
+    failure: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        connection = socket.socket(family, kind, proto)
+        connection.setblocking(False)
+        try:
+            await loop.sock_connect(connection, address)
+            return connection
+        except OSError as exc:
+            connection.close()
+            failure = exc
+        except BaseException:
+            connection.close()
+            raise
+    raise failure
+
+
+def _give_up(protocol: _FrameProtocol, connection: socket.socket, error: ChannelError) -> None:
+    """End a failed handshake: tell the peer if TLS is up, and free the socket in any case."""
+    protocol.fail(error)
+    if protocol.transport is None:
+        connection.close()
+
+
+def _internal_failure(protocol: _FrameProtocol, connection: socket.socket, exc: Exception) -> ChannelError:
+    """A bug of ours must still end the attempt cleanly on both sides, not leave the peer hanging."""
+    log.exception("data channel handshake failed unexpectedly")
+    error = ChannelError(f"internal error during the channel handshake: {exc!r}", ErrorCode.ABORTED)
+    _give_up(protocol, connection, error)
+    return error
 
 
 def _handshake_timeout(seconds: float) -> ChannelError:

@@ -49,8 +49,11 @@ for _kind in FrameType:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
+    """One frame. A decoded payload is the bytearray the network bytes were read into, handed
+    over without a copy; it compares equal to bytes with the same content."""
+
     kind: FrameType
-    payload: bytes = b""
+    payload: bytes | bytearray = b""
 
 
 def encode_header(kind: FrameType, length: int) -> bytes:
@@ -63,75 +66,82 @@ def encode_frame(kind: FrameType, payload: bytes | bytearray | memoryview = b"")
 
 
 class FrameDecoder:
-    """Turns a byte stream, fed in chunks of any size, into Frames.
+    """Turns a byte stream into Frames, either fed in chunks of any size (`feed`) or read straight
+    into the decoder's own buffers (`get_buffer` / `buffer_updated`, as asyncio.BufferedProtocol
+    does), so that TLS decrypts a payload directly where the Frame will hold it.
 
-    Garbage (an unknown type, reserved flags, a length over the cap) sets `error`; the frames
-    before it in the same chunk are still returned, since the peer did send them. The stream has
-    no resync point, so every later `feed` raises that error.
-
-    Each payload is copied once: partial payloads are kept as views of the fed bytes and joined
-    when complete.
+    Garbage (an unknown type, reserved flags, a length over the cap) sets `error`; frames before
+    it are still returned, since the peer did send them. The stream has no resync point, so every
+    later `feed` or `buffer_updated` raises that error.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE):
         self.max_frame_size = max_frame_size
-        self._header = bytearray()
-        self._kind: FrameType | None = None  # set while a payload is being collected
-        self._remaining = 0
-        self._parts: list[memoryview] = []
         self.error: ChannelError | None = None
+        self._header = bytearray(HEADER_SIZE)
+        self._header_view = memoryview(self._header)
+        self._kind: FrameType | None = None  # set while a payload is being read
+        self._payload = bytearray()
+        self._payload_view = memoryview(self._payload)
+        self._filled = 0  # bytes of the current header or payload already read
 
     @property
     def in_frame(self) -> bool:
         """True when part of a frame has arrived and the rest has not."""
-        return bool(self._header) or self._kind is not None
+        return self._filled > 0 or self._kind is not None
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def get_buffer(self) -> memoryview:
+        """Where the next bytes of the stream go: the rest of the current header or payload.
+
+        Never more than that, so a read never runs into the next frame and needs no copying.
+        """
+        if self.error is not None:
+            return memoryview(bytearray(HEADER_SIZE))  # the stream is dead; bytes go nowhere
+        if self._kind is None:
+            return self._header_view[self._filled :]
+        return self._payload_view[self._filled :]
+
+    def buffer_updated(self, nbytes: int) -> list[Frame]:
+        """`nbytes` were written at the start of the last `get_buffer()`; the frame they completed."""
         if self.error is not None:
             raise self.error
-        if not isinstance(data, bytes):
-            data = bytes(data)  # views into immutable bytes only: the caller may reuse its buffer
+        self._filled += nbytes
+        if self._kind is None:
+            if self._filled < HEADER_SIZE:
+                return []
+            self._filled = 0
+            kind_byte, flags, length = HEADER.unpack(self._header)
+            kind = self._check_header(kind_byte, flags, length)
+            if kind is None:
+                return []
+            if length == 0:
+                return [Frame(kind)]
+            self._kind = kind
+            self._payload = bytearray(length)
+            self._payload_view = memoryview(self._payload)
+            return []
+        if self._filled < len(self._payload):
+            return []
+        frame = Frame(self._kind, self._payload)
+        self._kind, self._filled = None, 0
+        # The Frame owns that buffer now; the next payload gets a new one.
+        self._payload = bytearray()
+        self._payload_view = memoryview(self._payload)
+        return [frame]
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        """All frames completed by `data`; the bytes are copied into the decoder's buffers."""
+        if self.error is not None:
+            raise self.error
         frames: list[Frame] = []
-        view = memoryview(data)
-        offset, end = 0, len(data)
-        while offset < end:
-            if self._kind is None:
-                if not self._header and end - offset >= HEADER_SIZE:
-                    kind_byte, flags, length = HEADER.unpack_from(data, offset)
-                    offset += HEADER_SIZE
-                else:
-                    take = min(HEADER_SIZE - len(self._header), end - offset)
-                    self._header += view[offset : offset + take]
-                    offset += take
-                    if len(self._header) < HEADER_SIZE:
-                        break
-                    kind_byte, flags, length = HEADER.unpack(self._header)
-                    self._header.clear()
-                kind = self._check_header(kind_byte, flags, length)
-                if kind is None:
-                    break
-                if length == 0:
-                    frames.append(Frame(kind))
-                else:
-                    self._kind, self._remaining = kind, length
-                continue
-            take = min(self._remaining, end - offset)
-            chunk = view[offset : offset + take]
+        source = memoryview(data).cast("B")
+        offset, end = 0, len(source)
+        while offset < end and self.error is None:
+            target = self.get_buffer()
+            take = min(len(target), end - offset)
+            target[:take] = source[offset : offset + take]
             offset += take
-            self._remaining -= take
-            if self._remaining:
-                self._parts.append(chunk)
-                continue
-            if self._parts:
-                self._parts.append(chunk)
-                payload = b"".join(self._parts)
-                self._parts.clear()
-            elif take == end:
-                payload = data  # the whole chunk is exactly one payload: no copy at all
-            else:
-                payload = bytes(chunk)
-            frames.append(Frame(self._kind, payload))
-            self._kind = None
+            frames += self.buffer_updated(take)
         return frames
 
     def _check_header(self, kind_byte: int, flags: int, length: int) -> FrameType | None:

@@ -44,7 +44,7 @@ class Challenge:
         return _CHALLENGE.pack(self.version, self.nonce)
 
     @classmethod
-    def decode(cls, payload: bytes) -> Challenge:
+    def decode(cls, payload: bytes | bytearray) -> Challenge:
         if len(payload) != _CHALLENGE.size:
             raise ChannelError("the server's CHALLENGE frame is malformed", ErrorCode.PROTOCOL)
         version, nonce = _CHALLENGE.unpack(payload)
@@ -72,7 +72,8 @@ class Hello:
         return b"".join(parts)
 
     @classmethod
-    def decode(cls, payload: bytes) -> Hello:
+    def decode(cls, payload: bytes | bytearray) -> Hello:
+        payload = bytes(payload)  # cryptography takes bytes only
         malformed = ChannelError("the client's HELLO frame is malformed", ErrorCode.PROTOCOL)
         if not payload:
             raise malformed

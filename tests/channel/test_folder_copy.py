@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,7 @@ def snapshot(root):
         for name in dirnames + filenames:
             path = os.path.join(directory, name)
             info = os.lstat(path)
-            content = open(path, "rb").read() if stat.S_ISREG(info.st_mode) else None
+            content = Path(path).read_bytes() if stat.S_ISREG(info.st_mode) else None
             tree[os.path.relpath(path, root)] = (stat.S_IMODE(info.st_mode), content)
     return tree
 
