@@ -176,7 +176,7 @@ class _FrameProtocol(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if not error.remote and error.code is not ErrorCode.GONE and self._is_tls(transport):
+        if not error.remote and error.code is not ErrorCode.GONE:
             transport.write(encode_frame(FrameType.ERROR, encode_error(error.code, error.reason)))
         transport.close()
 
@@ -184,9 +184,12 @@ class _FrameProtocol(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    @staticmethod
-    def _is_tls(transport: asyncio.Transport) -> bool:
-        return transport.get_extra_info("ssl_object") is not None
+    def peer_report(self) -> ChannelError | None:
+        """The reason in an ERROR frame the peer sent and nobody has read yet, if there is one."""
+        for frame in self._frames:
+            if frame.kind is FrameType.ERROR:
+                return decode_error(frame.payload)
+        return None
 
     def _set_error(self, error: ChannelError) -> None:
         if self.error is None:
@@ -243,8 +246,9 @@ class Channel:
             self._protocol.write_frame(kind, payload)
             await self._protocol.drain(self._timeouts.idle)
         except ChannelError as exc:
-            self._end(exc)
-            raise
+            error = self._explained(exc)
+            self._end(error)
+            raise error from None
 
     async def receive(self) -> Frame:
         """The next frame from the peer.
@@ -316,9 +320,14 @@ class Channel:
 
     def _check_open(self) -> None:
         if self._protocol.error is not None:
-            raise self._protocol.error
+            raise self._explained(self._protocol.error)
         if self._closed:
             raise ChannelError("the channel is closed", ErrorCode.CLOSED)
+
+    def _explained(self, error: ChannelError) -> ChannelError:
+        # A sender that only sends learns of the end as a dropped connection; the peer's own
+        # reason is usually already waiting in the queue, and says more.
+        return self._protocol.peer_report() or error
 
     def _end(self, error: ChannelError) -> None:
         self._protocol.fail(error)

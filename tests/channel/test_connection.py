@@ -201,6 +201,17 @@ async def test_a_silent_peer_hits_the_idle_timeout_and_hears_about_it(callee, ca
     assert told.remote and told.code is ErrorCode.TIMEOUT
 
 
+async def test_a_peer_that_stops_reading_makes_the_sender_wait_then_time_out(callee, caller):
+    impatient = Timeouts(connect=5, handshake=5, idle=0.3, close=1)
+    server, client = await open_pair(callee, caller, timeouts=impatient)
+    chunk = bytes(256 * 1024)
+    with pytest.raises(ChannelError) as caught:
+        for _ in range(400):  # 100 MiB: far beyond every buffer on the way
+            await asyncio.wait_for(client.send(FrameType.DATA, chunk), 5)
+    assert (caught.value.code, caught.value.reason) == (ErrorCode.TIMEOUT, "the peer read nothing for 0.3 s")
+    server.abort()
+
+
 async def test_a_peer_that_connects_and_says_nothing_hits_the_handshake_timeout(callee, caller):
     listener = await listen(callee, caller.fingerprint, "token-1", timeouts=Timeouts(handshake=0.2))
     async with listener:

@@ -247,6 +247,21 @@ async def test_a_path_escaping_the_folder_is_refused_nothing_is_written_and_the_
     assert os.listdir(tmp_path) == []
 
 
+async def test_a_sender_hears_the_receivers_reason_for_refusing(callee, caller, tmp_path):
+    source = make_dataset(tmp_path / "source")
+    (source / "large.bin").write_bytes(bytes(8 * 1024 * 1024))  # still sending when refused
+    (tmp_path / "copy").write_text("a file where the folder should go")
+    server, client = await open_pair(callee, caller)
+    results = await asyncio.wait_for(
+        asyncio.gather(receive_folder(server, tmp_path / "copy"), send_folder(client, source), return_exceptions=True),
+        10,
+    )
+    refused, told = results
+    assert refused.reason.endswith("copy exists and is not a folder")
+    assert told.remote and told.reason == refused.reason
+    assert (tmp_path / "copy").read_text() == "a file where the folder should go"
+
+
 async def test_a_caller_with_another_certificate_gets_nothing_written(callee, caller, intruder, tmp_path):
     from protocols.channel.connection import connect, listen
 
