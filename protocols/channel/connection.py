@@ -403,17 +403,21 @@ class Listener:
             raise
         except Exception as exc:
             raise _internal_failure(protocol, connection, exc) from exc
+        except asyncio.CancelledError:
+            _give_up(protocol, connection, ChannelError("stopped listening", ErrorCode.ABORTED))
+            raise
         return Channel(protocol, self._peer_fingerprint, self._timeouts, self._max_frame_size)
 
     def _settle(self, task: asyncio.Task[Channel]) -> None:
         if self._result.done():
             return
         if task.cancelled():
-            self._result.cancel()
-        elif task.exception() is not None:
-            error = task.exception()
-            log.warning("data channel refused on port %s: %s", self.port, error)
-            self._result.set_exception(error)  # type: ignore[arg-type]
+            self._result.set_exception(ChannelError("stopped listening", ErrorCode.ABORTED))
+        elif (failure := task.exception()) is not None:
+            if not isinstance(failure, ChannelError):
+                failure = ChannelError(f"listening on port {self.port} failed: {failure}", ErrorCode.CONNECT)
+            log.warning("data channel refused on port %s: %s", self.port, failure)
+            self._result.set_exception(failure)
         else:
             self._result.set_result(task.result())
 
@@ -432,14 +436,15 @@ class Listener:
 
     async def close(self) -> None:
         """Stop listening; a channel already accepted stays open."""
-        if self._socket is not None:
-            self._socket.close()
+        # The waiting accept goes first: it must let go of the socket before the socket closes.
         if self._task is not None and not self._task.done():
             self._task.cancel()
             try:
                 await self._task
             except (asyncio.CancelledError, ChannelError):
                 pass
+        if self._socket is not None:
+            self._socket.close()
         if not self._result.done():
             self._result.set_exception(ChannelError("stopped listening", ErrorCode.ABORTED))
         # Retrieve it so an unused failure does not end up as "exception never retrieved".
@@ -535,6 +540,9 @@ async def connect(
         raise
     except Exception as exc:
         raise _internal_failure(protocol, connection, exc) from exc
+    except asyncio.CancelledError:
+        _give_up(protocol, connection, ChannelError("the connection attempt was cancelled", ErrorCode.ABORTED))
+        raise
     return Channel(protocol, expected_peer_fingerprint, timeouts, max_frame_size)
 
 

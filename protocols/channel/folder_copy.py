@@ -17,6 +17,7 @@ import secrets
 import shutil
 import stat
 import struct
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -456,7 +457,7 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    if not hasattr(os, "sched_getaffinity"):  # not Linux
+    if not sys.platform.startswith("linux"):
         return False
     renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
     if renameat2 is None:
