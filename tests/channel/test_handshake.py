@@ -88,3 +88,27 @@ def test_a_server_certificate_other_than_the_pinned_one_is_refused(devices):
     with pytest.raises(ChannelError, match="server's certificate .* is not the one pinned") as caught:
         check_server_certificate(other.certificate_der, server.fingerprint)
     assert caught.value.code is ErrorCode.PINNING
+
+
+def test_a_client_with_an_ec_p256_certificate_is_accepted_too(devices):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from protocols.channel.identity import fingerprint_of
+
+    server = devices[0]
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phone")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    ).public_bytes(serialization.Encoding.DER)
+    challenge = Challenge.new()
+    hello = sign_hello(key, certificate, challenge, server.fingerprint, "token-1")
+    verify_hello(hello, challenge, server.fingerprint, fingerprint_of(certificate), "token-1")
