@@ -1,0 +1,104 @@
+"""A real control server with its admin HTTP API on a port the OS picks, and its credentials."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from control_server.admin_datadir import DataDirBackend
+
+from ..integration.conftest import free_port
+
+# SIP users stored before the server starts (the server reloads later changes only each second).
+SIP_USERS = [("ev", "ev-pw"), ("mx", "mx-pw"), ("carol", "carol-pw")]
+ADMIN_PASSWORD = "admin-pw-1"
+VIEWER_PASSWORD = "viewer-pw-1"
+
+
+@dataclass
+class AdminServer:
+    data_dir: Path
+    process: subprocess.Popen
+    sip_port: int
+    admin_port: int
+    admin_token: str
+    viewer_token: str
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_admin_server(data_dir: Path) -> AdminServer:
+    backend = DataDirBackend(data_dir)
+    backend.store.realm("sipsync.test")
+    backend.import_users(SIP_USERS)
+    backend.add_admin("root", ADMIN_PASSWORD, "admin")
+    backend.add_admin("watcher", VIEWER_PASSWORD, "viewer")
+    admin_token = backend.create_token("ci-admin", "admin")
+    viewer_token = backend.create_token("ci-viewer", "viewer")
+    backend.close()
+    port_file, admin_port_file = data_dir / "port", data_dir / "admin-port"
+    log_path = data_dir / "server.log"
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "control_server.cli", "--data-dir", str(data_dir),
+             "--sip-port", str(free_port()), "--port-file", str(port_file),
+             "--admin-port", "0", "--admin-port-file", str(admin_port_file)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 15
+    while not port_file.exists() or not port_file.read_text().strip():
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise TimeoutError("server did not start")
+        time.sleep(0.02)
+    return AdminServer(data_dir, process, int(port_file.read_text()),
+                       int(admin_port_file.read_text()), admin_token, viewer_token, log_path)
+
+
+def stop_admin_server(server: AdminServer) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def admin_server(tmp_path_factory):
+    """One server for a module's tests; each test uses names of its own."""
+    server = start_admin_server(tmp_path_factory.mktemp("admin") / "data")
+    yield server
+    stop_admin_server(server)
+
+
+@pytest.fixture
+def fresh_admin_server(tmp_path):
+    server = start_admin_server(tmp_path / "data")
+    yield server
+    stop_admin_server(server)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll until the predicate gives something true; return it (or the last falsy value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
