@@ -27,13 +27,17 @@ from protocols.channel.tls import client_context, server_context  # noqa: E402
 MIB = 1024 * 1024
 
 
-async def channel_run(callee: DeviceIdentity, caller: DeviceIdentity, total: int) -> tuple[float, str]:
+async def channel_run(
+    callee: DeviceIdentity, caller: DeviceIdentity, total: int
+) -> tuple[float, str]:
     """Seconds to move `total` bytes as DATA frames, and the negotiated cipher."""
     timeouts = Timeouts(idle=30.0)
     listener = await listen(callee, caller.fingerprint, "bench", timeouts=timeouts)
     async with listener:
         dialing = asyncio.create_task(
-            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "bench", timeouts=timeouts)
+            connect(
+                caller, "127.0.0.1", listener.port, callee.fingerprint, "bench", timeouts=timeouts
+            )
         )
         receiver = await listener.accept(timeout=10)
         sender = await dialing
@@ -43,7 +47,9 @@ async def channel_run(callee: DeviceIdentity, caller: DeviceIdentity, total: int
         remaining = total
         while remaining:
             size = min(remaining, DATA_CHUNK_SIZE)
-            await sender.send(FrameType.DATA, payload if size == DATA_CHUNK_SIZE else payload[:size])
+            await sender.send(
+                FrameType.DATA, payload if size == DATA_CHUNK_SIZE else payload[:size]
+            )
             remaining -= size
 
     start = time.perf_counter()
@@ -60,7 +66,7 @@ async def channel_run(callee: DeviceIdentity, caller: DeviceIdentity, total: int
 
 
 class _CountingProtocol(asyncio.BufferedProtocol):
-    """The leanest receiver asyncio allows: TLS decrypts into one reused buffer, bytes are counted."""
+    """The leanest receiver asyncio allows: TLS decrypts into one reused buffer; bytes counted."""
 
     def __init__(self, total: int, done: asyncio.Future[float]):
         self.total, self.done, self.received = total, done, 0
@@ -79,9 +85,13 @@ async def plain_tls_run(callee: DeviceIdentity, total: int) -> tuple[float, str]
     """Seconds to move `total` bytes over a bare asyncio TLS connection, and the cipher."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[float] = loop.create_future()
-    server = await loop.create_server(lambda: _CountingProtocol(total, done), "127.0.0.1", 0, ssl=server_context(callee))
+    server = await loop.create_server(
+        lambda: _CountingProtocol(total, done), "127.0.0.1", 0, ssl=server_context(callee)
+    )
     port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(), server_hostname=None)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client_context(), server_hostname=None
+    )
     cipher = writer.get_extra_info("cipher")[0]
     payload = bytes(DATA_CHUNK_SIZE)
     start = time.perf_counter()
@@ -111,10 +121,14 @@ async def bench(total: int, repeat: int, limit: float) -> None:
             async with asyncio.timeout(limit):
                 seconds, plain_cipher = await plain_tls_run(callee, total)
             plain_rates.append(total / MIB / seconds)
-            print(f"run {run}: channel {channel_rates[-1]:8.1f} MiB/s   plain TLS {plain_rates[-1]:8.1f} MiB/s")
+            print(
+                f"run {run}: channel {channel_rates[-1]:8.1f} MiB/s   plain TLS {plain_rates[-1]:8.1f} MiB/s"
+            )
     channel, plain = statistics.median(channel_rates), statistics.median(plain_rates)
     print(f"cipher: channel {channel_cipher}, plain TLS {plain_cipher}")
-    print(f"bytes per run: {total / MIB:.0f} MiB, DATA frames of {DATA_CHUNK_SIZE // 1024} KiB, {repeat} runs")
+    print(
+        f"bytes per run: {total / MIB:.0f} MiB, DATA frames of {DATA_CHUNK_SIZE // 1024} KiB, {repeat} runs"
+    )
     print(f"median channel:   {channel:8.1f} MiB/s")
     print(f"median plain TLS: {plain:8.1f} MiB/s")
     print(f"ratio channel / plain TLS: {channel / plain:.2f}  (target >= 0.80)")
@@ -124,8 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=1024, help="MiB moved per run (default 1024)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each kind (default 3)")
-    parser.add_argument("--limit", type=float, default=120.0, help="seconds allowed per run (default 120)")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
+    parser.add_argument(
+        "--limit", type=float, default=120.0, help="seconds allowed per run (default 120)"
+    )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop"
+    )
     args = parser.parse_args()
     if args.uvloop:
         import uvloop

@@ -24,7 +24,13 @@ from protocols.channel.framing import (
     encode_frame,
     encode_header,
 )
-from protocols.channel.handshake import Challenge, Hello, check_server_certificate, sign_hello, verify_hello
+from protocols.channel.handshake import (
+    Challenge,
+    Hello,
+    check_server_certificate,
+    sign_hello,
+    verify_hello,
+)
 from protocols.channel.identity import DeviceIdentity, parse_fingerprint
 from protocols.channel.tls import client_context, server_context
 
@@ -93,10 +99,14 @@ class _FrameProtocol(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         if self._decoder.in_frame:
-            self._set_error(ChannelError("the peer vanished in the middle of a frame", ErrorCode.GONE))
+            self._set_error(
+                ChannelError("the peer vanished in the middle of a frame", ErrorCode.GONE)
+            )
         else:
             self._set_error(
-                ChannelError("the peer vanished: connection closed without a goodbye", ErrorCode.GONE)
+                ChannelError(
+                    "the peer vanished: connection closed without a goodbye", ErrorCode.GONE
+                )
             )
         return False
 
@@ -282,7 +292,11 @@ class Channel:
         if not self._closed:
             self._closed = True
             protocol = self._protocol
-            if protocol.error is None and protocol.transport and not protocol.transport.is_closing():
+            if (
+                protocol.error is None
+                and protocol.transport
+                and not protocol.transport.is_closing()
+            ):
                 if reason is None:
                     protocol.write_frame(FrameType.CLOSE)
                 else:
@@ -415,7 +429,9 @@ class Listener:
             self._result.set_exception(ChannelError("stopped listening", ErrorCode.ABORTED))
         elif (failure := task.exception()) is not None:
             if not isinstance(failure, ChannelError):
-                failure = ChannelError(f"listening on port {self.port} failed: {failure}", ErrorCode.CONNECT)
+                failure = ChannelError(
+                    f"listening on port {self.port} failed: {failure}", ErrorCode.CONNECT
+                )
             log.warning("data channel refused on port %s: %s", self.port, failure)
             self._result.set_exception(failure)
         else:
@@ -475,7 +491,9 @@ async def listen(
     try:
         listener._start(host, port)
     except OSError as exc:
-        raise ChannelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ErrorCode.CONNECT) from exc
+        raise ChannelError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", ErrorCode.CONNECT
+        ) from exc
     return listener
 
 
@@ -519,7 +537,9 @@ async def connect(
                 raise _handshake_failure(exc) from exc
             assert protocol.transport is not None
             ssl_object = protocol.transport.get_extra_info("ssl_object")
-            check_server_certificate(ssl_object.getpeercert(binary_form=True), expected_peer_fingerprint)
+            check_server_certificate(
+                ssl_object.getpeercert(binary_form=True), expected_peer_fingerprint
+            )
             frame = await _expect(protocol, FrameType.CHALLENGE)
             hello = sign_hello(
                 identity.private_key(),
@@ -541,7 +561,11 @@ async def connect(
     except Exception as exc:
         raise _internal_failure(protocol, connection, exc) from exc
     except asyncio.CancelledError:
-        _give_up(protocol, connection, ChannelError("the connection attempt was cancelled", ErrorCode.ABORTED))
+        _give_up(
+            protocol,
+            connection,
+            ChannelError("the connection attempt was cancelled", ErrorCode.ABORTED),
+        )
         raise
     return Channel(protocol, expected_peer_fingerprint, timeouts, max_frame_size)
 
@@ -565,7 +589,9 @@ async def _open_socket(host: str, port: int) -> socket.socket:
     """A connected TCP socket to the first address of `host` that answers."""
     loop = asyncio.get_running_loop()
     failure: OSError = OSError(f"no address for {host}")
-    for family, kind, proto, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+    for family, kind, proto, _, address in await loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
         connection = socket.socket(family, kind, proto)
         connection.setblocking(False)
         try:
@@ -587,8 +613,10 @@ def _give_up(protocol: _FrameProtocol, connection: socket.socket, error: Channel
         connection.close()
 
 
-def _internal_failure(protocol: _FrameProtocol, connection: socket.socket, exc: Exception) -> ChannelError:
-    """A bug of ours must still end the attempt cleanly on both sides, not leave the peer hanging."""
+def _internal_failure(
+    protocol: _FrameProtocol, connection: socket.socket, exc: Exception
+) -> ChannelError:
+    """A bug of ours must still end the attempt cleanly on both sides, never leave it hanging."""
     log.exception("data channel handshake failed unexpectedly")
     error = ChannelError(f"internal error during the channel handshake: {exc!r}", ErrorCode.ABORTED)
     _give_up(protocol, connection, error)
@@ -596,7 +624,9 @@ def _internal_failure(protocol: _FrameProtocol, connection: socket.socket, exc: 
 
 
 def _handshake_timeout(seconds: float) -> ChannelError:
-    return ChannelError(f"the channel handshake did not finish within {seconds:g} s", ErrorCode.TIMEOUT)
+    return ChannelError(
+        f"the channel handshake did not finish within {seconds:g} s", ErrorCode.TIMEOUT
+    )
 
 
 def _outer(seconds: float) -> float:

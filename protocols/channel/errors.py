@@ -1,4 +1,4 @@
-"""Why a data channel ended: one typed error, carried in ERROR frames so both sides read the same reason."""
+"""Why a data channel ended: one typed error, carried in ERROR frames so both sides read it."""
 
 from __future__ import annotations
 

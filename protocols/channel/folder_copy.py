@@ -72,7 +72,9 @@ def check_relative_path(path: str) -> PurePosixPath:
         raise _transfer_error(f"an absolute path: {path!r}")
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
-        raise _transfer_error(f"a path that is not plain and relative (empty, '.' or '..' parts): {path!r}")
+        raise _transfer_error(
+            f"a path that is not plain and relative (empty, '.' or '..' parts): {path!r}"
+        )
     return PurePosixPath(*parts)
 
 
@@ -202,7 +204,9 @@ class CopyReceiver:
         if self._current is None:
             raise _transfer_error("file content outside of any file")
         if self._current_done + len(payload) > self._current.size:
-            raise _transfer_error(f"{self._current.path}: more content than the {self._current.size} bytes announced")
+            raise _transfer_error(
+                f"{self._current.path}: more content than the {self._current.size} bytes announced"
+            )
         self._current_done += len(payload)
         self.bytes_done += len(payload)
         self._hash.update(payload)
@@ -217,7 +221,9 @@ class CopyReceiver:
                 f"{current.path}: {self._current_done} bytes arrived, {current.size} were announced"
             )
         if len(payload) != _DIGEST_SIZE or payload != self._hash.digest():
-            raise _transfer_error(f"{current.path}: the content hash does not match (damaged in transit)")
+            raise _transfer_error(
+                f"{current.path}: the content hash does not match (damaged in transit)"
+            )
         self._current = None
         return CloseFile(current.path)
 
@@ -312,7 +318,9 @@ async def send_folder(
         await channel.send(FrameType.COPY_DONE)
         frame = await channel.receive()
         if frame.kind is not FrameType.COPY_COMMITTED:
-            raise ChannelError(f"expected COPY_COMMITTED, got {frame.kind.name}", ErrorCode.PROTOCOL)
+            raise ChannelError(
+                f"expected COPY_COMMITTED, got {frame.kind.name}", ErrorCode.PROTOCOL
+            )
     except ChannelError as error:
         await channel.close(error.reason, error.code)
         raise

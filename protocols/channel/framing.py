@@ -61,7 +61,7 @@ def encode_header(kind: FrameType, length: int) -> bytes:
 
 
 def encode_frame(kind: FrameType, payload: bytes | bytearray | memoryview = b"") -> bytes:
-    """One frame as bytes; the asyncio side writes header and payload separately to avoid the copy."""
+    """One frame as bytes (the asyncio side writes header and payload apart, to skip the copy)."""
     return encode_header(kind, len(payload)) + bytes(payload)
 
 
@@ -102,7 +102,7 @@ class FrameDecoder:
         return self._payload_view[self._filled :]
 
     def buffer_updated(self, nbytes: int) -> list[Frame]:
-        """`nbytes` were written at the start of the last `get_buffer()`; the frame they completed."""
+        """`nbytes` were written at the start of the last `get_buffer()`; the frame they end."""
         if self.error is not None:
             raise self.error
         self._filled += nbytes

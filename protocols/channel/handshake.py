@@ -98,7 +98,9 @@ class Hello:
         return cls(*fields)
 
 
-def transcript(nonce: bytes, server_fingerprint: str, client_fingerprint: str, token: bytes) -> bytes:
+def transcript(
+    nonce: bytes, server_fingerprint: str, client_fingerprint: str, token: bytes
+) -> bytes:
     """What the client signs. The server fingerprint keeps a malicious server from replaying the
     signature to another one; the nonce keeps anyone from replaying it to the same server."""
     return b"".join(
@@ -128,7 +130,9 @@ def sign_hello(
     token: str,
 ) -> Hello:
     token_bytes = _token_bytes(token)
-    data = transcript(challenge.nonce, server_fingerprint, fingerprint_of(certificate_der), token_bytes)
+    data = transcript(
+        challenge.nonce, server_fingerprint, fingerprint_of(certificate_der), token_bytes
+    )
     if isinstance(key, ed25519.Ed25519PrivateKey):
         signature = key.sign(data)
     else:
@@ -148,7 +152,9 @@ def verify_hello(
     try:
         public_key = x509.load_der_x509_certificate(hello.certificate_der).public_key()
     except ValueError as exc:
-        raise ChannelError("the client's certificate cannot be read", ErrorCode.AUTHENTICATION) from exc
+        raise ChannelError(
+            "the client's certificate cannot be read", ErrorCode.AUTHENTICATION
+        ) from exc
     data = transcript(challenge.nonce, server_fingerprint, client_fingerprint, hello.token)
     try:
         if isinstance(public_key, ed25519.Ed25519PublicKey):

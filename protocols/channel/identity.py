@@ -106,7 +106,9 @@ class DeviceIdentity:
         except (OSError, ValueError) as exc:
             raise IdentityError(f"cannot read the certificate {cert_path}: {exc}") from exc
         if _public_bytes(cert.public_key()) != _public_bytes(key.public_key()):
-            raise IdentityError(f"the certificate {cert_path} does not belong to the key {key_path}")
+            raise IdentityError(
+                f"the certificate {cert_path} does not belong to the key {key_path}"
+            )
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         der = cert.public_bytes(serialization.Encoding.DER)
         return cls(

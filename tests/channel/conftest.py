@@ -14,7 +14,10 @@ QUICK = Timeouts(connect=5.0, handshake=5.0, idle=5.0, close=2.0)
 @pytest.fixture(scope="session")
 def identities(tmp_path_factory):
     root = tmp_path_factory.mktemp("identities")
-    return {name: DeviceIdentity.load_or_create(root / name, name) for name in ("callee", "caller", "intruder")}
+    return {
+        name: DeviceIdentity.load_or_create(root / name, name)
+        for name in ("callee", "caller", "intruder")
+    }
 
 
 @pytest.fixture
@@ -38,7 +41,15 @@ async def open_pair(callee, caller, *, token="token-1", timeouts=QUICK, **option
     listener = await listen(callee, caller.fingerprint, token, timeouts=timeouts, **options)
     async with listener:
         dialing = asyncio.create_task(
-            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, token, timeouts=timeouts, **options)
+            connect(
+                caller,
+                "127.0.0.1",
+                listener.port,
+                callee.fingerprint,
+                token,
+                timeouts=timeouts,
+                **options,
+            )
         )
         server_side = await listener.accept(timeout=10)
         return server_side, await dialing

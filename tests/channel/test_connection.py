@@ -23,13 +23,19 @@ async def outcome(awaitable, timeout=10):
 
 async def raw_tls_peer(identity, port, server_fingerprint, token="token-1"):
     """A hand-made client that authenticates properly and then lets the test write any bytes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(), server_hostname=None)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client_context(), server_hostname=None
+    )
     decoder = FrameDecoder()
     frames = []
     while not frames:
         frames = decoder.feed(await reader.read(4096))
     hello = sign_hello(
-        identity.private_key(), identity.certificate_der, Challenge.decode(frames[0].payload), server_fingerprint, token
+        identity.private_key(),
+        identity.certificate_der,
+        Challenge.decode(frames[0].payload),
+        server_fingerprint,
+        token,
     )
     writer.write(encode_frame(FrameType.HELLO, hello.encode()))
     assert decoder.feed(await reader.read(4096)) == [Frame(FrameType.ACCEPT)]
@@ -75,21 +81,31 @@ async def test_many_large_frames_arrive_whole_and_in_order(callee, caller):
     await server.close()
 
 
-async def test_a_server_presenting_another_certificate_is_refused_by_the_client(callee, caller, intruder):
+async def test_a_server_presenting_another_certificate_is_refused_by_the_client(
+    callee, caller, intruder
+):
     # The caller pinned the callee, but the intruder answers on the port.
     listener = await listen(intruder, caller.fingerprint, "token-1", timeouts=QUICK)
     async with listener:
-        refused = await outcome(connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK))
+        refused = await outcome(
+            connect(
+                caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK
+            )
+        )
         assert refused.code is ErrorCode.PINNING and not refused.remote
         assert "server's certificate" in refused.reason and intruder.fingerprint in refused.reason
         told = await outcome(listener.accept())
         assert told.remote and told.code is ErrorCode.PINNING
 
 
-async def test_a_client_presenting_another_certificate_is_refused_by_the_server(callee, caller, intruder):
+async def test_a_client_presenting_another_certificate_is_refused_by_the_server(
+    callee, caller, intruder
+):
     listener = await listen(callee, caller.fingerprint, "token-1", timeouts=QUICK)
     async with listener:
-        dialing = connect(intruder, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK)
+        dialing = connect(
+            intruder, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK
+        )
         told = await outcome(dialing)
         refused = await outcome(listener.accept())
     assert refused.code is ErrorCode.PINNING and "client's certificate" in refused.reason
@@ -99,7 +115,9 @@ async def test_a_client_presenting_another_certificate_is_refused_by_the_server(
 async def test_a_wrong_token_is_refused_and_both_sides_say_so(callee, caller):
     listener = await listen(callee, caller.fingerprint, "token-1", timeouts=QUICK)
     async with listener:
-        told = await outcome(connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "stale", timeouts=QUICK))
+        told = await outcome(
+            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "stale", timeouts=QUICK)
+        )
         refused = await outcome(listener.accept())
     assert (refused.code, refused.reason) == (ErrorCode.AUTHENTICATION, "wrong session token")
     assert str(told) == "the peer reports: wrong session token"
@@ -124,7 +142,9 @@ async def test_a_server_answering_garbage_instead_of_tls_is_refused_by_the_clien
     server = await asyncio.start_server(babble, "127.0.0.1", 0)
     async with server:
         port = server.sockets[0].getsockname()[1]
-        refused = await outcome(connect(caller, "127.0.0.1", port, callee.fingerprint, "token-1", timeouts=QUICK))
+        refused = await outcome(
+            connect(caller, "127.0.0.1", port, callee.fingerprint, "token-1", timeouts=QUICK)
+        )
     assert refused.reason.startswith("TLS handshake failed")
 
 
@@ -135,7 +155,9 @@ async def test_garbage_instead_of_frames_is_refused_and_the_peer_told_why(callee
         reader, writer, decoder = await raw_tls_peer(caller, listener.port, callee.fingerprint)
         server = await accepting
         writer.write(b"\x06\x00\x00\x00\x00\x02ok" + b"this is not a frame")
-        assert await server.receive() == Frame(FrameType.DATA, b"ok")  # what came before still counts
+        assert await server.receive() == Frame(
+            FrameType.DATA, b"ok"
+        )  # what came before still counts
         refused = await outcome(server.receive())
         told = await read_error_frame(reader, decoder)
         writer.close()
@@ -156,10 +178,14 @@ async def test_garbage_instead_of_the_hello_ends_the_handshake(callee, caller):
 
 
 async def test_a_frame_over_the_cap_is_refused_and_the_sender_hears_why(callee, caller):
-    listener = await listen(callee, caller.fingerprint, "token-1", timeouts=QUICK, max_frame_size=64 * 1024)
+    listener = await listen(
+        callee, caller.fingerprint, "token-1", timeouts=QUICK, max_frame_size=64 * 1024
+    )
     async with listener:
         dialing = asyncio.create_task(
-            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK)
+            connect(
+                caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK
+            )
         )
         server = await listener.accept()
         client = await dialing
@@ -191,13 +217,23 @@ async def test_a_silent_peer_hits_the_idle_timeout_and_hears_about_it(callee, ca
     listener = await listen(callee, caller.fingerprint, "token-1", timeouts=QUICK)
     async with listener:
         dialing = asyncio.create_task(
-            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=impatient)
+            connect(
+                caller,
+                "127.0.0.1",
+                listener.port,
+                callee.fingerprint,
+                "token-1",
+                timeouts=impatient,
+            )
         )
         server = await listener.accept()
         client = await dialing
     timed_out = await outcome(client.receive())
     told = await outcome(server.receive())
-    assert (timed_out.code, timed_out.reason) == (ErrorCode.TIMEOUT, "no frame from the peer for 0.2 s")
+    assert (timed_out.code, timed_out.reason) == (
+        ErrorCode.TIMEOUT,
+        "no frame from the peer for 0.2 s",
+    )
     assert told.remote and told.code is ErrorCode.TIMEOUT
 
 
@@ -208,7 +244,10 @@ async def test_a_peer_that_stops_reading_makes_the_sender_wait_then_time_out(cal
     with pytest.raises(ChannelError) as caught:
         for _ in range(400):  # 100 MiB: far beyond every buffer on the way
             await asyncio.wait_for(client.send(FrameType.DATA, chunk), 5)
-    assert (caught.value.code, caught.value.reason) == (ErrorCode.TIMEOUT, "the peer read nothing for 0.3 s")
+    assert (caught.value.code, caught.value.reason) == (
+        ErrorCode.TIMEOUT,
+        "the peer read nothing for 0.3 s",
+    )
     server.abort()
 
 
@@ -218,14 +257,19 @@ async def test_a_peer_that_connects_and_says_nothing_hits_the_handshake_timeout(
         _, writer = await asyncio.open_connection("127.0.0.1", listener.port)
         refused = await outcome(listener.accept())
         writer.close()
-    assert (refused.code, refused.reason) == (ErrorCode.TIMEOUT, "the channel handshake did not finish within 0.2 s")
+    assert (refused.code, refused.reason) == (
+        ErrorCode.TIMEOUT,
+        "the channel handshake did not finish within 0.2 s",
+    )
 
 
 async def test_an_unreachable_peer_is_a_connect_error(callee, caller):
     listener = await listen(callee, caller.fingerprint, "token-1")
     port = listener.port
     await listener.close()
-    refused = await outcome(connect(caller, "127.0.0.1", port, callee.fingerprint, "token-1", timeouts=QUICK))
+    refused = await outcome(
+        connect(caller, "127.0.0.1", port, callee.fingerprint, "token-1", timeouts=QUICK)
+    )
     assert refused.code is ErrorCode.CONNECT and f"127.0.0.1:{port}" in refused.reason
 
 
@@ -233,12 +277,16 @@ async def test_the_listener_serves_one_connection_and_turns_the_next_away(callee
     listener = await listen(callee, caller.fingerprint, "token-1", timeouts=QUICK)
     async with listener:
         dialing = asyncio.create_task(
-            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK)
+            connect(
+                caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK
+            )
         )
         server = await listener.accept()
         client = await dialing
         second = await outcome(
-            connect(caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK)
+            connect(
+                caller, "127.0.0.1", listener.port, callee.fingerprint, "token-1", timeouts=QUICK
+            )
         )
     assert second.code in (ErrorCode.CONNECT, ErrorCode.GONE, ErrorCode.PROTOCOL)
     await client.send(FrameType.DATA, b"still fine")
@@ -249,7 +297,10 @@ async def test_the_listener_serves_one_connection_and_turns_the_next_away(callee
 
 async def test_a_pin_that_is_not_a_fingerprint_is_refused_before_any_connection(callee, caller):
     refused = await outcome(connect(caller, "127.0.0.1", 9, "AB:CD", "token-1"))
-    assert refused.code is ErrorCode.PINNING and "not a SHA-256 certificate fingerprint" in refused.reason
+    assert (
+        refused.code is ErrorCode.PINNING
+        and "not a SHA-256 certificate fingerprint" in refused.reason
+    )
 
 
 async def test_the_channels_own_frames_cannot_be_sent_by_hand(callee, caller):

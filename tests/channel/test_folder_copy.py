@@ -77,13 +77,31 @@ def test_a_well_formed_transfer_becomes_file_actions():
         (FrameType.COPY_DONE, b""),
     )
     actions = [receiver.receive(frame) for frame in frames]
-    assert [type(action) for action in actions] == [Begin, MakeDirectory, OpenFile, WriteData, CloseFile, Commit]
+    assert [type(action) for action in actions] == [
+        Begin,
+        MakeDirectory,
+        OpenFile,
+        WriteData,
+        CloseFile,
+        Commit,
+    ]
     assert actions[2].path.as_posix() == "docs/a.txt" and actions[2].permissions == 0o644
     assert (receiver.bytes_done, receiver.total_bytes) == (5, 5)
 
 
 @pytest.mark.parametrize(
-    "path", ["/etc/passwd", "../outside", "a/../../b", "a//b", "./a", "a/.", "", "nul\0byte", "a/" + "x" * 5000]
+    "path",
+    [
+        "/etc/passwd",
+        "../outside",
+        "a/../../b",
+        "a//b",
+        "./a",
+        "a/.",
+        "",
+        "nul\0byte",
+        "a/" + "x" * 5000,
+    ],
 )
 def test_a_path_that_could_leave_the_folder_is_refused(path):
     with pytest.raises(ChannelError) as caught:
@@ -92,10 +110,16 @@ def test_a_path_that_could_leave_the_folder_is_refused(path):
 
 
 def test_a_plain_nested_path_is_accepted():
-    assert check_relative_path("photos/2024/..hidden file").parts == ("photos", "2024", "..hidden file")
+    assert check_relative_path("photos/2024/..hidden file").parts == (
+        "photos",
+        "2024",
+        "..hidden file",
+    )
 
 
-@pytest.mark.parametrize("mode", [stat.S_IFCHR | 0o666, stat.S_IFBLK | 0o660, stat.S_IFIFO | 0o644, stat.S_IFLNK | 0o777])
+@pytest.mark.parametrize(
+    "mode", [stat.S_IFCHR | 0o666, stat.S_IFBLK | 0o660, stat.S_IFIFO | 0o644, stat.S_IFLNK | 0o777]
+)
 def test_device_files_fifos_and_links_are_refused(mode):
     receiver = CopyReceiver()
     receiver.receive(Frame(FrameType.COPY_START, encode_start(0, 1, 0)))
@@ -112,7 +136,9 @@ def test_set_uid_bits_from_the_sender_are_dropped():
 
 def test_a_file_whose_content_does_not_match_its_hash_is_refused():
     receiver = CopyReceiver()
-    frames = frames_for((FrameType.COPY_START, encode_start(0, 1, 5)), *file_frames("a.txt", b"hello"))
+    frames = frames_for(
+        (FrameType.COPY_START, encode_start(0, 1, 5)), *file_frames("a.txt", b"hello")
+    )
     frames[-1] = Frame(FrameType.COPY_FILE_END, hashlib.sha256(b"other").digest())
     with pytest.raises(ChannelError, match="a.txt: the content hash does not match"):
         for frame in frames:
@@ -158,7 +184,9 @@ def test_a_transfer_must_begin_with_its_start_frame():
 # Whole transfers over real channels.
 
 
-async def test_a_folder_arrives_whole_with_its_modes_and_progress_reaches_the_total(callee, caller, tmp_path):
+async def test_a_folder_arrives_whole_with_its_modes_and_progress_reaches_the_total(
+    callee, caller, tmp_path
+):
     source = make_dataset(tmp_path / "source")
     target = tmp_path / "copy"
     server, client = await open_pair(callee, caller)
@@ -178,13 +206,17 @@ async def test_a_folder_arrives_whole_with_its_modes_and_progress_reaches_the_to
     await server.close()
 
 
-async def test_the_callee_can_send_and_an_existing_folder_is_replaced_in_one_step(callee, caller, tmp_path):
+async def test_the_callee_can_send_and_an_existing_folder_is_replaced_in_one_step(
+    callee, caller, tmp_path
+):
     source = make_dataset(tmp_path / "source")
     target = tmp_path / "copy"
     target.mkdir()
     (target / "stale.txt").write_text("old")
     server, client = await open_pair(callee, caller)
-    await asyncio.wait_for(asyncio.gather(send_folder(server, source), receive_folder(client, target)), 10)
+    await asyncio.wait_for(
+        asyncio.gather(send_folder(server, source), receive_folder(client, target)), 10
+    )
     assert snapshot(target) == snapshot(source)
     assert sorted(os.listdir(tmp_path)) == ["copy", "source"]
     await client.close()
@@ -207,7 +239,9 @@ async def test_links_and_special_files_are_left_out_and_listed(callee, caller, t
     await server.close()
 
 
-async def test_a_sender_that_vanishes_mid_file_leaves_the_target_exactly_as_it_was(callee, caller, tmp_path):
+async def test_a_sender_that_vanishes_mid_file_leaves_the_target_exactly_as_it_was(
+    callee, caller, tmp_path
+):
     source = tmp_path / "source"
     source.mkdir()
     (source / "large.bin").write_bytes(os.urandom(200_000))
@@ -221,7 +255,9 @@ async def test_a_sender_that_vanishes_mid_file_leaves_the_target_exactly_as_it_w
 
     receiving = asyncio.create_task(receive_folder(server, target))
     with pytest.raises(ChannelError):
-        await asyncio.wait_for(send_folder(client, source, progress=crash_midway, chunk_size=16 * 1024), 10)
+        await asyncio.wait_for(
+            send_folder(client, source, progress=crash_midway, chunk_size=16 * 1024), 10
+        )
     with pytest.raises(ChannelError) as caught:
         await asyncio.wait_for(receiving, 10)
     assert caught.value.code is ErrorCode.GONE and "vanished" in str(caught.value)
@@ -253,7 +289,11 @@ async def test_a_sender_hears_the_receivers_reason_for_refusing(callee, caller, 
     (tmp_path / "copy").write_text("a file where the folder should go")
     server, client = await open_pair(callee, caller)
     results = await asyncio.wait_for(
-        asyncio.gather(receive_folder(server, tmp_path / "copy"), send_folder(client, source), return_exceptions=True),
+        asyncio.gather(
+            receive_folder(server, tmp_path / "copy"),
+            send_folder(client, source),
+            return_exceptions=True,
+        ),
         10,
     )
     refused, told = results
@@ -262,7 +302,9 @@ async def test_a_sender_hears_the_receivers_reason_for_refusing(callee, caller, 
     assert (tmp_path / "copy").read_text() == "a file where the folder should go"
 
 
-async def test_a_caller_with_another_certificate_gets_nothing_written(callee, caller, intruder, tmp_path):
+async def test_a_caller_with_another_certificate_gets_nothing_written(
+    callee, caller, intruder, tmp_path
+):
     from protocols.channel.connection import connect, listen
 
     source = make_dataset(tmp_path / "source")
@@ -274,13 +316,18 @@ async def test_a_caller_with_another_certificate_gets_nothing_written(callee, ca
         return await receive_folder(channel, target)
 
     async def intruder_side(port):
-        channel = await connect(intruder, "127.0.0.1", port, callee.fingerprint, "token-1", timeouts=QUICK)
+        channel = await connect(
+            intruder, "127.0.0.1", port, callee.fingerprint, "token-1", timeouts=QUICK
+        )
         return await send_folder(channel, source)
 
     listener = await listen(callee, caller.fingerprint, "token-1", timeouts=QUICK)
     async with listener:
         results = await asyncio.wait_for(
-            asyncio.gather(callee_side(listener), intruder_side(listener.port), return_exceptions=True), 10
+            asyncio.gather(
+                callee_side(listener), intruder_side(listener.port), return_exceptions=True
+            ),
+            10,
         )
     assert all(isinstance(result, ChannelError) for result in results)
     assert results[0].code is ErrorCode.PINNING

@@ -72,13 +72,17 @@ def test_a_frame_over_the_cap_is_refused_from_its_header_alone():
 
 def test_frames_before_the_garbage_are_still_handed_out():
     decoder = FrameDecoder()
-    assert decoder.feed(encode_frame(FrameType.DATA, b"good") + b"\xffjunk!") == [Frame(FrameType.DATA, b"good")]
+    assert decoder.feed(encode_frame(FrameType.DATA, b"good") + b"\xffjunk!") == [
+        Frame(FrameType.DATA, b"good")
+    ]
     assert decoder.error is not None
 
 
 def test_a_frame_exactly_at_the_cap_is_accepted():
     decoder = FrameDecoder(max_frame_size=1024)
-    assert decoder.feed(encode_frame(FrameType.DATA, bytes(1024))) == [Frame(FrameType.DATA, bytes(1024))]
+    assert decoder.feed(encode_frame(FrameType.DATA, bytes(1024))) == [
+        Frame(FrameType.DATA, bytes(1024))
+    ]
 
 
 def test_after_garbage_the_decoder_refuses_everything():
@@ -98,7 +102,11 @@ def test_random_bytes_give_frames_or_a_protocol_error_never_anything_else(data):
 
 def test_an_error_frame_carries_its_code_and_reason_to_the_peer():
     error = decode_error(encode_error(ErrorCode.AUTHENTICATION, "wrong session token"))
-    assert (error.code, error.reason, error.remote) == (ErrorCode.AUTHENTICATION, "wrong session token", True)
+    assert (error.code, error.reason, error.remote) == (
+        ErrorCode.AUTHENTICATION,
+        "wrong session token",
+        True,
+    )
     assert str(error) == "the peer reports: wrong session token"
 
 

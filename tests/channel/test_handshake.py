@@ -16,11 +16,15 @@ from protocols.channel.identity import DeviceIdentity
 @pytest.fixture(scope="module")
 def devices(tmp_path_factory):
     root = tmp_path_factory.mktemp("devices")
-    return [DeviceIdentity.load_or_create(root / name, name) for name in ("server", "client", "other")]
+    return [
+        DeviceIdentity.load_or_create(root / name, name) for name in ("server", "client", "other")
+    ]
 
 
 def hello_from(client, server, challenge, token="token-1"):
-    return sign_hello(client.private_key(), client.certificate_der, challenge, server.fingerprint, token)
+    return sign_hello(
+        client.private_key(), client.certificate_der, challenge, server.fingerprint, token
+    )
 
 
 def test_the_pinned_client_with_the_right_token_is_accepted(devices):
@@ -33,8 +37,16 @@ def test_the_pinned_client_with_the_right_token_is_accepted(devices):
 def test_a_client_with_another_certificate_is_refused_for_pinning(devices):
     server, client, other = devices
     challenge = Challenge.new()
-    with pytest.raises(ChannelError, match="client's certificate .* is not the one pinned") as caught:
-        verify_hello(hello_from(other, server, challenge), challenge, server.fingerprint, client.fingerprint, "token-1")
+    with pytest.raises(
+        ChannelError, match="client's certificate .* is not the one pinned"
+    ) as caught:
+        verify_hello(
+            hello_from(other, server, challenge),
+            challenge,
+            server.fingerprint,
+            client.fingerprint,
+            "token-1",
+        )
     assert caught.value.code is ErrorCode.PINNING
 
 
@@ -71,7 +83,9 @@ def test_a_hello_made_for_another_server_is_refused(devices):
         verify_hello(meant_for_other, challenge, server.fingerprint, client.fingerprint, "token-1")
 
 
-@pytest.mark.parametrize("payload", [b"", b"\x01", b"\x01\x00\x05abc", b"\x01" + b"\x00\x00" * 3 + b"extra"])
+@pytest.mark.parametrize(
+    "payload", [b"", b"\x01", b"\x01\x00\x05abc", b"\x01" + b"\x00\x00" * 3 + b"extra"]
+)
 def test_a_malformed_hello_is_a_protocol_error(payload):
     with pytest.raises(ChannelError, match="HELLO frame is malformed"):
         Hello.decode(payload)
@@ -85,7 +99,9 @@ def test_a_hello_of_another_protocol_version_says_so():
 def test_a_server_certificate_other_than_the_pinned_one_is_refused(devices):
     server, _, other = devices
     check_server_certificate(server.certificate_der, server.fingerprint)
-    with pytest.raises(ChannelError, match="server's certificate .* is not the one pinned") as caught:
+    with pytest.raises(
+        ChannelError, match="server's certificate .* is not the one pinned"
+    ) as caught:
         check_server_certificate(other.certificate_der, server.fingerprint)
     assert caught.value.code is ErrorCode.PINNING
 
@@ -105,8 +121,13 @@ def test_a_client_with_an_ec_p256_certificate_is_accepted_too(devices):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phone")])
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     ).public_bytes(serialization.Encoding.DER)
     challenge = Challenge.new()
