@@ -49,7 +49,7 @@ def encode_error(code: ErrorCode, reason: str) -> bytes:
     return struct.pack(">B", code) + text
 
 
-def decode_error(payload: bytes) -> ChannelError:
+def decode_error(payload: bytes | bytearray) -> ChannelError:
     """The ChannelError a peer reported; an unreadable report is still a (PROTOCOL) error."""
     if not payload:
         return ChannelError("the peer reported an error without a reason", remote=True)

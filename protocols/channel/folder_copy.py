@@ -114,7 +114,7 @@ class OpenFile:
 
 @dataclass(frozen=True, slots=True)
 class WriteData:
-    data: bytes
+    data: bytes | bytearray
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +174,7 @@ class CopyReceiver:
             return self._done()
         raise _transfer_error(f"an unexpected {kind.name} frame in a folder copy")
 
-    def _directory(self, payload: bytes) -> MakeDirectory:
+    def _directory(self, payload: bytes | bytearray) -> MakeDirectory:
         if len(payload) < _DIRECTORY.size:
             raise _transfer_error("a malformed COPY_DIRECTORY frame")
         (mode,) = _DIRECTORY.unpack_from(payload)
@@ -184,7 +184,7 @@ class CopyReceiver:
         self._directories += 1
         return MakeDirectory(path, _permissions(mode))
 
-    def _file(self, payload: bytes) -> OpenFile:
+    def _file(self, payload: bytes | bytearray) -> OpenFile:
         if len(payload) < _FILE.size:
             raise _transfer_error("a malformed COPY_FILE frame")
         size, mode = _FILE.unpack_from(payload)
@@ -200,7 +200,7 @@ class CopyReceiver:
         self._hash = hashlib.sha256()
         return self._current
 
-    def _data(self, payload: bytes) -> WriteData:
+    def _data(self, payload: bytes | bytearray) -> WriteData:
         if self._current is None:
             raise _transfer_error("file content outside of any file")
         if self._current_done + len(payload) > self._current.size:
@@ -212,7 +212,7 @@ class CopyReceiver:
         self._hash.update(payload)
         return WriteData(payload)
 
-    def _file_end(self, payload: bytes) -> CloseFile:
+    def _file_end(self, payload: bytes | bytearray) -> CloseFile:
         current = self._current
         if current is None:
             raise _transfer_error("a file hash outside of any file")
@@ -239,11 +239,11 @@ class CopyReceiver:
         self._finished = True
         return Commit()
 
-    def _new_path(self, raw: bytes) -> PurePosixPath:
+    def _new_path(self, raw: bytes | bytearray) -> PurePosixPath:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise _transfer_error(f"a path that is not UTF-8: {raw[:80]!r}") from None
+            raise _transfer_error(f"a path that is not UTF-8: {bytes(raw[:80])!r}") from None
         path = check_relative_path(text)
         if path in self._seen:
             raise _transfer_error(f"{path} is announced twice")

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 KEY_FILE = "device.key"
@@ -79,8 +80,8 @@ class DeviceIdentity:
         if not key_path.exists():
             if cert_path.exists():
                 raise IdentityError(f"{cert_path} exists but its private key {key_path} is missing")
-            key = ed25519.Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
+            new_key = ed25519.Ed25519PrivateKey.generate()
+            pem = new_key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
@@ -156,12 +157,12 @@ def _self_signed_certificate(key: PrivateKey, device_name: str) -> x509.Certific
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=365 * 30))
-        .sign(key, None)
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
     )
 
 
-def _public_bytes(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined]
+def _public_bytes(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 

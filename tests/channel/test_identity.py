@@ -79,3 +79,28 @@ def test_fingerprints_match_in_any_case_with_or_without_colons_or_prefix(tmp_pat
 def test_a_short_fingerprint_is_not_a_fingerprint():
     with pytest.raises(ValueError, match="not a SHA-256 certificate fingerprint"):
         parse_fingerprint("AB:CD")
+
+
+async def test_an_existing_ec_p256_key_gets_a_certificate_and_works_on_the_channel(
+    tmp_path, caller
+):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from protocols.channel.framing import FrameType
+
+    from .conftest import open_pair
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / KEY_FILE).write_bytes(pem)
+    os.chmod(tmp_path / KEY_FILE, 0o600)
+    callee = DeviceIdentity.load_or_create(tmp_path, "old-phone")
+    server, client = await open_pair(callee, caller)
+    await client.send(FrameType.DATA, b"hello")
+    assert (await server.receive()).payload == b"hello"
+    await client.close()
+    await server.close()
