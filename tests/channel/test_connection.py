@@ -1,7 +1,6 @@
 """The channel on real TLS over loopback: pinning, authentication, frames, timeouts, failures."""
 
 import asyncio
-import struct
 
 import pytest
 
