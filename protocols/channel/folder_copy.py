@@ -266,7 +266,8 @@ def scan_folder(folder: Path) -> tuple[list[Entry], list[str]]:
     """The folder's directories and regular files (sorted, parents first) and what was left out."""
     entries: list[Entry] = []
     skipped: list[str] = []
-    for directory, dirnames, filenames in os.walk(folder, followlinks=False):
+    # An unreadable subfolder must fail the copy, not silently drop out of it (os.walk's default).
+    for directory, dirnames, filenames in os.walk(folder, onerror=_raise, followlinks=False):
         dirnames.sort()
         relative_dir = Path(directory).relative_to(folder)
         kept = []
@@ -287,6 +288,10 @@ def scan_folder(folder: Path) -> tuple[list[Entry], list[str]]:
                 skipped.append(relative)
         dirnames[:] = [name for name in dirnames if name in kept]
     return entries, skipped
+
+
+def _raise(error: OSError) -> None:
+    raise error
 
 
 async def send_folder(
@@ -321,6 +326,10 @@ async def send_folder(
             raise ChannelError(
                 f"expected COPY_COMMITTED, got {frame.kind.name}", ErrorCode.PROTOCOL
             )
+    except OSError as exc:
+        error = _transfer_error(f"cannot read the folder {root}: {exc}")
+        await channel.close(error.reason, error.code)
+        raise error from exc
     except ChannelError as error:
         await channel.close(error.reason, error.code)
         raise
@@ -415,10 +424,11 @@ async def _receive_into(channel: Channel, staging: Path, progress: Progress | No
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # O_EXCL | O_NOFOLLOW: never through anything that was already there.
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                file = open(os.open(path, flags, 0o600), "wb", buffering=0)
+                file = open(os.open(path, flags, 0o600), "wb")
                 current = action
             elif isinstance(action, CloseFile):
                 assert file is not None and current is not None
+                file.flush()
                 await asyncio.to_thread(os.fsync, file.fileno())
                 file.close()
                 file = None
