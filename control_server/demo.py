@@ -1,91 +1,106 @@
-"""The main job on the embedded defaults: a control server on 127.0.0.1:5060, two devices of one
-user registering with digest (real sipp clients), a sync session between them through the proxy,
-then the admin's views of online devices and session history. Stops everything it started."""
+"""The main job on the embedded defaults: a control server on 127.0.0.1:5060, two peer daemons of
+one user registering with digest, a scripted session that moves a folder directly between them,
+the admin's views of online devices and session history. Stops everything it started."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .store import Store, StoreError
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
-DATA_DIR = Path("sipsync-data")
+ROOT = Path("sipsync-demo")
+SERVER_DIR = ROOT / "server"
 USER, PASSWORD = "alice", "alice-demo-password"
-SERVER_PORT = 5060
+SERVER = "127.0.0.1:5060"
 
 
 def step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def sipp(*args: str, cwd: Path, background: bool = False):
-    command = ["sipp", f"127.0.0.1:{SERVER_PORT}", "-i", "127.0.0.1", "-nostdin",
-               "-timeout", "30s", "-timeout_error", *args]
-    if background:
-        return subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        sys.exit(f"sipp failed:\n{result.stdout[-2000:]}")
-    return result
+def run(*args: str) -> int:
+    print("$ " + " ".join(args[2:] if args[:2] == (sys.executable, "-m") else args), flush=True)
+    return subprocess.run(args).returncode
 
 
-def admin(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(DATA_DIR),
-                    *args], check=True)
+def peer(device: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "peer.cli", "--data-dir", str(ROOT / device), *args]
+
+
+def admin(*args: str) -> list[str]:
+    return [sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(SERVER_DIR), *args]
+
+
+def wait_online(count: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        store = Store(SERVER_DIR)
+        online = len(store.bindings(time.time()))
+        store.close()
+        if online >= count:
+            return
+        time.sleep(0.2)
+    sys.exit("the devices did not come online")
 
 
 def main() -> None:
-    if shutil.which("sipp") is None:
-        sys.exit("the demo drives the server with sipp: apt-get install sip-tester")
-    step(f"users in {DATA_DIR}/ (kept between runs)")
-    store = Store(DATA_DIR)
+    shutil.rmtree(ROOT, ignore_errors=True)
+    step(f"a user for the devices, in {SERVER_DIR}/")
+    store = Store(SERVER_DIR)
     try:
         store.add_user(USER, PASSWORD)
-        print(f"added user {USER}")
-    except StoreError:
-        store.set_password(USER, PASSWORD)
-        print(f"user {USER} exists")
+    except StoreError as exc:
+        sys.exit(str(exc))
     store.close()
+    print(f"user {USER}")
 
-    step(f"sipsync-server on its defaults: SIP on 127.0.0.1:{SERVER_PORT}, UDP and TCP")
+    step(f"sipsync-server on its defaults: SIP on {SERVER}, UDP and TCP")
+    processes: list[subprocess.Popen] = []
     server = subprocess.Popen([sys.executable, "-m", "control_server.cli", "--data-dir",
-                               str(DATA_DIR), "--no-admin"])
-    work = Path(tempfile.mkdtemp(prefix="sipsync-demo-"))
-    callee = None
+                               str(SERVER_DIR), "--no-admin"])
+    processes.append(server)
     try:
         time.sleep(1.0)
         if server.poll() is not None:
-            sys.exit(f"the server did not start (is port {SERVER_PORT} taken?)")
-        users = work / "device.csv"
-        users.write_text(f"SEQUENTIAL\n{USER};{PASSWORD};phone\n")
-        step("alice/phone registers (sipp: REGISTER, 401 challenge, REGISTER with digest, 200)")
-        sipp("-sf", str(SCENARIOS / "register_device.xml"), "-inf", str(users), "-m", "1",
-             "-p", "5090", cwd=work)
-        callee = sipp("-sf", str(SCENARIOS / "uas.xml"), "-m", "1", "-p", "5090",
-                      cwd=work, background=True)
-        step("alice/laptop starts a session with alice/phone "
-             "(INVITE with a descriptor, 407, INVITE, 200, ACK, BYE)")
-        sipp("-sf", str(SCENARIOS / "uac.xml"), "-inf", str(users), "-m", "1", "-p", "5091",
-             cwd=work)
-        callee.wait(timeout=30)
-        time.sleep(0.5)  # the server writes behind, every 200 ms
+            sys.exit(f"the server did not start (is {SERVER} taken?)")
+        step("two devices of alice: a laptop with photos, a phone to receive them")
+        photos = ROOT / "laptop-photos"
+        (photos / "2026").mkdir(parents=True)
+        (photos / "2026" / "beach.jpg").write_bytes(os.urandom(2_000_000))
+        (photos / "2026" / "hills.jpg").write_bytes(os.urandom(1_500_000))
+        (photos / "list.txt").write_text("beach\nhills\n")
+        for device, folder in (("laptop", photos), ("phone", ROOT / "phone-photos")):
+            run(*peer(device, "init", "--server", SERVER, "--user", USER, "--device", device,
+                      "--password", PASSWORD))
+            run(*peer(device, "dataset", "add", "photos", "--type", "files", "--path", str(folder)))
+            processes.append(subprocess.Popen(peer(device, "daemon")))
+        wait_online(2)
         step("sipsync-admin online")
-        admin("online")
+        run(*admin("online"))
+
+        step("a scripted session: the laptop pushes its photos to the phone, directly")
+        code = run(*peer("laptop", "invite", f"{USER}/phone", "--dataset", "photos"))
+        same = all((ROOT / "phone-photos" / p.relative_to(photos)).read_bytes() == p.read_bytes()
+                   for p in photos.rglob("*") if p.is_file())
+        print(f"the phone's folder {'matches' if same else 'DIFFERS FROM'} the laptop's")
+        time.sleep(0.5)  # the server writes behind, every 200 ms
         step("sipsync-admin sessions --history")
-        admin("sessions", "--history", "--limit", "5")
+        run(*admin("sessions", "--history", "--limit", "5"))
+        step("sipsync-peer status (the phone)")
+        run(*peer("phone", "status"))
     finally:
-        if callee is not None and callee.poll() is None:
-            callee.terminate()
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=15)
-        shutil.rmtree(work, ignore_errors=True)
-    step("done: the server stopped cleanly")
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=20)
+    step("done: the daemons unregistered and the server stopped")
+    sys.exit(0 if code == 0 and same else 1)
 
 
 if __name__ == "__main__":

@@ -394,7 +394,9 @@ class Proxy:
         elif isinstance(context, Relay):
             effects = self._reply(context.server, 408, now, "No answer from the other device")
             if context.method == "BYE":
-                self.sessions.finish(context.session, now, reason="BYE was never answered")
+                # The side that sent it has ended the session: keep the reason it gave.
+                reason = context.session.bye_reason or "BYE was never answered"
+                self.sessions.finish(context.session, now, reason=reason, failed=True)
             return effects
         return []
 
@@ -420,11 +422,13 @@ class Proxy:
         session = self.sessions.get(request.call_id or "")
         if session is None or session.callee_endpoint is None:
             return session, None
-        from_addr = request.from_addr
-        tag = from_addr.tag if from_addr else None
-        if tag == session.caller_tag:
+        from_addr, to_addr = request.from_addr, request.to_addr
+        sender = from_addr.tag if from_addr else None
+        receiver = to_addr.tag if to_addr else None
+        # Both tags must name the dialog: an ACK for our own 407 carries our tag, not the callee's.
+        if (sender, receiver) == (session.caller_tag, session.callee_tag):
             return session, session.callee_endpoint
-        if tag == session.callee_tag:
+        if (sender, receiver) == (session.callee_tag, session.caller_tag):
             return session, session.caller_endpoint
         return session, None
 

@@ -86,7 +86,8 @@ class ControlServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._tasks: list[asyncio.Task] = []
-        self.counters = {"received": 0, "malformed": 0, "auth_failures": 0, "registrations": 0}
+        self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
+                         "registrations": 0}
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventHub()
@@ -145,12 +146,14 @@ class ControlServer:
         await self._flush()
         self._writer.shutdown(wait=True)
         self.store.close()
-        log.info("stopped")
+        log.info("stopped after %d SIP message(s), %d bytes received",
+                 self.counters["received"], self.counters["bytes_received"])
 
     # -- receiving -------------------------------------------------------------------------------
 
     def _received(self, data: bytes, source: Endpoint) -> None:
         self.counters["received"] += 1
+        self.counters["bytes_received"] += len(data)
         now = time.time()
         try:
             message = parse_message(data, stream=source.reliable)

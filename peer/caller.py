@@ -68,6 +68,7 @@ class Caller:
         self.call_id = f"{self.session_id}@{config.device}"
         self._token = secrets.token_urlsafe(24)
         self._last_report = 0.0
+        self._reporting: asyncio.Future | None = None
         self._dialog: Dialog | None = None
 
     # -- SIP -------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ class Caller:
             return
         self._last_report = now
         info = self._send_in_dialog("INFO", build_progress(progress), PROGRESS_CONTENT_TYPE)
-        asyncio.ensure_future(self._quietly(info))
+        self._reporting = asyncio.ensure_future(self._quietly(info))
 
     async def _quietly(self, request: SipRequest) -> None:
         try:
@@ -196,6 +197,8 @@ class Caller:
             log.debug("progress report for %s went unanswered", self.call_id)
 
     async def _bye(self, failure: str | None) -> None:
+        if self._reporting is not None:
+            await self._reporting  # the last progress report lands before the session ends
         headers = [("Reason", f'SIP;cause=500;text="{_quoted(failure)}"')] if failure else None
         bye = self._send_in_dialog("BYE", headers=headers)
         try:

@@ -76,6 +76,8 @@ class SipAgent:
         try:
             return await asyncio.wait_for(asyncio.shield(pending.final), timeout)
         except asyncio.TimeoutError:
+            # The transaction still ends by itself later; nobody waits for it any more.
+            pending.final.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise RequestTimeout(f"no answer to {request.method} within {timeout:g} s") from None
 
     def send_ack(self, call_id: str, data: bytes, destination: Endpoint) -> None:

@@ -185,3 +185,14 @@ def test_a_request_in_an_unknown_dialog_gets_481(proxy):
     bye = build("BYE", "sip:x@y", user="alice", call_id="nope", to="<sip:a@b>;tag=z")
     txn, _ = proxy.layer.receive_request(bye, CALLER, 0.0)
     assert sent(proxy.in_dialog(txn, 0.0))[0].status_code == 481
+
+
+def test_an_ack_that_does_not_name_the_dialog_is_not_forwarded(proxy):
+    _, effects = invite(proxy)
+    respond(proxy, sent(effects, 6001)[0], 200)
+    stray = build("ACK", "sip:alice@sipsync;device=phone", user="alice", cseq=1,
+                  call_id="call1", to="<sip:alice@sipsync>;tag=our407tag")
+    assert proxy.ack(stray, CALLER, 1.0) == []
+    ack = build("ACK", "sip:alice@127.0.0.1:6001", user="alice", cseq=2, call_id="call1",
+                to="<sip:alice@sipsync>;tag=calleetag")
+    assert [m.method for m in sent(proxy.ack(ack, CALLER, 1.0), 6001)] == ["ACK"]

@@ -1,0 +1,154 @@
+"""End to end: a control server and two peer daemons on loopback, sessions placed by script."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+
+import subprocess
+import sys
+
+from .conftest import admin_json, wait_for
+
+
+def fill(folder, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def tree(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def two_devices(deployment, tmp_path, expires=60):
+    deployment.user("alice", "alice-pw")
+    deployment.start_server()
+    laptop = deployment.device("alice", "alice-pw", "laptop", expires)
+    phone = deployment.device("alice", "alice-pw", "phone", expires)
+    source = laptop.dataset("photos", tmp_path / "laptop-photos")
+    target = phone.dataset("photos", tmp_path / "phone-photos")
+    return laptop, phone, source, target
+
+
+def test_a_scripted_invite_moves_a_folder_directly_and_lands_in_history(deployment, tmp_path):
+    laptop, phone, source, target = two_devices(deployment, tmp_path)
+    content = {"a.txt": b"hello", "trip/day1.jpg": os.urandom(300_000),
+               "trip/day2.jpg": os.urandom(700_000)}
+    fill(source, content)
+    laptop.start(), phone.start()
+    wait_for(lambda: deployment.online() == {("alice", "laptop"), ("alice", "phone")},
+             what="both devices online")
+
+    result = laptop.invite("alice/phone", "--dataset", "photos", "--json")
+    outcome = json.loads(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr + laptop.logs()
+    assert outcome["ok"] and outcome["files"] == 3 and outcome["bytes"] == 1_000_005
+    assert tree(target) == content
+
+    session = wait_for(lambda: deployment.history(), what="the session in history")[0]
+    assert (session["caller"], session["callee"]) == ("alice/laptop", "alice/phone")
+    assert session["state"] == "ended" and session["reason"] == "ended by BYE"
+    assert session["data_type"] == "files" and session["dataset"] == "photos"
+    assert session["progress"]["phase"] == "done"
+    assert session["progress"]["bytes"] == 1_000_005
+
+    # The data went peer to peer: the server saw a few kilobytes of SIP, not the megabyte.
+    deployment.server.stop()
+    received = int(deployment.server.logs().rsplit("SIP message(s), ", 1)[1].split()[0])
+    assert received < 100_000
+
+
+def test_a_pull_brings_the_callee_folder_to_the_caller(deployment, tmp_path):
+    laptop, phone, source, target = two_devices(deployment, tmp_path)
+    fill(target, {"notes/todo.txt": b"buy milk"})
+    laptop.start(), phone.start()
+    wait_for(lambda: len(deployment.online()) == 2, what="both devices online")
+    result = laptop.invite("alice/phone", "--dataset", "photos", "--direction", "pull")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("done: 1 file(s), 8 bytes")
+    assert tree(source) == {"notes/todo.txt": b"buy milk"}
+
+
+def test_refusals_give_their_exit_code_and_reason(deployment, tmp_path):
+    laptop, phone, source, _ = two_devices(deployment, tmp_path)
+    deployment.user("bob", "bob-pw")
+    desk = deployment.device("bob", "bob-pw", "desk")
+    desk.dataset("photos", tmp_path / "desk-photos")
+    tablet = deployment.device("alice", "alice-pw", "tablet")
+    fill(source, {"x": b"1"})
+    for device in (laptop, phone, desk, tablet):
+        device.start()
+    wait_for(lambda: len(deployment.online()) == 4, what="four devices online")
+    tablet.stop()
+    wait_for(lambda: ("alice", "tablet") not in deployment.online(), what="the tablet offline")
+
+    cases = {
+        "alice/nosuch": (3, "refused: 404 No such device"),
+        "alice/tablet": (3, "refused: 480 Device offline"),
+        "bob/desk": (3, "refused: 403 Not allowed to sync with this device"),
+    }
+    for target, (code, line) in cases.items():
+        result = laptop.invite(target, "--dataset", "photos")
+        assert (result.returncode, result.stdout.strip()) == (code, line), target
+    # No protocol in common: the callee refuses the offer.
+    result = laptop.invite("alice/phone", "--dataset", "photos", "--protocol", "syncml")
+    assert result.returncode == 3
+    assert result.stdout.startswith("refused: 488 ")
+    assert "syncml" in result.stdout
+
+
+def test_the_daemon_comes_back_online_after_a_server_restart_and_a_removal(deployment, tmp_path):
+    deployment.user("alice", "alice-pw")
+    server = deployment.start_server("--min-expires", "2")
+    phone = deployment.device("alice", "alice-pw", "phone", expires=3).start()
+    wait_for(lambda: ("alice", "phone") in deployment.online(), what="the phone online")
+
+    # The server dies and its record of the binding is lost with it.
+    port = server.port
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    with sqlite3.connect(deployment.server_dir / "sipsync.db") as db:
+        db.execute("DELETE FROM bindings")
+    deployment.start_server("--min-expires", "2", port=port)
+    wait_for(lambda: ("alice", "phone") in deployment.online(), timeout=30,
+             what="the phone online again after the restart")
+
+    # An admin removes the device; the daemon's next refresh registers it again.
+    subprocess.run([sys.executable, "-m", "control_server.admin_cli", "--data-dir",
+                    str(deployment.server_dir), "devices", "remove", "alice/phone"], check=True)
+    wait_for(lambda: ("alice", "phone") not in deployment.online(), what="the removal")
+    wait_for(lambda: ("alice", "phone") in deployment.online(), timeout=30,
+             what="the phone online again after its removal")
+
+
+def test_a_caller_killed_mid_transfer_leaves_the_callee_data_untouched(deployment, tmp_path):
+    laptop, phone, source, target = two_devices(deployment, tmp_path)
+    fill(target, {"keep.txt": b"the old data"})
+    with open(source / "big.bin", "wb") as big:
+        big.truncate(400 * 1024 * 1024)  # sparse: cheap to make, slow enough to move
+    laptop.start(), phone.start()
+    wait_for(lambda: len(deployment.online()) == 2, what="both devices online")
+    invite = subprocess.Popen([sys.executable, "-m", "peer.cli", "--data-dir", str(laptop.data_dir),
+                               "invite", "alice/phone", "--dataset", "photos"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def moving() -> bool:
+        active = admin_json(deployment.server_dir, "sessions")
+        return any(s["progress"].get("bytes", 0) > 0 for s in active)
+
+    wait_for(moving, what="the transfer under way")
+    laptop.stop(signal.SIGKILL)
+    invite.wait(timeout=30)
+    # The callee's BYE goes to a dead device: the server files the session when its relay of
+    # that BYE times out (timer F, 32 s), keeping the reason the callee gave.
+    failed = wait_for(lambda: [s for s in deployment.history() if s["state"] == "failed"],
+                      timeout=60, what="the session ended with a reason")
+    assert "data channel" in failed[0]["reason"]
+    assert tree(target) == {"keep.txt": b"the old data"}
+    # No half-received copy is left beside it.
+    assert not list(target.parent.glob(f".{target.name}.incoming-*"))
