@@ -26,11 +26,13 @@ def step(text: str) -> None:
 
 def run(*args: str) -> int:
     print("$ " + " ".join(args[2:] if args[:2] == (sys.executable, "-m") else args), flush=True)
-    return subprocess.run(args).returncode
+    # Wide enough for the admin's tables when the output is not a terminal.
+    return subprocess.run(args, env={**os.environ, "COLUMNS": "140"}).returncode
 
 
-def peer(device: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "peer.cli", "--data-dir", str(ROOT / device), *args]
+def peer(device: str, *args: str, log_level: str = "INFO") -> list[str]:
+    quiet = ["--log-level", log_level] if log_level != "INFO" else []
+    return [sys.executable, "-m", "peer.cli", "--data-dir", str(ROOT / device), *quiet, *args]
 
 
 def admin(*args: str) -> list[str]:
@@ -79,7 +81,7 @@ def main() -> None:
             run(*peer(device, "init", "--server", SERVER, "--user", USER, "--device", device,
                       "--password", PASSWORD))
             run(*peer(device, "dataset", "add", "photos", "--type", "files", "--path", str(folder)))
-            processes.append(subprocess.Popen(peer(device, "daemon")))
+            processes.append(subprocess.Popen(peer(device, "daemon", log_level="WARNING")))
         wait_online(2)
         step("sipsync-admin online")
         run(*admin("online"))

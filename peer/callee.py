@@ -49,6 +49,7 @@ class IncomingSession:
     dialog: Dialog
     listener: Listener
     task: asyncio.Task | None = None
+    connected: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str = ""
 
@@ -116,7 +117,9 @@ class Callee:
     async def _serve(self, session: IncomingSession) -> None:
         failure = None
         try:
-            async with await session.listener.accept(timeout=ACCEPT_TIMEOUT) as channel:
+            channel = await session.listener.accept(timeout=ACCEPT_TIMEOUT)
+            session.connected = True
+            async with channel:
                 if caller_sends(session.offer.direction):
                     summary = await receive_folder(channel, session.dataset.path)
                 else:
@@ -127,6 +130,9 @@ class Callee:
             failure = f"data channel: {exc}"
             session.outcome = failure
             log.warning("session %s failed: %s", session.call_id, failure)
+        except asyncio.CancelledError:
+            self.sessions.pop(session.call_id, None)
+            raise
         finally:
             await session.listener.close()
         if failure is not None:
@@ -152,8 +158,12 @@ class Callee:
     def bye(self, request: SipRequest, txn: ServerTransaction) -> None:
         session = self.sessions.get(request.call_id or "")
         self.agent.respond(txn, response_to(request, 200 if session else 481))
-        if session is not None:
-            session.ended.set()
+        if session is None:
+            return
+        session.ended.set()
+        if not session.connected and session.task is not None:
+            # The caller hung up before connecting: free the data endpoint and the dataset now.
+            session.task.cancel()
 
     async def close(self) -> None:
         for session in list(self.sessions.values()):

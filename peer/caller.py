@@ -70,6 +70,7 @@ class Caller:
         self._last_report = 0.0
         self._reporting: asyncio.Future | None = None
         self._dialog: Dialog | None = None
+        self.answer: SessionDescriptor | None = None
 
     # -- SIP -------------------------------------------------------------------------------------
 
@@ -130,8 +131,9 @@ class Caller:
 
     # -- the whole session -----------------------------------------------------------------------
 
-    async def run(self) -> SessionOutcome:
-        started = time.monotonic()
+    async def establish(self) -> SessionOutcome | None:
+        """INVITE through the server until the ACK is sent: None once the session stands (its
+        answer in `self.answer`), otherwise the outcome that ended it."""
         offer = self._offer()
         try:
             invite, response = await self._establish(offer)
@@ -147,14 +149,23 @@ class Caller:
         ack = self._send_in_dialog("ACK")
         self.agent.send_ack(self.call_id, bytes(ack), self.config.server_endpoint)
         try:
-            answer = parse_descriptor(response.body)
-            check_answer(offer, answer)
+            self.answer = parse_descriptor(response.body)
+            check_answer(offer, self.answer)
         except DescriptorError as exc:
-            await self._bye(f"unusable answer: {exc.reason}")
+            await self.hang_up(f"unusable answer: {exc.reason}")
             return SessionOutcome(False, EXIT_FAILED, f"the callee's answer: {exc.reason}",
                                   status=200, call_id=self.call_id)
-        outcome = await self._transfer(answer, started)
-        await self._bye(None if outcome.ok else outcome.reason)
+        return None
+
+    async def run(self) -> SessionOutcome:
+        """The whole session: establish, move the data, hang up with the outcome."""
+        started = time.monotonic()
+        ended = await self.establish()
+        if ended is not None:
+            return ended
+        assert self.answer is not None
+        outcome = await self._transfer(self.answer, started)
+        await self.hang_up(None if outcome.ok else outcome.reason)
         return outcome
 
     async def _transfer(self, answer: SessionDescriptor, started: float) -> SessionOutcome:
@@ -196,7 +207,8 @@ class Caller:
         except RequestTimeout:
             log.debug("progress report for %s went unanswered", self.call_id)
 
-    async def _bye(self, failure: str | None) -> None:
+    async def hang_up(self, failure: str | None = None) -> None:
+        """BYE through the server; a failure travels as its Reason, for the server's history."""
         if self._reporting is not None:
             await self._reporting  # the last progress report lands before the session ends
         headers = [("Reason", f'SIP;cause=500;text="{_quoted(failure)}"')] if failure else None

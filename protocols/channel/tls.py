@@ -6,11 +6,15 @@ self-signed device certificate, and a name check means nothing for a device.
 
 from __future__ import annotations
 
+import functools
 import ssl
 
 from protocols.channel.identity import DeviceIdentity
 
 
+# One context per identity: loading the key and certificate costs more than the rest of a
+# session's set-up, and a context serves any number of listeners.
+@functools.lru_cache(maxsize=8)
 def server_context(identity: DeviceIdentity) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -22,6 +26,7 @@ def server_context(identity: DeviceIdentity) -> ssl.SSLContext:
     return context
 
 
+@functools.lru_cache(maxsize=1)
 def client_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
