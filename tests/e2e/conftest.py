@@ -124,3 +124,8 @@ def deployment(tmp_path):
     deployment = Deployment(tmp_path)
     yield deployment
     deployment.close()
+    # Shown by pytest only when the test failed: what each process said.
+    if deployment.server is not None:
+        print("---- server log\n" + deployment.server.logs()[-6000:])
+    for device in deployment.devices:
+        print(f"---- {device.user}/{device.name} log\n" + device.logs()[-6000:])
