@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from protocols.channel.connection import Listener, listen
 from protocols.channel.errors import ChannelError
-from protocols.channel.folder_copy import receive_folder, send_folder
 from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import RequestTimeout, SipAgent
 from protocols.sip.dialog import Dialog
@@ -28,7 +27,7 @@ from session_xml import (
 )
 
 from .config import Dataset, PeerConfig
-from .session import caller_sends
+from .transfer import TransferContext, TransferError, state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ class Refusal(Exception):
 class IncomingSession:
     call_id: str
     offer: SessionDescriptor
+    answer: SessionDescriptor
     dataset: Dataset
     dialog: Dialog
     listener: Listener
@@ -87,8 +87,9 @@ class Callee:
             token = secrets.token_urlsafe(24)
             listener = await listen(self.identity, str(offer.fingerprint), token,
                                     host=self.config.data_host)
+            runnable = [p for p in dataset.protocols if transfer_for(p) is not None]
             try:
-                answer = negotiate(offer, {dataset.data_type: dataset.protocols},
+                answer = negotiate(offer, {dataset.data_type: runnable},
                                    address=self.config.data_host, port=listener.port,
                                    fingerprint=Fingerprint.parse(self.identity.fingerprint),
                                    token=token)
@@ -101,7 +102,8 @@ class Callee:
                                                 to_tag=new_tag()))
             return
         tag = new_tag()
-        session = IncomingSession(call_id, offer, dataset, Dialog.as_callee(request, tag), listener)
+        session = IncomingSession(call_id, offer, answer, dataset, Dialog.as_callee(request, tag),
+                                  listener)
         self.sessions[call_id] = session
         host = f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
         headers = [("Record-Route", r) for r in request.headers.get("record-route")]
@@ -116,18 +118,22 @@ class Callee:
 
     async def _serve(self, session: IncomingSession) -> None:
         failure = None
+        transfer = transfer_for(session.answer.sync_protocols[0])
+        assert transfer is not None  # we only answer with what we can run
+        remote = session.offer.source_device
+        context = TransferContext(session.dataset, session.offer, remote,
+                                  state_dir(self.config.data_dir, session.dataset.name, remote),
+                                  lambda *args, **kwargs: None)  # the caller reports progress
         try:
             channel = await session.listener.accept(timeout=ACCEPT_TIMEOUT)
             session.connected = True
             async with channel:
-                if caller_sends(session.offer.direction):
-                    summary = await receive_folder(channel, session.dataset.path)
-                else:
-                    summary = await send_folder(channel, session.dataset.path)
-            session.outcome = f"{summary.files} file(s), {summary.bytes} bytes"
-            log.info("session %s moved %s", session.call_id, session.outcome)
-        except ChannelError as exc:
-            failure = f"data channel: {exc}"
+                result = await transfer.as_callee(channel, context)
+            session.outcome = result.detail or f"{result.files} file(s), {result.bytes} bytes"
+            log.info("session %s done: %s", session.call_id, session.outcome)
+        except (ChannelError, TransferError) as exc:
+            what = "data channel" if isinstance(exc, ChannelError) else "transfer"
+            failure = f"{what}: {exc}"
             session.outcome = failure
             log.warning("session %s failed: %s", session.call_id, failure)
         except asyncio.CancelledError:

@@ -10,7 +10,6 @@ import time
 
 from protocols.channel.connection import connect
 from protocols.channel.errors import ChannelError
-from protocols.channel.folder_copy import receive_folder, send_folder
 from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import RequestTimeout, SipAgent
 from protocols.sip.dialog import Dialog
@@ -23,6 +22,7 @@ from session_xml import (
     Direction,
     Fingerprint,
     Phase,
+    ProgressReport,
     Role,
     SessionDescriptor,
     SyncMode,
@@ -40,9 +40,9 @@ from .session import (
     EXIT_UNREACHABLE,
     ProgressCallback,
     SessionOutcome,
-    caller_sends,
     report,
 )
+from .transfer import TransferContext, TransferError, state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,19 @@ class Caller:
             raise ConfigError(f"the target is USER/DEVICE, not {target!r}")
         self.target_user, self.target_device = check_name("user", user), check_name("device", device)
         self.agent, self.config, self.identity, self.dataset = agent, config, identity, dataset
-        self.protocols = (protocol,) if protocol else dataset.protocols
+        wanted = (protocol,) if protocol else dataset.protocols
+        # Offer only what this device can run; the callee's answer picks among them.
+        self.protocols = tuple(p for p in wanted if transfer_for(p) is not None)
+        if not self.protocols:
+            raise ConfigError(f"this device cannot run {', '.join(p.value for p in wanted)} "
+                              f"for dataset {dataset.name!r} yet")
         self.direction, self.mode, self.progress = direction, mode, progress
         self.session_id = secrets.token_hex(12)
         self.call_id = f"{self.session_id}@{config.device}"
         self._token = secrets.token_urlsafe(24)
         self._last_report = 0.0
         self._reporting: asyncio.Future | None = None
+        self._phase = Phase.CONNECTING
         self._dialog: Dialog | None = None
         self.answer: SessionDescriptor | None = None
 
@@ -170,25 +176,35 @@ class Caller:
 
     async def _transfer(self, answer: SessionDescriptor, started: float) -> SessionOutcome:
         self._report(report(self.session_id, Phase.CONNECTING), force=True)
+        transfer = transfer_for(answer.sync_protocols[0])
+        assert transfer is not None  # we only offer what we can run
+        remote = answer.destination_device
+        context = TransferContext(self.dataset, answer, remote,
+                                  state_dir(self.config.data_dir, self.dataset.name, remote),
+                                  self._progress)
         try:
             async with await connect(self.identity, str(answer.destination_ip),
                                      answer.destination_port, str(answer.fingerprint),
                                      answer.token) as channel:
-                if caller_sends(self.direction):
-                    summary = await send_folder(channel, self.dataset.path, progress=self._bytes)
-                else:
-                    summary = await receive_folder(channel, self.dataset.path, progress=self._bytes)
-        except ChannelError as exc:
+                result = await transfer.as_caller(channel, context)
+        except (ChannelError, TransferError) as exc:
             self._report(report(self.session_id, Phase.FAILED, error=str(exc)[:200]), force=True)
-            return SessionOutcome(False, EXIT_FAILED, f"data channel: {exc}", status=200,
+            what = "data channel" if isinstance(exc, ChannelError) else "transfer"
+            return SessionOutcome(False, EXIT_FAILED, f"{what}: {exc}", status=200,
                                   call_id=self.call_id)
-        self._report(report(self.session_id, Phase.DONE, summary.bytes, summary.bytes), force=True)
+        self._report(ProgressReport(self.session_id, Phase.DONE, result.bytes, result.bytes,
+                                    result.records, result.records), force=True)
         return SessionOutcome(True, 0, "done", status=200, call_id=self.call_id,
-                              bytes=summary.bytes, files=summary.files,
-                              seconds=time.monotonic() - started)
+                              bytes=result.bytes, files=result.files, records=result.records,
+                              detail=result.detail, seconds=time.monotonic() - started)
 
-    def _bytes(self, done: int, total: int) -> None:
-        self._report(report(self.session_id, Phase.APPLYING, done, total))
+    def _progress(self, phase: Phase, *, bytes_done: int = 0, bytes_total: int | None = None,
+                  records_done: int = 0, records_total: int | None = None) -> None:
+        changed = phase != self._phase
+        self._phase = phase
+        self._report(ProgressReport(self.session_id, phase, bytes_done,
+                                    _total(bytes_done, bytes_total), records_done,
+                                    _total(records_done, records_total)), force=changed)
 
     def _report(self, progress, *, force: bool = False) -> None:
         """Show progress locally, and tell the server at most every half second."""
@@ -218,6 +234,10 @@ class Caller:
         except RequestTimeout:
             log.info("BYE for %s went unanswered; the server ends the session itself", self.call_id)
         self.agent.forget_ack(self.call_id)
+
+
+def _total(done: int, total: int | None) -> int | None:
+    return None if total is None else max(total, done)
 
 
 def _quoted(text: str) -> str:

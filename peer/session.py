@@ -24,13 +24,16 @@ class SessionOutcome:
     call_id: str = ""
     bytes: int = 0
     files: int = 0
+    records: int = 0
+    detail: str = ""
     seconds: float = 0.0
 
     def line(self) -> str:
         """The one line a script reads."""
         if self.ok:
-            return (f"done: {self.files} file(s), {self.bytes} bytes in {self.seconds:.2f} s "
-                    f"(session {self.call_id})")
+            records = f", {self.records} record(s)" if self.records else ""
+            return (f"done: {self.files} file(s), {self.bytes} bytes{records} in "
+                    f"{self.seconds:.2f} s (session {self.call_id})")
         if self.exit_code == EXIT_REFUSED:
             return f"refused: {self.status} {self.reason}"
         return f"failed: {self.reason}"
@@ -38,7 +41,8 @@ class SessionOutcome:
     def as_dict(self) -> dict:
         return {"ok": self.ok, "exit_code": self.exit_code, "reason": self.reason,
                 "status": self.status, "call_id": self.call_id, "bytes": self.bytes,
-                "files": self.files, "seconds": round(self.seconds, 3)}
+                "files": self.files, "records": self.records, "detail": self.detail,
+                "seconds": round(self.seconds, 3)}
 
 
 ProgressCallback = Callable[[ProgressReport], None]

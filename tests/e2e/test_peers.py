@@ -80,6 +80,8 @@ def test_refusals_give_their_exit_code_and_reason(deployment, tmp_path):
     desk = deployment.device("bob", "bob-pw", "desk")
     desk.dataset("photos", tmp_path / "desk-photos")
     tablet = deployment.device("alice", "alice-pw", "tablet")
+    laptop.dataset("docs", tmp_path / "laptop-docs")
+    phone.dataset("docs", tmp_path / "phone-docs", "files", "--protocols", "syncml")
     fill(source, {"x": b"1"})
     for device in (laptop, phone, desk, tablet):
         device.start()
@@ -95,11 +97,14 @@ def test_refusals_give_their_exit_code_and_reason(deployment, tmp_path):
     for target, (code, line) in cases.items():
         result = laptop.invite(target, "--dataset", "photos")
         assert (result.returncode, result.stdout.strip()) == (code, line), target
-    # No protocol in common: the callee refuses the offer.
-    result = laptop.invite("alice/phone", "--dataset", "photos", "--protocol", "syncml")
+    # No protocol in common: the phone takes "docs" only over syncml, the laptop offers rsync.
+    result = laptop.invite("alice/phone", "--dataset", "docs")
     assert result.returncode == 3
     assert result.stdout.startswith("refused: 488 ")
-    assert "syncml" in result.stdout
+    # A protocol this device cannot run is refused before anything is sent.
+    result = laptop.invite("alice/phone", "--dataset", "photos", "--protocol", "syncml")
+    assert (result.returncode, result.stdout.strip()) == (
+        2, "failed: this device cannot run syncml for dataset 'photos' yet")
 
 
 def test_the_daemon_comes_back_online_after_a_server_restart_and_a_removal(deployment, tmp_path):

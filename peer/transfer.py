@@ -1,0 +1,92 @@
+"""What moves a dataset over an established data channel, chosen by the negotiated protocol.
+
+A `Transfer` runs on both ends of one channel: the caller's side and the callee's side. The
+session descriptor tells it the direction, the sync mode and who the other device is; the state
+directory is where it keeps what it must remember about that device between sessions (anchors,
+last-synced manifests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from protocols.channel.connection import Channel
+from protocols.channel.folder_copy import receive_folder, send_folder
+from session_xml import Phase, SessionDescriptor, SyncProtocol
+
+from .config import Dataset
+from .session import caller_sends
+
+
+class TransferError(Exception):
+    """A transfer that cannot go on, with the reason both sides and the server's history show.
+    (A ChannelError is one too, for a fault of the channel itself.)"""
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    files: int = 0
+    bytes: int = 0  # bytes that crossed the channel, or the size moved for a plain copy
+    records: int = 0
+    detail: str = ""  # a short human summary: conflicts, deletions, bytes saved by deltas...
+
+
+# Called as a transfer advances: phase, then bytes and records done and their totals when known.
+Progress = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class TransferContext:
+    """Everything a transfer may need besides the channel."""
+
+    dataset: Dataset
+    session: SessionDescriptor  # the offer (callee side) or the answer (caller side)
+    remote_device: str  # USER/DEVICE of the other end
+    state_dir: Path  # private to this dataset and that remote device; created for the transfer
+    progress: Progress
+
+
+class Transfer(Protocol):
+    async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult: ...
+
+    async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult: ...
+
+
+class FolderCopy:
+    """The whole folder, one way: the stopgap until the rsync protocol takes files over."""
+
+    @staticmethod
+    def _bytes(context: TransferContext) -> Callable[[int, int], None]:
+        return lambda done, total: context.progress(Phase.APPLYING, bytes_done=done,
+                                                    bytes_total=total)
+
+    async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult:
+        sends = caller_sends(context.session.direction)
+        return await self._run(channel, context, sends)
+
+    async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult:
+        sends = not caller_sends(context.session.direction)
+        return await self._run(channel, context, sends)
+
+    async def _run(self, channel: Channel, context: TransferContext, sends: bool) -> TransferResult:
+        move = send_folder if sends else receive_folder
+        summary = await move(channel, context.dataset.path, progress=self._bytes(context))
+        return TransferResult(files=summary.files, bytes=summary.bytes,
+                              detail=f"{summary.files} file(s) copied whole")
+
+
+# The implementation for each protocol; the engines register here as they are wired in.
+TRANSFERS: dict[SyncProtocol, Transfer] = {SyncProtocol.RSYNC: FolderCopy()}
+
+
+def transfer_for(protocol: SyncProtocol) -> Transfer | None:
+    return TRANSFERS.get(protocol)
+
+
+def state_dir(data_dir: Path, dataset: str, remote_device: str) -> Path:
+    folder = data_dir / "state" / dataset / remote_device.replace("/", "@")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
