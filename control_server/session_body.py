@@ -52,4 +52,5 @@ def read_progress(request: SipRequest) -> dict | None:
         progress["records_total"] = report.records_total
     if report.error:
         progress["error"] = report.error
+    progress.update(report.counters)  # what the protocol counts: bytesLiteral, conflicts...
     return progress

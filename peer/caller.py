@@ -199,12 +199,14 @@ class Caller:
                               detail=result.detail, seconds=time.monotonic() - started)
 
     def _progress(self, phase: Phase, *, bytes_done: int = 0, bytes_total: int | None = None,
-                  records_done: int = 0, records_total: int | None = None) -> None:
+                  records_done: int = 0, records_total: int | None = None,
+                  counters: dict[str, int] | None = None) -> None:
         changed = phase != self._phase
         self._phase = phase
         self._report(ProgressReport(self.session_id, phase, bytes_done,
                                     _total(bytes_done, bytes_total), records_done,
-                                    _total(records_done, records_total)), force=changed)
+                                    _total(records_done, records_total),
+                                    counters=tuple((counters or {}).items())), force=changed)
 
     def _report(self, progress, *, force: bool = False) -> None:
         """Show progress locally, and tell the server at most every half second."""

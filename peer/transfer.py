@@ -34,7 +34,8 @@ class TransferResult:
     detail: str = ""  # a short human summary: conflicts, deletions, bytes saved by deltas...
 
 
-# Called as a transfer advances: phase, then bytes and records done and their totals when known.
+# Called as a transfer advances: progress(phase, bytes_done=, bytes_total=, records_done=,
+# records_total=, counters={"bytesLiteral": n, ...}); the caller's side reports it to the server.
 Progress = Callable[..., None]
 
 

@@ -72,6 +72,7 @@ def parse_progress(data: bytes) -> ProgressReport:
         records_done=fields.number("recordsDone"),
         records_total=fields.optional_number("recordsTotal"),
         error=fields.optional("error", strip=False),
+        counters=fields.counters(),
     )
 
 
@@ -86,6 +87,8 @@ def build_progress(report: ProgressReport) -> bytes:
     _add(root, "recordsDone", report.records_done)
     _add(root, "recordsTotal", report.records_total)
     _add(root, "error", report.error)
+    for name, value in report.counters:
+        etree.SubElement(root, f"{{{NAMESPACE}}}counter", {"name": name}).text = str(value)
     return _serialize(root)
 
 
@@ -113,6 +116,10 @@ class _Fields:
     def optional_number(self, name: str) -> int | None:
         text = self.optional(name)
         return None if text is None else int(text)
+
+    def counters(self) -> tuple[tuple[str, int], ...]:
+        elements = self._root.iterchildren(f"{{{NAMESPACE}}}counter")
+        return tuple((e.get("name").strip(), int((e.text or "").strip())) for e in elements)
 
     def attribute(self, name: str, attribute: str) -> str:
         return self._root.find(f"{{{NAMESPACE}}}{name}").get(attribute).strip()

@@ -88,3 +88,24 @@ def test_a_progress_body_without_its_phase_is_refused():
 def test_a_progress_body_is_not_a_descriptor_and_a_descriptor_is_not_progress():
     with pytest.raises(MalformedBody, match="expected <offer> or <answer>, got <progress>"):
         parse_descriptor(PROGRESS_BODY)
+
+
+def test_counters_travel_with_a_progress_report():
+    from session_xml import Phase, ProgressReport, build_progress, parse_progress
+
+    report = ProgressReport("s-1", Phase.DELTA, 10, 20,
+                            counters=(("bytesLiteral", 4), ("bytesMatched", 6)))
+    assert parse_progress(build_progress(report)) == report
+
+
+@pytest.mark.parametrize("counters", [
+    (("bytesLiteral", 1), ("bytesLiteral", 2)),
+    (("Bad-Name", 1),),
+    (("bytesLiteral", -1),),
+    tuple((f"c{i}", i) for i in range(17)),
+])
+def test_bad_counters_are_refused(counters):
+    from session_xml import DescriptorError, Phase, ProgressReport
+
+    with pytest.raises(DescriptorError):
+        ProgressReport("s-1", Phase.DELTA, counters=counters)
