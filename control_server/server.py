@@ -4,6 +4,7 @@ and transaction layer, and the batched write-through to the store."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,7 @@ class ControlServer:
         for binding in self.store.bindings(now):
             self.location.put(binding)
         self._data_version = self.store.data_version()
+        _settle_heap()
         await self.transport.start(self.config.sip_host, self.config.sip_port)
         me = Endpoint("udp", self.config.sip_host, self.transport.port)
         self.proxy = Proxy(
@@ -310,6 +312,7 @@ class ControlServer:
         self._data_version = version
         directory = await loop.run_in_executor(self._writer, Directory.load, self.store)
         self.directory = self.registrar.directory = directory
+        _settle_heap()
         if self.proxy is not None:
             self.proxy.directory = directory
         now = time.time()
@@ -364,3 +367,10 @@ class ControlServer:
 
 def _has_user(uri: str) -> bool:
     return "@" in uri.split(";", 1)[0]
+
+
+def _settle_heap() -> None:
+    """Keep the collector off the long-lived heap (hundreds of thousands of accounts and
+    bindings): a full collection over it stalls the event loop for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
