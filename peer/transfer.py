@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 from protocols.channel.connection import Channel
-from protocols.channel.folder_copy import receive_folder, send_folder
-from session_xml import Phase, SessionDescriptor, SyncProtocol
+from session_xml import SessionDescriptor, SyncProtocol
 
 from .config import Dataset
-from .session import caller_sends
 
 
 class TransferError(Exception):
@@ -56,31 +54,11 @@ class Transfer(Protocol):
     async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult: ...
 
 
-class FolderCopy:
-    """The whole folder, one way: the stopgap until the rsync protocol takes files over."""
-
-    @staticmethod
-    def _bytes(context: TransferContext) -> Callable[[int, int], None]:
-        return lambda done, total: context.progress(Phase.APPLYING, bytes_done=done,
-                                                    bytes_total=total)
-
-    async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult:
-        sends = caller_sends(context.session.direction)
-        return await self._run(channel, context, sends)
-
-    async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult:
-        sends = not caller_sends(context.session.direction)
-        return await self._run(channel, context, sends)
-
-    async def _run(self, channel: Channel, context: TransferContext, sends: bool) -> TransferResult:
-        move = send_folder if sends else receive_folder
-        summary = await move(channel, context.dataset.path, progress=self._bytes(context))
-        return TransferResult(files=summary.files, bytes=summary.bytes,
-                              detail=f"{summary.files} file(s) copied whole")
-
-
 # The implementation for each protocol; the engines register here as they are wired in.
-TRANSFERS: dict[SyncProtocol, Transfer] = {SyncProtocol.RSYNC: FolderCopy()}
+# (Imported here rather than at the top: they build on the types above.)
+from .folder_sync import FolderSync  # noqa: E402
+
+TRANSFERS: dict[SyncProtocol, Transfer] = {SyncProtocol.RSYNC: FolderSync()}
 
 
 def transfer_for(protocol: SyncProtocol) -> Transfer | None:

@@ -39,6 +39,20 @@ class FrameType(IntEnum):
     COPY_FILE_END = 0x13
     COPY_DONE = 0x14
     COPY_COMMITTED = 0x15
+    # rsync-style folder sync, 0x40-0x5F (protocols/rsync/messages.py holds the payloads).
+    RSYNC_MANIFEST = 0x40  # a piece of the sender's manifest (JSON)
+    RSYNC_MANIFEST_END = 0x41  # the manifest is whole; the digest of the last-synced state
+    RSYNC_REQUEST = 0x42  # receiver -> sender: this file please, from this resume offset
+    RSYNC_SIGNATURE = 0x43  # receiver -> sender: signature bytes of its basis
+    RSYNC_SIGNATURE_END = 0x44
+    RSYNC_DELTA = 0x45  # sender -> receiver: delta records
+    RSYNC_DELTA_END = 0x46  # literal and matched byte counts of that delta
+    RSYNC_DONE = 0x47  # no more requests from me; what I received is applied
+    RSYNC_FINISHED = 0x48  # callee -> caller: both sides done, the synced state is recorded
+    # SyncML-like record sync, 0x20-0x3F.
+    SYNCML_MESSAGE = 0x20  # one SyncML message, or the last piece of one split over frames
+    SYNCML_PART = 0x21  # a piece of a message larger than a frame; the rest follows
+    SYNCML_SUMMARY = 0x22  # callee -> caller once the sync is done: its counts (JSON)
 
 
 # One lookup per header instead of a try/except around the enum constructor.

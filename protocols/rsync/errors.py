@@ -37,3 +37,7 @@ class UnsafePath(RsyncError):
 
 class UnrepresentableName(RsyncError):
     """A file name cannot be stored on the receiving file system (reported, never mangled)."""
+
+
+class ExchangeError(RsyncError):
+    """The peer broke the folder-sync exchange: a frame out of place, a request outside the plan."""

@@ -61,6 +61,11 @@ class FilePatcher:
         self._closed = False
 
     # ------------------------------------------------------------------ public
+    @property
+    def written(self) -> int:
+        """Bytes of the new file rebuilt so far (a resumed prefix included): for progress."""
+        return self._written
+
     def feed(self, data: bytes) -> None:
         try:
             for event in self._reader.feed(data):

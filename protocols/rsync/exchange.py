@@ -1,0 +1,165 @@
+"""One side of a folder sync: from both manifests, what this side asks for, serves and deletes.
+
+Both sides run `prepare()` on the same two manifests and the same base, each from its own point
+of view, so they agree on every file without sending a plan. Sans-I/O: the peer daemon carries
+out the result (peer/folder_sync.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+
+from .errors import ExchangeError, UnsafePath, WireFormatError
+from .hashes import DIGEST_LEN
+from .manifest import FileEntry, Manifest
+from .messages import FileRequest
+from .paths import check_relative
+from .plan import Action, Direction, Plan, Side, make_plan
+
+
+class Arrival(Enum):
+    CHANGED = "changed"  # a delta against the old version
+    NEW = "new"  # nothing to start from: all literal
+    MOVED = "moved"  # new here, but a file with the same content is here under another name
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A file this side receives: the peer's `path`, landing at `target` (the path itself, or the
+    conflict copy when this side won), rebuilt against the local `basis` when there is one."""
+
+    path: str
+    target: str
+    entry: FileEntry  # the peer's: size, mode, mtime and the hash the result must have
+    basis: str | None
+    arrival: Arrival
+
+
+@dataclass(frozen=True)
+class Exchange:
+    plan: Plan
+    local: Manifest
+    remote: Manifest
+    incoming: tuple[Incoming, ...]  # in path order; the peer serves them in that order
+    serves: frozenset[str]  # local paths the peer may ask for
+    keep_copies: tuple[tuple[str, str], ...]  # (path, conflict copy): this side lost, keep its version first
+    deletions: tuple[str, ...]  # local paths to delete once everything has arrived
+
+    @property
+    def bytes_to_move(self) -> int:
+        """Sizes of every file that crosses, both ways (the progress total)."""
+        sent = sum(self.local.entries[p].size for p in self.serves)
+        return sent + sum(item.entry.size for item in self.incoming)
+
+    def check_request(self, request: FileRequest) -> FileEntry:
+        """The local entry the peer may have, or `ExchangeError`: it asks only for what the plan
+        has this side send, from an offset inside the file."""
+        if request.path not in self.serves:
+            raise ExchangeError(f"the peer asked for {request.path!r}, which this side does not "
+                                "send in this sync")
+        entry = self.local.entries[request.path]
+        if request.resume_offset > entry.size:
+            raise ExchangeError(f"the peer resumes {request.path!r} at {request.resume_offset}, "
+                                f"past its {entry.size} bytes")
+        return entry
+
+    def synced(self) -> Manifest:
+        """The state both sides hold once every step is done: the base of the next sync."""
+        agreed: dict[str, FileEntry] = {}
+        for path in self.plan.unchanged:
+            lo, re = self.local.get(path), self.remote.get(path)
+            if lo is not None and re is not None and lo.digest == re.digest:
+                agreed[path] = lo
+        for item in self.plan.items:
+            lo, re = self.local.get(item.path), self.remote.get(item.path)
+            if item.action is Action.SEND:
+                agreed[item.path] = lo
+            elif item.action is Action.RECEIVE:
+                agreed[item.path] = re
+            elif item.action is Action.CONFLICT:
+                win, lose = (lo, re) if item.winner is Side.LOCAL else (re, lo)
+                agreed[item.path] = win
+                agreed[item.conflict_copy] = FileEntry(item.conflict_copy, lose.size,
+                                                       lose.mtime_ns, lose.mode, lose.digest)
+        return Manifest(dict(sorted(agreed.items())))
+
+    def summary(self) -> str:
+        """One line for the user: '2 changed (delta), 1 new, 1 deleted, 1 conflict kept as ...'."""
+        counts: dict[str, int] = {}
+        copies: list[str] = []
+        for item in self.plan.items:
+            if item.action in (Action.SEND, Action.RECEIVE):
+                key = "changed (delta)" if item.has_basis else "new"
+            elif item.action in (Action.DELETE_LOCAL, Action.DELETE_REMOTE):
+                key = "deleted"
+            else:
+                copies.append(item.conflict_copy)
+                continue
+            counts[key] = counts.get(key, 0) + 1
+        parts = [f"{counts[key]} {key}" for key in ("changed (delta)", "new", "deleted") if key in counts]
+        if copies:
+            parts.append(f"{len(copies)} conflict{'s' if len(copies) > 1 else ''} kept as "
+                         + ", ".join(copies))
+        unchanged = f"{len(self.plan.unchanged)} unchanged"
+        return ", ".join(parts) + f"; {unchanged}" if parts else f"in sync already, {unchanged}"
+
+
+def check_remote(remote: Manifest) -> None:
+    """Every path and field of the peer's manifest, before anything is planned from it."""
+    for path, entry in remote.entries.items():
+        check_relative(path)
+        if path != entry.path:
+            raise UnsafePath(f"manifest entry {entry.path!r} filed under {path!r}")
+        if entry.size < 0 or len(entry.digest) != DIGEST_LEN:
+            raise WireFormatError(f"manifest entry {path!r} has a bad size or hash")
+
+
+def manifest_digest(manifest: Manifest | None) -> str:
+    """Names a synced state by its paths and contents ("" for none); both sides compare it."""
+    if manifest is None:
+        return ""
+    h = hashlib.sha256()
+    for path in sorted(manifest.entries):
+        h.update(path.encode() + b"\0" + manifest.entries[path].digest)
+    return h.hexdigest()
+
+
+def prepare(local: Manifest, remote: Manifest, direction: Direction, base: Manifest | None, *,
+            local_name: str, remote_name: str) -> Exchange:
+    """This side's part of the sync. `direction` is from this side's point of view (the callee
+    mirrors the caller's push and pull); `base` is the last-synced state both sides named."""
+    check_remote(remote)
+    plan = make_plan(local, remote, direction, base, local_name=local_name,
+                     remote_name=remote_name)
+    by_digest: dict[bytes, str] = {}
+    for path, entry in local.entries.items():
+        by_digest.setdefault(entry.digest, path)
+    incoming: list[Incoming] = []
+    serves: set[str] = set()
+    keep: list[tuple[str, str]] = []
+    deletions: list[str] = []
+    for item in plan.items:
+        re = remote.get(item.path)
+        if item.action is Action.SEND:
+            serves.add(item.path)
+        elif item.action is Action.DELETE_LOCAL:
+            deletions.append(item.path)
+        elif item.action is Action.RECEIVE:
+            if item.has_basis:
+                incoming.append(Incoming(item.path, item.path, re, item.path, Arrival.CHANGED))
+            elif re.digest in by_digest:  # a rename shows as delete + new: start from the old name
+                incoming.append(Incoming(item.path, item.path, re, by_digest[re.digest], Arrival.MOVED))
+            else:
+                incoming.append(Incoming(item.path, item.path, re, None, Arrival.NEW))
+        elif item.action is Action.CONFLICT:
+            serves.add(item.path)  # both versions cross: each side keeps the other's
+            if item.winner is Side.LOCAL:
+                incoming.append(Incoming(item.path, item.conflict_copy, re, item.path, Arrival.CONFLICT))
+            else:
+                keep.append((item.path, item.conflict_copy))
+                incoming.append(Incoming(item.path, item.path, re, item.path, Arrival.CONFLICT))
+    return Exchange(plan, local, remote, tuple(incoming), frozenset(serves), tuple(keep),
+                    tuple(deletions))

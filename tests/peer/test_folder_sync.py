@@ -1,0 +1,212 @@
+"""Folder sync between two sides over a real pinned channel, in one process."""
+
+import asyncio
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from peer.transfer import TransferContext, TransferError  # first: the registry imports the engines
+from peer.config import Dataset
+from peer.folder_sync import FolderSync
+from protocols.channel.errors import ChannelError
+from protocols.channel.framing import FrameType
+from protocols.channel.identity import DeviceIdentity
+from protocols.rsync.manifest import FileEntry, Manifest
+from protocols.rsync.messages import ManifestEnd, manifest_pieces
+from session_xml import DataType, Direction, SyncProtocol
+
+from ..channel.conftest import open_pair
+
+LAPTOP, PHONE = "alice/laptop", "alice/phone"
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory):
+    root = tmp_path_factory.mktemp("identities")
+    return {name: DeviceIdentity.load_or_create(root / name, name) for name in ("laptop", "phone")}
+
+
+class Device:
+    """A folder and its sync state with the other device; records the progress it is told."""
+
+    def __init__(self, root: Path, name: str, remote: str) -> None:
+        self.folder = root / f"{name}-photos"
+        self.folder.mkdir(parents=True)
+        self.state = root / f"{name}-state"
+        self.state.mkdir()
+        self.remote = remote
+        self.reports: list[tuple] = []
+
+    def context(self, direction: Direction) -> TransferContext:
+        session = SimpleNamespace(direction=direction, source_device=LAPTOP, destination_device=PHONE)
+        dataset = Dataset("photos", DataType.FILES, self.folder, (SyncProtocol.RSYNC,))
+        return TransferContext(dataset, session, self.remote, self.state,
+                               lambda phase, **kw: self.reports.append((phase, kw)))
+
+    def write(self, files: dict[str, bytes], mtime: float | None = None) -> None:
+        for name, content in files.items():
+            path = self.folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            if mtime is not None:
+                os.utime(path, (mtime, mtime))
+
+    def tree(self) -> dict[str, bytes]:
+        return {p.relative_to(self.folder).as_posix(): p.read_bytes()
+                for p in sorted(self.folder.rglob("*")) if p.is_file()
+                and not p.name.startswith(".sipsync-partial-")}
+
+
+@pytest.fixture
+def devices(tmp_path):
+    return Device(tmp_path, "laptop", PHONE), Device(tmp_path, "phone", LAPTOP)
+
+
+async def sync(identities, laptop, phone, direction=Direction.PUSH, transfer=FolderSync()):
+    """The laptop calls the phone; both results (or exceptions), caller's first."""
+    callee_channel, caller_channel = await open_pair(identities["phone"], identities["laptop"])
+
+    async def side(run, channel, context):
+        async with channel:
+            return await run(channel, context)
+
+    return await asyncio.gather(
+        side(transfer.as_caller, caller_channel, laptop.context(direction)),
+        side(FolderSync().as_callee, callee_channel, phone.context(direction)),
+        return_exceptions=True)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_push_creates_changes_renames_and_deletes_files_on_the_callee(identities, devices):
+    laptop, phone = devices
+    big = os.urandom(600_000)
+    laptop.write({"a.txt": b"alpha", "trip/big.bin": big, "old-name.jpg": os.urandom(50_000)})
+    first, answered = run(sync(identities, laptop, phone))
+    assert answered.files == 3 and phone.tree() == laptop.tree()
+    assert first.detail == "3 new; 0 unchanged"
+
+    # A small edit in the big file, a rename, a deletion.
+    laptop.write({"trip/big.bin": big[:1000] + b"EDIT" + big[1004:]})
+    (laptop.folder / "old-name.jpg").rename(laptop.folder / "new-name.jpg")
+    (laptop.folder / "a.txt").unlink()
+    laptop.reports.clear()
+    second, _ = run(sync(identities, laptop, phone))
+    assert phone.tree() == laptop.tree()
+    assert second.detail == "1 changed (delta), 1 new, 2 deleted; 0 unchanged"
+    # The edit and the renamed file cost signatures and a few literal bytes, not 650 kB.
+    assert second.bytes < 60_000
+    counters = laptop.reports[-1][1]["counters"]
+    assert counters["bytesLiteral"] < 5_000 and counters["bytesMatched"] >= 600_000
+    assert counters["files"] == 2
+
+
+def test_a_pull_brings_the_callee_folder_and_keeps_mode_and_mtime(identities, devices):
+    laptop, phone = devices
+    phone.write({"notes/todo.txt": b"buy milk"}, mtime=1_600_000_000)
+    os.chmod(phone.folder / "notes/todo.txt", 0o600)
+    result, _ = run(sync(identities, laptop, phone, Direction.PULL))
+    assert result.files == 1 and laptop.tree() == {"notes/todo.txt": b"buy milk"}
+    st = os.stat(laptop.folder / "notes/todo.txt")
+    assert (st.st_mode & 0o777, int(st.st_mtime)) == (0o600, 1_600_000_000)
+
+
+def test_two_way_merges_and_a_conflict_keeps_both_versions_newest_winning(identities, devices):
+    laptop, phone = devices
+    laptop.write({"shared.txt": b"v1", "only-laptop.txt": b"L"})
+    phone.write({"only-phone.txt": b"P"})
+    run(sync(identities, laptop, phone, Direction.TWO_WAY))
+    assert laptop.tree() == phone.tree() == {"shared.txt": b"v1", "only-laptop.txt": b"L",
+                                             "only-phone.txt": b"P"}
+
+    laptop.write({"shared.txt": b"laptop edit"}, mtime=1_700_000_000)
+    phone.write({"shared.txt": b"phone edit, newer"}, mtime=1_700_000_100)
+    (phone.folder / "only-laptop.txt").unlink()
+    result, _ = run(sync(identities, laptop, phone, Direction.TWO_WAY))
+    assert laptop.tree() == phone.tree()
+    copy = "shared.sync-conflict-20231114-221320-laptop.txt"
+    assert laptop.tree() == {"shared.txt": b"phone edit, newer", copy: b"laptop edit",
+                             "only-phone.txt": b"P"}
+    assert result.detail == f"1 deleted, 1 conflict kept as {copy}; 1 unchanged"
+
+
+@pytest.mark.parametrize("hostile_path", ["../escape.txt", "/tmp/escape.txt", "a/../../escape.txt"])
+def test_a_manifest_path_that_climbs_out_is_refused_and_nothing_is_written(identities, devices,
+                                                                           hostile_path):
+    laptop, phone = devices
+
+    class Hostile(FolderSync):
+        async def as_caller(self, channel, context):
+            entry = FileEntry(hostile_path, 5, 0, 0o644, bytes(16))
+            for piece in manifest_pieces(Manifest({hostile_path: entry})):
+                await channel.send(FrameType.RSYNC_MANIFEST, piece)
+            await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
+            while True:
+                await channel.receive()
+
+    caller, callee = run(sync(identities, laptop, phone, transfer=Hostile()))
+    assert isinstance(callee, TransferError)
+    assert str(callee).startswith(f"refused an unsafe path from {LAPTOP}: ")
+    assert hostile_path in str(callee)
+    assert isinstance(caller, ChannelError) and caller.remote and caller.reason == str(callee)
+    assert not (phone.folder.parent / "escape.txt").exists() and phone.tree() == {}
+
+
+def test_a_push_through_a_symlinked_folder_on_the_callee_is_refused(identities, devices, tmp_path):
+    laptop, phone = devices
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (phone.folder / "album").symlink_to(outside)
+    laptop.write({"album/x.jpg": b"x"})
+    caller, callee = run(sync(identities, laptop, phone))
+    assert isinstance(callee, TransferError) and "symlink" in str(callee)
+    assert isinstance(caller, ChannelError) and "symlink" in caller.reason
+    assert list(outside.iterdir()) == []
+
+
+def test_a_request_for_a_file_the_plan_does_not_send_is_refused(identities, devices):
+    laptop, phone = devices
+    phone.write({"secret.txt": b"s"})  # a push: the phone sends nothing
+
+    class Greedy(FolderSync):
+        async def as_caller(self, channel, context):
+            for piece in manifest_pieces(Manifest()):
+                await channel.send(FrameType.RSYNC_MANIFEST, piece)
+            await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
+            while (await channel.receive()).kind is not FrameType.RSYNC_DONE:
+                pass
+            await channel.send(FrameType.RSYNC_REQUEST, b'{"path": "secret.txt", "resume": 0}')
+            await channel.receive()
+
+    caller, callee = run(sync(identities, laptop, phone, transfer=Greedy()))
+    assert isinstance(callee, TransferError) and "'secret.txt'" in str(callee)
+    assert isinstance(caller, ChannelError) and caller.remote
+
+
+def test_an_interrupted_push_resumes_and_sends_less_the_second_time(identities, devices):
+    laptop, phone = devices
+    content = os.urandom(6 << 20)
+    laptop.write({"video.mp4": content})
+    phone.write({"video.mp4": b"the old video"})
+
+    class Interrupted(FolderSync):
+        async def as_caller(self, channel, context):
+            def progress(phase, **kw):
+                if kw["bytes_done"] > 3 << 20:
+                    channel.abort()  # the connection drops mid-file
+            context = TransferContext(context.dataset, context.session, context.remote_device,
+                                      context.state_dir, progress)
+            return await super().as_caller(channel, context)
+
+    caller, callee = run(sync(identities, laptop, phone, transfer=Interrupted()))
+    assert isinstance(caller, ChannelError) and isinstance(callee, ChannelError)
+    assert phone.tree() == {"video.mp4": b"the old video"}  # a half file replaces nothing
+
+    resumed, _ = run(sync(identities, laptop, phone))
+    assert phone.tree() == {"video.mp4": content}
+    assert resumed.bytes < (4 << 20)
+    assert not list(phone.folder.glob(".sipsync-partial-*"))
