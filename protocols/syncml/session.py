@@ -70,6 +70,7 @@ class SyncReport:
     bytes_sent: int
     messages_received: int
     bytes_received: int
+    items_received: int = 0  # item commands (Add, Replace, Delete) that came from the peer
 
 
 class Session:
@@ -108,7 +109,7 @@ class Session:
         self._remote_to_local: dict[str, str] = {}
         self._conflicts: list[Conflict] = []
         self._item_errors: list[ItemError] = []
-        self._items_sent = self._items_applied = 0
+        self._items_sent = self._items_applied = self._items_received = 0
         self._messages_sent = self._bytes_sent = self._messages_received = self._bytes_received = 0
 
     # --- the sans-I/O surface -----------------------------------------------------------------
@@ -126,6 +127,7 @@ class Session:
             self._fail(error.code, error.reason)
             return
         self._pending.extend((message.header.msg_id, command) for command in message.commands)
+        self._items_received += sum(len(c.commands) for c in message.commands if isinstance(c, Sync))
         self._pending_bytes += len(data)
         if self._pending_bytes > MAX_PACKAGE_BYTES:
             self._fail(413, f"package exceeds {MAX_PACKAGE_BYTES} bytes without a Final")
@@ -160,6 +162,7 @@ class Session:
             self._bytes_sent,
             self._messages_received,
             self._bytes_received,
+            self._items_received,
         )
 
     # --- shared machinery ----------------------------------------------------------------------
