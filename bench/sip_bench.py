@@ -140,7 +140,7 @@ def summary(results: Path, labels: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="1000,2000,4000,5000,6000,8000,12000,16000")
+    parser.add_argument("--rates", default="1000,2000,4000,5000,6000,8000,12000,16000,20000,24000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--no-kamailio", action="store_true")

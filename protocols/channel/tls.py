@@ -14,7 +14,7 @@ from protocols.channel.identity import DeviceIdentity
 
 # One context per identity: loading the key and certificate costs more than the rest of a
 # session's set-up, and a context serves any number of listeners.
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)
 def server_context(identity: DeviceIdentity) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
