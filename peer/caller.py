@@ -75,6 +75,7 @@ class Caller:
         self._last_report = 0.0
         self._reporting: asyncio.Future | None = None
         self._phase = Phase.CONNECTING
+        self._counters: tuple[tuple[str, int], ...] = ()
         self._dialog: Dialog | None = None
         self.answer: SessionDescriptor | None = None
 
@@ -193,7 +194,8 @@ class Caller:
             return SessionOutcome(False, EXIT_FAILED, f"{what}: {exc}", status=200,
                                   call_id=self.call_id)
         self._report(ProgressReport(self.session_id, Phase.DONE, result.bytes, result.bytes,
-                                    result.records, result.records), force=True)
+                                    result.records, result.records, counters=self._counters),
+                     force=True)  # the last counters stay with the session in the history
         return SessionOutcome(True, 0, "done", status=200, call_id=self.call_id,
                               bytes=result.bytes, files=result.files, records=result.records,
                               detail=result.detail, seconds=time.monotonic() - started)
@@ -203,10 +205,11 @@ class Caller:
                   counters: dict[str, int] | None = None) -> None:
         changed = phase != self._phase
         self._phase = phase
+        self._counters = tuple((counters or {}).items())
         self._report(ProgressReport(self.session_id, phase, bytes_done,
                                     _total(bytes_done, bytes_total), records_done,
                                     _total(records_done, records_total),
-                                    counters=tuple((counters or {}).items())), force=changed)
+                                    counters=self._counters), force=changed)
 
     def _report(self, progress, *, force: bool = False) -> None:
         """Show progress locally, and tell the server at most every half second."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from protocols.sip.endpoint import Endpoint
+from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, SyncProtocol
 
 CONFIG_NAME = "peer.toml"
@@ -28,6 +29,7 @@ class Dataset:
     path: Path
     protocols: tuple[SyncProtocol, ...]
     allow: tuple[str, ...] = ()  # users besides the owner who may sync it; the server checks shares too
+    policy: ConflictPolicy | None = None  # records: how this device settles conflicts as callee
 
 
 @dataclass(frozen=True)
@@ -94,12 +96,13 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
         try:
             data_type = DataType(spec["type"])
             protocols = tuple(SyncProtocol(p) for p in spec.get("protocols", ()))
+            policy = ConflictPolicy(spec["policy"]) if "policy" in spec else None
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{path}: dataset {name!r}: {exc}") from None
         datasets[name] = Dataset(
             name=name, data_type=data_type, path=Path(spec["path"]),
             protocols=protocols or _DEFAULT_PROTOCOLS.get(data_type, (SyncProtocol.SYNCML,)),
-            allow=tuple(spec.get("allow", ())),
+            allow=tuple(spec.get("allow", ())), policy=policy,
         )
     config = PeerConfig(
         data_dir=data_dir,
@@ -140,6 +143,8 @@ def save(config: PeerConfig) -> Path:
                   f"path = {_quote(str(dataset.path))}",
                   "protocols = [" + ", ".join(_quote(p.value) for p in dataset.protocols) + "]",
                   "allow = [" + ", ".join(_quote(u) for u in dataset.allow) + "]"]
+        if dataset.policy is not None:
+            lines.append(f"policy = {_quote(dataset.policy.value)}")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     path = config.data_dir / CONFIG_NAME
     temp = path.with_suffix(".tmp")

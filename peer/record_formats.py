@@ -178,6 +178,24 @@ def uid_of(content: bytes) -> str | None:
     return None
 
 
+def _unescape(value: str) -> str:
+    return re.sub(r"\\([\\,;nN])", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
+
+
+def summary_of(content: bytes, width: int = 60) -> str:
+    """One line that names an item for a person: a card's FN, an event's SUMMARY, or the first
+    line of other text."""
+    lines = unfold(_lines(content))
+    first = next((line for line in lines if line.strip()), "")
+    name, kind = _property(first)
+    wanted = {"VCARD": "FN", "VCALENDAR": "SUMMARY"}.get(kind.strip().upper()) if name == "BEGIN" else None
+    text = first
+    if wanted:
+        text = _unescape(next((value for key, value in map(_property, lines) if key == wanted), ""))
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def join_vcards(items: list[bytes]) -> bytes:
     return b"".join(item if item.endswith(b"\n") else item + b"\r\n" for item in items)
 

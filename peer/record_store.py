@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS conflicts (
 );
 """
 
+# A record dataset's path is a folder; its store is this one file in it (with SQLite's -wal, -shm).
+STORE_FILE = "records.db"
+
 _META_COLUMNS = "id, content_type, version, modified, deleted, hash, seq, created_seq, origin"
 _MAX_UID_CHARS = 200
 _UID_NAMESPACE = uuid.UUID("0b8f7a52-3c1e-4f0a-9d55-7c1a2b3e4f60")
@@ -96,6 +99,11 @@ class ConflictEntry:
     at: float
     peer: str
     conflict: Conflict
+
+
+def store_path(folder: str | Path) -> Path:
+    """Where the store of the record dataset kept in `folder` lives."""
+    return Path(folder) / STORE_FILE
 
 
 def item_id_for(content: bytes) -> str:

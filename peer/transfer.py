@@ -57,8 +57,10 @@ class Transfer(Protocol):
 # The implementation for each protocol; the engines register here as they are wired in.
 # (Imported here rather than at the top: they build on the types above.)
 from .folder_sync import FolderSync  # noqa: E402
+from .record_sync import RecordSync  # noqa: E402
 
-TRANSFERS: dict[SyncProtocol, Transfer] = {SyncProtocol.RSYNC: FolderSync()}
+TRANSFERS: dict[SyncProtocol, Transfer] = {SyncProtocol.RSYNC: FolderSync(),
+                                           SyncProtocol.SYNCML: RecordSync()}
 
 
 def transfer_for(protocol: SyncProtocol) -> Transfer | None:
