@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from protocols.channel.identity import DeviceIdentity
+from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, Direction, SyncMode, SyncProtocol
 
 from . import config as peer_config
 from .config import ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
 from .peer import Peer
+from .records_cli import records
 from .session import EXIT_UNREACHABLE, EXIT_USAGE
 
 err = Console(stderr=True)
@@ -95,10 +97,16 @@ def dataset() -> None:
 @click.option("--path", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--protocols", default=None, help="Accepted protocols in order, e.g. rsync,syncml.")
 @click.option("--allow", default="", help="Other users who may sync it, comma separated.")
+@click.option("--policy", type=click.Choice([p.value for p in ConflictPolicy]),
+              help="Records: how conflicts are settled when another device syncs with this one "
+                   "[default: newest-wins].")
 @click.pass_obj
 def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols: str | None,
-                allow: str) -> None:
+                allow: str, policy: str | None) -> None:
+    """Serve a dataset: a folder of files, or a folder holding a record store (records.db)."""
     config = _load(data_dir)
+    if policy is not None and data_type == DataType.FILES:
+        _fail("--policy is for record datasets (contacts, calendar, notes, sms)")
     try:
         chosen = tuple(SyncProtocol(p.strip()) for p in protocols.split(",")) if protocols else (
             (SyncProtocol.RSYNC,) if data_type == DataType.FILES else (SyncProtocol.SYNCML,))
@@ -106,7 +114,8 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
         _fail(str(exc))
     path.mkdir(parents=True, exist_ok=True)
     entry = Dataset(name=name, data_type=DataType(data_type), path=path.resolve(),
-                    protocols=chosen, allow=tuple(u.strip() for u in allow.split(",") if u.strip()))
+                    protocols=chosen, allow=tuple(u.strip() for u in allow.split(",") if u.strip()),
+                    policy=ConflictPolicy(policy) if policy else None)
     try:
         peer_config.save(peer_config.with_dataset(config, entry))
     except ConfigError as exc:
@@ -221,6 +230,8 @@ def status(data_dir: Path, as_json: bool) -> None:
     for session in sessions.get("incoming", []) + sessions.get("outgoing", []):
         click.echo(f"session      {session['call_id']} {session['dataset']}")
 
+
+main.add_command(records)
 
 if __name__ == "__main__":
     main()
