@@ -43,7 +43,7 @@ class Exchange:
     plan: Plan
     local: Manifest
     remote: Manifest
-    incoming: tuple[Incoming, ...]  # in path order; the peer serves them in that order
+    incoming: tuple[Incoming, ...]  # asked for one at a time, in path order
     serves: frozenset[str]  # local paths the peer may ask for
     keep_copies: tuple[tuple[str, str], ...]  # (path, conflict copy): this side lost, keep its version first
     deletions: tuple[str, ...]  # local paths to delete once everything has arrived
@@ -103,7 +103,11 @@ class Exchange:
         if copies:
             parts.append(f"{len(copies)} conflict{'s' if len(copies) > 1 else ''} kept as "
                          + ", ".join(copies))
-        unchanged = f"{len(self.plan.unchanged)} unchanged"
+        same = sum(1 for path in self.plan.unchanged if path in self.local.entries
+                   and path in self.remote.entries)
+        unchanged = f"{same} unchanged"
+        if len(self.plan.unchanged) > same:  # one side's own files a push or pull does not touch
+            unchanged += f", {len(self.plan.unchanged) - same} left alone on one side"
         return ", ".join(parts) + f"; {unchanged}" if parts else f"in sync already, {unchanged}"
 
 

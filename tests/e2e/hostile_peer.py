@@ -1,0 +1,30 @@
+"""A peer daemon whose rsync side lies: its manifest names a file outside the dataset.
+
+Run as `python -m tests.e2e.hostile_peer --data-dir DIR daemon` (the arguments of sipsync-peer).
+"""
+
+from peer import transfer
+from peer.folder_sync import FolderSync
+from protocols.channel.framing import FrameType
+from protocols.rsync.manifest import FileEntry, Manifest
+from protocols.rsync.messages import ManifestEnd, manifest_pieces
+from session_xml import SyncProtocol
+
+ESCAPE = "../escape.txt"
+
+
+class ClimbingOut(FolderSync):
+    async def as_caller(self, channel, context):
+        manifest = Manifest({ESCAPE: FileEntry(ESCAPE, 7, 0, 0o644, bytes(16))})
+        for piece in manifest_pieces(manifest):
+            await channel.send(FrameType.RSYNC_MANIFEST, piece)
+        await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
+        while True:  # until the callee's refusal arrives as a ChannelError
+            await channel.receive()
+
+
+if __name__ == "__main__":
+    transfer.TRANSFERS[SyncProtocol.RSYNC] = ClimbingOut()
+    from peer.cli import main
+
+    main()
