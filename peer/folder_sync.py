@@ -240,8 +240,14 @@ class _Side:
                     figures = DeltaFigures.decode(frame.payload)
                     break
                 await asyncio.to_thread(patcher.feed, frame.payload)
+                if patcher.written > item.entry.size:  # the hash would fail too, but only at the end
+                    raise ExchangeError(f"the peer sends more of {item.path!r} than its "
+                                        f"{item.entry.size} bytes")
                 self.meter.report(Phase.DELTA, start + patcher.written)
             await asyncio.to_thread(patcher.finish)
+        except ExchangeError:
+            patcher.abort(keep_partial=False)  # a lying peer's bytes are not worth resuming from
+            raise
         except BaseException:
             # What arrived stays beside the target, never over it: the next sync resumes there.
             patcher.abort(keep_partial=True)
