@@ -53,9 +53,15 @@ def test_any_chunking_of_the_stream_gives_the_same_frames(sent, cuts):
 
 def test_an_unknown_frame_type_is_garbage():
     decoder = FrameDecoder()
-    assert decoder.feed(b"GET / HTTP/1.1\r\n\r\n") == []
-    assert decoder.error.reason == "garbage on the channel: unknown frame type 0x47"
+    assert decoder.feed(b"\x99" + b"GET / HTTP/1.1\r\n\r\n") == []
+    assert decoder.error.reason == "garbage on the channel: unknown frame type 0x99"
     assert decoder.error.code is ErrorCode.PROTOCOL
+
+
+def test_an_http_request_is_garbage_even_where_its_first_byte_names_a_frame_type():
+    decoder = FrameDecoder()  # "G" is 0x47, an rsync frame type; the flags byte gives it away
+    assert decoder.feed(b"GET / HTTP/1.1\r\n\r\n") == []
+    assert decoder.error.reason == "garbage on the channel: unknown flags 0x45 on a RSYNC_DONE frame"
 
 
 def test_reserved_flags_set_are_garbage():
