@@ -17,6 +17,7 @@ from protocols.sip.digest import DigestError, answer_challenges
 from protocols.sip.message import SipRequest, SipResponse, new_branch, new_tag
 from session_xml import (
     PROGRESS_CONTENT_TYPE,
+    DataType,
     SESSION_CONTENT_TYPE,
     DescriptorError,
     Direction,
@@ -198,7 +199,8 @@ class Caller:
                      force=True)  # the last counters stay with the session in the history
         return SessionOutcome(True, 0, "done", status=200, call_id=self.call_id,
                               bytes=result.bytes, files=result.files, records=result.records,
-                              detail=result.detail, seconds=time.monotonic() - started)
+                              detail=result.detail, seconds=time.monotonic() - started,
+                              counts_records=self.dataset.data_type is not DataType.FILES)
 
     def _progress(self, phase: Phase, *, bytes_done: int = 0, bytes_total: int | None = None,
                   records_done: int = 0, records_total: int | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from session_xml import Direction, Phase, ProgressReport
+from session_xml import Phase, ProgressReport
 
 # Exit codes of `sipsync-peer invite`, part of the command-line contract.
 EXIT_DONE = 0
@@ -27,13 +27,14 @@ class SessionOutcome:
     records: int = 0
     detail: str = ""
     seconds: float = 0.0
+    counts_records: bool = False  # a record dataset counts records moved, a folder its files
 
     def line(self) -> str:
         """The one line a script reads."""
         if self.ok:
-            records = f", {self.records} record(s)" if self.records else ""
-            return (f"done: {self.files} file(s), {self.bytes} bytes{records} in "
-                    f"{self.seconds:.2f} s (session {self.call_id})")
+            moved = f"{self.records} record(s)" if self.counts_records else f"{self.files} file(s)"
+            return (f"done: {moved}, {self.bytes} bytes in {self.seconds:.2f} s "
+                    f"(session {self.call_id})")
         if self.exit_code == EXIT_REFUSED:
             return f"refused: {self.status} {self.reason}"
         return f"failed: {self.reason}"
@@ -46,12 +47,6 @@ class SessionOutcome:
 
 
 ProgressCallback = Callable[[ProgressReport], None]
-
-
-def caller_sends(direction: Direction) -> bool:
-    """The plain folder copy moves one way: push and two-way send from the caller, pull from
-    the callee (two-way merges come with the sync protocols)."""
-    return direction is not Direction.PULL
 
 
 def report(session_id: str, phase: Phase, done: int = 0, total: int | None = None,

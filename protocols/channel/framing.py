@@ -32,13 +32,6 @@ class FrameType(IntEnum):
     ERROR = 0x04  # either way: error code and reason, then the sender closes
     CLOSE = 0x05  # either way: orderly end, nothing follows
     DATA = 0x06  # opaque bytes of whichever protocol runs on top
-    # The plain "copy this dataset" transfer, 0x10-0x1F (a stopgap until the sync protocols).
-    COPY_START = 0x10
-    COPY_DIRECTORY = 0x11
-    COPY_FILE = 0x12
-    COPY_FILE_END = 0x13
-    COPY_DONE = 0x14
-    COPY_COMMITTED = 0x15
     # rsync-style folder sync, 0x40-0x5F (protocols/rsync/messages.py holds the payloads).
     RSYNC_MANIFEST = 0x40  # a piece of the sender's manifest (JSON)
     RSYNC_MANIFEST_END = 0x41  # the manifest is whole; the digest of the last-synced state

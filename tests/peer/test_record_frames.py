@@ -39,8 +39,8 @@ def test_pieces_adding_up_to_more_than_the_message_cap_are_refused():
 
 
 def test_another_protocols_frame_during_a_sync_is_a_protocol_error():
-    with pytest.raises(ChannelError, match="unexpected COPY_FILE frame"):
-        MessageAssembler().take(Frame(FrameType.COPY_FILE, b""))
+    with pytest.raises(ChannelError, match="unexpected RSYNC_MANIFEST frame"):
+        MessageAssembler().take(Frame(FrameType.RSYNC_MANIFEST, b""))
 
 
 def test_the_summary_round_trips():
