@@ -88,6 +88,11 @@ def main() -> None:
 
         step("a scripted session: the laptop pushes its photos to the phone, directly")
         code = run(*peer("laptop", "invite", f"{USER}/phone", "--dataset", "photos"))
+        step("the laptop edits one photo a little; the next session sends only the change")
+        with open(photos / "2026" / "beach.jpg", "r+b") as edited:
+            edited.seek(1_000_000)
+            edited.write(os.urandom(4_000))
+        code |= run(*peer("laptop", "invite", f"{USER}/phone", "--dataset", "photos"))
         same = all((ROOT / "phone-photos" / p.relative_to(photos)).read_bytes() == p.read_bytes()
                    for p in photos.rglob("*") if p.is_file())
         print(f"the phone's folder {'matches' if same else 'DIFFERS FROM'} the laptop's")
