@@ -27,7 +27,8 @@ from session_xml import (
 )
 
 from .config import Dataset, PeerConfig
-from .transfer import TransferContext, TransferError, state_dir, transfer_for
+from .transfer import TransferContext, TransferError
+from .transfers import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 

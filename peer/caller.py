@@ -43,7 +43,8 @@ from .session import (
     SessionOutcome,
     report,
 )
-from .transfer import TransferContext, TransferError, state_dir, transfer_for
+from .transfer import TransferContext, TransferError
+from .transfers import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 

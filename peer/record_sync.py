@@ -25,6 +25,7 @@ from session_xml import DataType, Phase
 
 from .record_frames import CalleeSummary, MessageAssembler, message_frames
 from .record_store import RecordStore, store_path
+from .transfer import TransferContext, TransferError, TransferResult
 
 log = logging.getLogger(__name__)
 
@@ -157,4 +158,3 @@ async def _in_thread(function: Callable[..., T], *args: object) -> T:
 
 
 # Last: peer.transfer registers RecordSync, so either module may be the first one imported.
-from .transfer import TransferContext, TransferError, TransferResult  # noqa: E402

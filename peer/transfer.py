@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from protocols.channel.connection import Channel
-from session_xml import SessionDescriptor, SyncProtocol
+from session_xml import SessionDescriptor
 
 from .config import Dataset
 
@@ -52,22 +52,3 @@ class Transfer(Protocol):
     async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult: ...
 
     async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult: ...
-
-
-# The implementation for each protocol; the engines register here as they are wired in.
-# (Imported here rather than at the top: they build on the types above.)
-from .folder_sync import FolderSync  # noqa: E402
-from .record_sync import RecordSync  # noqa: E402
-
-TRANSFERS: dict[SyncProtocol, Transfer] = {SyncProtocol.RSYNC: FolderSync(),
-                                           SyncProtocol.SYNCML: RecordSync()}
-
-
-def transfer_for(protocol: SyncProtocol) -> Transfer | None:
-    return TRANSFERS.get(protocol)
-
-
-def state_dir(data_dir: Path, dataset: str, remote_device: str) -> Path:
-    folder = data_dir / "state" / dataset / remote_device.replace("/", "@")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
