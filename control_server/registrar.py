@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from protocols.sip.digest import DigestAuthenticator, DigestError, Verdict, parse_credentials
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipRequest, SipResponse, new_tag, parse_address, response_to, stringify_uri, user_of
+from protocols.sip.message import (
+    SipRequest,
+    SipResponse,
+    new_tag,
+    parse_address,
+    response_to,
+    stringify_uri,
+    user_of,
+)
 
 from .directory import Directory
 from .location import Binding, LocationTable

@@ -39,7 +39,6 @@ class _Stream(asyncio.Protocol):
         self._framer = StreamFramer()
         self._transport: asyncio.Transport | None = None
         self.peer: Endpoint | None = outbound
-        self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -71,8 +70,6 @@ class _Stream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer is not None and self._owner._streams.get(self.peer) is self:
             del self._owner._streams[self.peer]
-        if not self.closed.done():
-            self.closed.set_result(None)
 
 
 class SipTransport:
