@@ -3,6 +3,7 @@ failure, and the report of a finished sync."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Iterable
@@ -73,7 +74,7 @@ class SyncReport:
     items_received: int = 0  # item commands (Add, Replace, Delete) that came from the peer
 
 
-class Session:
+class Session(ABC):
     role: Side
 
     def __init__(
@@ -262,8 +263,9 @@ class Session:
         except _PeerStopped:
             pass
 
+    @abstractmethod
     def _handle_package(self, package: list[tuple[int, Command]]) -> None:
-        raise NotImplementedError
+        """What the caller or the callee does with a whole package from the other side."""
 
     @staticmethod
     def _require_only(package: list[tuple[int, Command]], allowed: tuple[type, ...]) -> None:
