@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS devices (
     name TEXT NOT NULL,
     created_at REAL NOT NULL,
     last_seen REAL,
+    disabled INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user, name)
 );
 CREATE TABLE IF NOT EXISTS shares (
@@ -147,6 +148,7 @@ class DeviceRow:
     name: str
     created_at: float
     last_seen: float | None
+    disabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,21 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database made by an older version up to the schema above."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(devices)")}
+        if "disabled" not in columns:
+            try:
+                with self.db:
+                    self.db.execute(
+                        "ALTER TABLE devices ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0"
+                    )
+            except sqlite3.OperationalError as exc:
+                # The server and an admin command may open an old database at the same moment.
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         self.db.close()
@@ -309,11 +326,20 @@ class Store:
         if not gone:
             raise UnknownName(f"no device {user}/{device}")
 
+    def set_device_disabled(self, user: str, device: str, disabled: bool) -> None:
+        with self.db:
+            found = self.db.execute(
+                "UPDATE devices SET disabled=? WHERE user=? AND name=?",
+                (int(disabled), user, device),
+            ).rowcount
+        if not found:
+            raise UnknownName(f"no device {user}/{device}")
+
     def devices(self) -> list[DeviceRow]:
         rows = self.db.execute(
-            "SELECT user, name, created_at, last_seen FROM devices ORDER BY user, name"
+            "SELECT user, name, created_at, last_seen, disabled FROM devices ORDER BY user, name"
         )
-        return [DeviceRow(*row) for row in rows]
+        return [DeviceRow(u, n, c, seen, bool(dis)) for u, n, c, seen, dis in rows]
 
     def add_share(self, owner: str, device: str, grantee: str) -> None:
         try:

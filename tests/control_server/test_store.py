@@ -1,0 +1,60 @@
+"""The store's device flags, and a database made before devices could be disabled."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from control_server.store import DB_NAME, Store, UnknownName
+
+# The devices table as it was before the `disabled` column.
+_OLD_DEVICES = """
+CREATE TABLE users (name TEXT PRIMARY KEY, ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL,
+                    disabled INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE devices (user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                      name TEXT NOT NULL, created_at REAL NOT NULL, last_seen REAL,
+                      PRIMARY KEY (user, name));
+INSERT INTO users VALUES ('alice', 'm', 's', 0, 1.0);
+INSERT INTO devices VALUES ('alice', 'phone', 2.0, 3.0);
+"""
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path)
+    store.add_user("alice", "pw")
+    store.add_device("alice", "phone")
+    yield store
+    store.close()
+
+
+def test_a_new_device_is_enabled(store):
+    assert [d.disabled for d in store.devices()] == [False]
+
+
+def test_a_device_is_disabled_and_enabled_again(store):
+    store.set_device_disabled("alice", "phone", True)
+    assert [d.disabled for d in store.devices()] == [True]
+    store.set_device_disabled("alice", "phone", False)
+    assert [d.disabled for d in store.devices()] == [False]
+
+
+def test_disabling_an_unknown_device_names_it(store):
+    with pytest.raises(UnknownName, match="no device alice/ghost"):
+        store.set_device_disabled("alice", "ghost", True)
+
+
+def test_an_old_database_gains_the_disabled_column_and_keeps_its_devices(tmp_path):
+    with sqlite3.connect(tmp_path / DB_NAME) as old:
+        old.executescript(_OLD_DEVICES)
+    old.close()
+    store = Store(tmp_path)
+    try:
+        (row,) = store.devices()
+        assert (row.user, row.name, row.last_seen, row.disabled) == ("alice", "phone", 3.0, False)
+        store.set_device_disabled("alice", "phone", True)
+        assert store.devices()[0].disabled
+    finally:
+        store.close()
+    Store(tmp_path).close()  # opening it again finds the column there and leaves it be
