@@ -20,6 +20,7 @@ class Directory:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
         self.devices: set[tuple[str, str]] = set()
+        self.disabled_devices: set[tuple[str, str]] = set()
         # (owner, device) -> users the owner shared that device with
         self.shares: dict[tuple[str, str], set[str]] = {}
 
@@ -30,7 +31,9 @@ class Directory:
             name: Account(md5, sha, bool(disabled))
             for name, md5, sha, disabled in store.credentials()
         }
-        directory.devices = {(d.user, d.name) for d in store.devices()}
+        rows = store.devices()
+        directory.devices = {(d.user, d.name) for d in rows}
+        directory.disabled_devices = {(d.user, d.name) for d in rows if d.disabled}
         for share in store.shares():
             directory.shares.setdefault((share.owner, share.device), set()).add(share.grantee)
         return directory

@@ -238,6 +238,9 @@ class Proxy:
     def _targets(self, caller: tuple[str, str], user: str, device: str | None
                  ) -> tuple[list[Binding], int, str]:
         """The bindings an INVITE goes to, or none with the status and reason of the refusal."""
+        disabled = self.directory.disabled_devices
+        if caller in disabled:
+            return [], 403, "Calling device disabled"
         if user not in self.directory.accounts:
             return [], 404, "No such user"
         if device is not None:
@@ -245,11 +248,15 @@ class Proxy:
                 return [], 404, "No such device"
             if not self.directory.may_reach(caller[0], user, device):
                 return [], 403, "Not allowed to sync with this device"
+            # After the share check, so only those who may reach a device learn it is disabled.
+            if (user, device) in disabled:
+                return [], 403, "Device disabled"
             binding = self.location.get(user, device)
             if binding is None:
                 return [], 480, "Device offline"
             return [binding], 0, ""
-        online = [b for b in self.location.devices_of(user) if b.key != caller]
+        online = [b for b in self.location.devices_of(user)
+                  if b.key != caller and b.key not in disabled]
         allowed = [b for b in online if self.directory.may_reach(caller[0], b.user, b.device)]
         if online and not allowed:
             return [], 403, "Not allowed to sync with this user"

@@ -127,6 +127,8 @@ class Registrar:
 
         contact = contacts[0]
         device = device_of(request.headers.get_first("to") or "", contact)
+        if (user, device) in self.directory.disabled_devices:
+            return Registration(response_to(request, 403, "Device disabled"), user=user)
         expires = self._expires(request, contact)
         if expires is None:
             return Registration(response_to(request, 400, "Expires is not a number"))

@@ -317,10 +317,11 @@ class ControlServer:
             self.proxy.directory = directory
         now = time.time()
         for binding in self.location.all():
-            if directory.is_disabled(binding.user) or binding.key not in directory.devices:
+            reason = _dropped_by_admin(directory, binding.key)
+            if reason is not None:
                 self.location.remove(binding.user, binding.device)
-                log.info("%s/%s removed by an admin", binding.user, binding.device)
-                self._offline(binding, now, "removed by an admin")
+                log.info("%s/%s %s", binding.user, binding.device, reason)
+                self._offline(binding, now, reason)
         log.info("reloaded users and devices: %d user(s)", len(directory.accounts))
 
     async def _flush(self) -> None:
@@ -363,6 +364,16 @@ class ControlServer:
             "server_transactions": len(self.layer.servers),
             "client_transactions": len(self.layer.clients),
         }
+
+
+def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:
+    """Why an admin's change takes a bound device offline, or None when it stays."""
+    user, _ = key
+    if user not in directory.accounts or key not in directory.devices:
+        return "removed by an admin"
+    if directory.is_disabled(user) or key in directory.disabled_devices:
+        return "disabled by an admin"
+    return None
 
 
 def _has_user(uri: str) -> bool:

@@ -98,6 +98,44 @@ def test_a_share_lets_another_user_reach_a_device(proxy, directory, location):
     assert len(sent(effects, 6003)) == 1
 
 
+def test_an_invite_to_a_disabled_device_gets_403_device_disabled(proxy, directory):
+    directory.disabled_devices.add(("alice", "phone"))
+    _, effects = invite(proxy)
+    answer = sent(effects)[-1]
+    assert (answer.status_code, answer.reason_phrase) == (403, "Device disabled")
+    assert sent(effects, 6001) == []
+
+
+def test_a_user_invite_skips_disabled_devices(proxy, directory):
+    directory.disabled_devices.add(("alice", "phone"))
+    _, effects = invite(proxy, target="sip:alice@sipsync")
+    assert sent(effects, 6001) == [] and len(sent(effects, 6002)) == 1
+
+
+def test_a_user_invite_whose_every_online_device_is_disabled_gets_480(proxy, directory):
+    directory.disabled_devices |= {("alice", "phone"), ("alice", "tablet")}
+    _, effects = invite(proxy, target="sip:alice@sipsync")
+    assert sent(effects)[-1].status_code == 480
+
+
+def test_a_disabled_caller_device_gets_403_and_nothing_is_forwarded(proxy, directory):
+    directory.disabled_devices.add(("alice", "laptop"))
+    _, effects = invite(proxy)
+    answer = sent(effects)[-1]
+    assert (answer.status_code, answer.reason_phrase) == (403, "Calling device disabled")
+    assert sent(effects, 6001) == []
+    (record,) = proxy.sessions.take_changes()[-1:]
+    assert record.state == "failed" and record.reason == "Calling device disabled"
+
+
+def test_a_stranger_is_told_not_allowed_rather_than_that_a_device_is_disabled(
+        proxy, directory, location):
+    bind(location, "bob", "desk", 6003)
+    directory.disabled_devices.add(("bob", "desk"))
+    _, effects = invite(proxy, target="sip:bob@sipsync;device=desk")
+    assert sent(effects)[-1].reason_phrase == "Not allowed to sync with this device"
+
+
 def test_a_wrong_password_on_invite_is_challenged_again(proxy):
     first = build("INVITE", "sip:alice@sipsync;device=phone", user="alice")
     txn, _ = proxy.layer.receive_request(first, CALLER, 0.0)

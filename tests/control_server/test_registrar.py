@@ -124,3 +124,23 @@ def test_a_refreshed_binding_is_not_dropped_at_its_old_expiry(registrar, locatio
 def test_an_out_of_order_register_is_refused(registrar):
     register(registrar, cseq=10)
     assert register(registrar, cseq=5).response.status_code == 500
+
+
+def test_a_disabled_device_is_forbidden_after_authentication(registrar, directory, location):
+    directory.disabled_devices.add(("alice", "laptop"))
+    result = register(registrar, device="laptop")
+    assert (result.response.status_code, result.response.reason_phrase) == (403, "Device disabled")
+    assert location.get("alice", "laptop") is None and not result.auth_failed
+
+
+def test_a_disabled_device_with_a_wrong_password_is_challenged_not_told_it_is_disabled(
+        registrar, directory):
+    directory.disabled_devices.add(("alice", "laptop"))
+    assert register(registrar, device="laptop", password="wrong").response.status_code == 401
+
+
+def test_other_devices_of_the_user_still_register_beside_a_disabled_one(registrar, directory,
+                                                                         location):
+    directory.disabled_devices.add(("alice", "laptop"))
+    assert register(registrar, device="phone").response.status_code == 200
+    assert location.get("alice", "phone") is not None
