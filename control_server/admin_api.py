@@ -106,6 +106,7 @@ class AdminApi:
         r.add_get("/api/events", self.events)
         r.add_get("/api/devices", self.devices)
         r.add_post("/api/devices", self.add_device)
+        r.add_patch("/api/devices/{user}/{device}", self.change_device)
         r.add_delete("/api/devices/{user}/{device}", self.remove_device)
         r.add_get("/api/users", self.users)
         r.add_post("/api/users", self.add_user)
@@ -399,6 +400,18 @@ class AdminApi:
         device = check_device_name(request.match_info["device"])
         await self._run(self.store.remove_device, user, device)
         return _done(f"removed device {user}/{device}")
+
+    async def change_device(self, request: web.Request) -> web.Response:
+        user = check_user_name(request.match_info["user"])
+        device = check_device_name(request.match_info["device"])
+        body = await _body(request)
+        if set(body) != {"disabled"}:
+            raise ApiError(400, "send 'disabled' (true or false)")
+        disabled = body["disabled"]
+        if not isinstance(disabled, bool):
+            raise ApiError(400, "'disabled' must be true or false")
+        await self._run(self.store.set_device_disabled, user, device, disabled)
+        return _done(f"{'disabled' if disabled else 'enabled'} device {user}/{device}")
 
     async def shares(self, request: web.Request) -> web.Response:
         return web.json_response([share_row(s) for s in await self._run(self.store.shares)])

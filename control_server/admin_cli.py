@@ -187,7 +187,7 @@ def users_disable(ctx: _Context, name: str, enable: bool) -> None:
 
 @main.group()
 def devices() -> None:
-    """Devices: add, list, remove (USER/DEVICE)."""
+    """Devices: add, list, remove, disable (USER/DEVICE)."""
 
 
 @devices.command("add")
@@ -208,6 +208,17 @@ def devices_remove(ctx: _Context, spec: str) -> None:
     click.echo(f"removed device {spec}")
 
 
+@devices.command("disable")
+@click.argument("spec", metavar="USER/DEVICE")
+@click.option("--enable", is_flag=True, help="Enable the device again.")
+@click.pass_obj
+@_store_errors
+def devices_disable(ctx: _Context, spec: str, enable: bool) -> None:
+    """Refuse the device's REGISTER and INVITEs, and take it offline now."""
+    ctx.backend.set_device_disabled(*split_device(spec), not enable)
+    click.echo(f"{'enabled' if enable else 'disabled'} device {spec}")
+
+
 @devices.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -215,11 +226,12 @@ def devices_remove(ctx: _Context, spec: str) -> None:
 def devices_list(ctx: _Context, as_json: bool) -> None:
     rows = [
         {"user": d["user"], "device": d["device"], "online": d["online"],
-         "last_seen": _when(d["last_seen"]), "created": _when(d["created_at"])}
+         "disabled": d["disabled"], "last_seen": _when(d["last_seen"]),
+         "created": _when(d["created_at"])}
         for d in ctx.backend.devices()
     ]
     _emit(rows, [("user", "user"), ("device", "device"), ("online", "online"),
-                 ("last_seen", "last seen")], as_json, "Devices")
+                 ("disabled", "disabled"), ("last_seen", "last seen")], as_json, "Devices")
 
 
 @main.group()

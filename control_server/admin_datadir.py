@@ -78,6 +78,10 @@ class DataDirBackend:
     def remove_device(self, user: str, device: str) -> None:
         self.store.remove_device(user, device)
 
+    @_refusals
+    def set_device_disabled(self, user: str, device: str, disabled: bool) -> None:
+        self.store.set_device_disabled(user, device, disabled)
+
     def shares(self) -> list[dict]:
         return [share_row(s) for s in self.store.shares()]
 

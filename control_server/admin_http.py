@@ -75,6 +75,9 @@ class HttpBackend:
     def remove_device(self, user: str, device: str) -> None:
         self._call("DELETE", f"/api/devices/{_seg(user)}/{_seg(device)}")
 
+    def set_device_disabled(self, user: str, device: str, disabled: bool) -> None:
+        self._call("PATCH", f"/api/devices/{_seg(user)}/{_seg(device)}", {"disabled": disabled})
+
     def shares(self) -> list[dict]:
         return self._call("GET", "/api/shares")
 

@@ -68,9 +68,14 @@ def openapi_document(version: str) -> dict:
             "post": {"summary": "Add a device to a user",
                      "requestBody": _body({"user": _STRING, "device": _STRING}, ["user", "device"]),
                      "responses": _ok("added", _MESSAGE, "201")}},
-        "/api/devices/{user}/{device}": {"delete": {
-            "summary": "Remove a device (and its binding)", "parameters": _path_params("user", "device"),
-            "responses": _ok("removed", _MESSAGE)}},
+        "/api/devices/{user}/{device}": {
+            "patch": {"summary": "Disable or enable a device; disabling takes it offline",
+                      "parameters": _path_params("user", "device"),
+                      "requestBody": _body({"disabled": {"type": "boolean"}}, ["disabled"]),
+                      "responses": _ok("changed", _MESSAGE)},
+            "delete": {"summary": "Remove a device (and its binding)",
+                       "parameters": _path_params("user", "device"),
+                       "responses": _ok("removed", _MESSAGE)}},
         "/api/users": {
             "get": {"summary": "Users", "responses": _ok("users", _list("User"))},
             "post": {"summary": "Add a user",
@@ -165,7 +170,8 @@ def openapi_document(version: str) -> dict:
                     "devices": {"type": "integer"}, "created_at": number}},
                 "Device": {"type": "object", "properties": {
                     "user": _STRING, "device": _STRING, "online": {"type": "boolean"},
-                    "last_seen": nullable, "created_at": number}},
+                    "disabled": {"type": "boolean"}, "last_seen": nullable,
+                    "created_at": number}},
                 "Online": {"type": "object", "properties": {
                     "user": _STRING, "device": _STRING, "address": _STRING,
                     "transport": _STRING, "contact": _STRING, "user_agent": _STRING,

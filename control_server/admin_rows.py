@@ -20,7 +20,7 @@ def device_row(device: DeviceRow, online: Binding | None) -> dict:
     if online is not None:
         last_seen = max(last_seen or 0.0, online.last_seen)
     return {"user": device.user, "device": device.name, "online": online is not None,
-            "last_seen": last_seen, "created_at": device.created_at}
+            "disabled": device.disabled, "last_seen": last_seen, "created_at": device.created_at}
 
 
 def share_row(share: ShareRow) -> dict:

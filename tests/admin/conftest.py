@@ -16,7 +16,7 @@ from control_server.admin_datadir import DataDirBackend
 from ..integration.conftest import free_port
 
 # SIP users stored before the server starts (the server reloads later changes only each second).
-SIP_USERS = [("ev", "ev-pw"), ("mx", "mx-pw"), ("carol", "carol-pw")]
+SIP_USERS = [("ev", "ev-pw"), ("mx", "mx-pw"), ("carol", "carol-pw"), ("dv", "dv-pw")]
 ADMIN_PASSWORD = "admin-pw-1"
 VIEWER_PASSWORD = "viewer-pw-1"
 

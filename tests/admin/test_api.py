@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, wait_for
+from .traffic import sip_register
 
 READS = ["/api/status", "/api/devices", "/api/devices?online=1", "/api/users", "/api/shares",
          "/api/sessions", "/api/sessions/history", "/api/admins", "/api/tokens", "/api/me",
@@ -54,6 +55,7 @@ def test_a_viewer_token_reads_everything(admin_server, path):
     ("DELETE", "/api/users/v1", None),
     ("POST", "/api/users/import", {"users": []}),
     ("POST", "/api/devices", {"user": "v1", "device": "d"}),
+    ("PATCH", "/api/devices/v1/d", {"disabled": True}),
     ("DELETE", "/api/devices/v1/d", None),
     ("POST", "/api/shares", {"device": "v1/d", "user": "v2"}),
     ("DELETE", "/api/shares/v1/d/v2", None),
@@ -107,8 +109,8 @@ def test_devices_and_shares_are_added_listed_and_removed(admin_server):
         http.post("/api/users", json={"name": "finn", "password": "pw"})
         assert http.post("/api/devices", json={"user": "dora", "device": "tab"}).status_code == 201
         device = [d for d in http.get("/api/devices").json() if d["user"] == "dora"]
-        assert device == [{"user": "dora", "device": "tab", "online": False, "last_seen": None,
-                           "created_at": device[0]["created_at"]}]
+        assert device == [{"user": "dora", "device": "tab", "online": False, "disabled": False,
+                           "last_seen": None, "created_at": device[0]["created_at"]}]
         shared = http.post("/api/shares", json={"device": "dora/tab", "user": "finn"})
         assert shared.status_code == 201 and shared.json()["message"] == "shared dora/tab with finn"
         assert {"device": "dora/tab", "owner": "dora", "device_name": "tab", "user": "finn"} in \
@@ -124,6 +126,7 @@ def test_devices_and_shares_are_added_listed_and_removed(admin_server):
     ("DELETE", "/api/users/nobody", None, "no user 'nobody'"),
     ("POST", "/api/devices", {"user": "nobody", "device": "d"}, "no user 'nobody'"),
     ("DELETE", "/api/devices/nobody/d", None, "no device nobody/d"),
+    ("PATCH", "/api/devices/nobody/d", {"disabled": True}, "no device nobody/d"),
     ("DELETE", "/api/shares/nobody/d/x", None, "nobody/d is not shared with x"),
     ("POST", "/api/shares", {"device": "nobody/d", "user": "x"}, "no device nobody/d or no user 'x'"),
     ("DELETE", "/api/admins/nobody", None, "no admin 'nobody'"),
@@ -145,6 +148,10 @@ def test_unknown_names_get_404_with_what_is_missing(admin_server, method, path, 
     ("POST", "/api/shares", {"device": "nodevice", "user": "x"}, "expected USER/DEVICE"),
     ("PATCH", "/api/users/ok", {"disabled": "yes"}, "'disabled' must be true or false"),
     ("PATCH", "/api/users/ok", {"colour": "red"}, "send 'disabled' (true or false)"),
+    ("PATCH", "/api/devices/ok/d", {"disabled": "yes"}, "'disabled' must be true or false"),
+    ("PATCH", "/api/devices/ok/d", {}, "send 'disabled' (true or false)"),
+    ("PATCH", "/api/devices/ok/d", {"disabled": True, "colour": "red"}, "send 'disabled'"),
+    ("PATCH", "/api/devices/ok/-d", {"disabled": True}, "invalid device name '-d'"),
     ("DELETE", "/api/users/-x", None, "invalid user name '-x'"),
     ("POST", "/api/users/import", {"users": [{"name": "a"}]}, "'users' must be a list"),
     ("POST", "/api/users/import", {"users": [{"name": "a b", "password": "x"}]},
@@ -238,6 +245,51 @@ def test_a_change_from_a_cookie_session_needs_the_csrf_token(admin_server):
         right = http.post("/api/users", json={"name": "csrf1", "password": "pw"},
                           headers={"X-CSRF-Token": csrf})
         assert right.status_code == 201
+
+
+def test_a_device_is_disabled_and_enabled_again_from_a_cookie_session_with_csrf(admin_server):
+    with admin_server.client(admin_server.admin_token) as http:
+        http.post("/api/users", json={"name": "dina", "password": "pw"})
+        http.post("/api/devices", json={"user": "dina", "device": "pad"})
+    with admin_server.client() as http:
+        csrf = login(http, "root", ADMIN_PASSWORD).json()["csrf"]
+        forged = http.patch("/api/devices/dina/pad", json={"disabled": True})
+        assert forged.status_code == 403
+        disabled = http.patch("/api/devices/dina/pad", json={"disabled": True},
+                              headers={"X-CSRF-Token": csrf})
+        assert disabled.json() == {"message": "disabled device dina/pad"}
+        assert device_flags(http, "dina") == {"pad": True}
+        enabled = http.patch("/api/devices/dina/pad", json={"disabled": False},
+                             headers={"X-CSRF-Token": csrf})
+        assert enabled.json() == {"message": "enabled device dina/pad"}
+        assert device_flags(http, "dina") == {"pad": False}
+
+
+def test_disabling_a_device_takes_it_offline_and_its_register_gets_403(admin_server):
+    port = admin_server.sip_port
+    assert sip_register(port, "dv", "dv-pw", "pad").status_code == 200
+    with admin_server.client(admin_server.admin_token) as http:
+        assert ("dv", "pad") in online(http)
+        # A device made by its first REGISTER reaches the store with the next write-behind.
+        assert wait_for(lambda: "pad" in device_flags(http, "dv"))
+        assert http.patch("/api/devices/dv/pad", json={"disabled": True}).status_code == 200
+        assert wait_for(lambda: ("dv", "pad") not in online(http)), "dv/pad is still online"
+        assert wait_for(lambda: "dv/pad disabled by an admin" in admin_server.logs())
+        refused = sip_register(port, "dv", "dv-pw", "pad")
+        assert (refused.status_code, refused.reason_phrase) == (403, "Device disabled")
+        assert sip_register(port, "dv", "dv-pw", "phone").status_code == 200
+        assert http.patch("/api/devices/dv/pad", json={"disabled": False}).status_code == 200
+        # The server picks the change up within a second.
+        assert wait_for(lambda: sip_register(port, "dv", "dv-pw", "pad").status_code == 200,
+                        interval=0.2)
+
+
+def device_flags(http, user: str) -> dict[str, bool]:
+    return {d["device"]: d["disabled"] for d in http.get("/api/devices").json() if d["user"] == user}
+
+
+def online(http) -> set[tuple[str, str]]:
+    return {(d["user"], d["device"]) for d in http.get("/api/devices?online=1").json()}
 
 
 def test_a_viewer_logged_in_may_read_but_not_change(admin_server):

@@ -142,6 +142,9 @@ def test_admin_cli_over_url_changes_and_refuses_like_the_data_dir(admin_server):
     url = ["--url", admin_server.url, "--token", admin_server.admin_token]
     assert admin_cli(*url, "users", "add", "remo", "--password", "pw").stdout == "added user remo\n"
     assert admin_cli(*url, "devices", "add", "remo/pad").stdout == "added device remo/pad\n"
+    assert admin_cli(*url, "devices", "disable", "remo/pad").stdout == "disabled device remo/pad\n"
+    assert admin_cli(*url, "devices", "disable", "remo/pad", "--enable").stdout == \
+        "enabled device remo/pad\n"
     assert admin_cli(*url, "users", "disable", "remo").stdout == "disabled user remo\n"
     refused = admin_cli(*url, "users", "add", "remo", "--password", "pw")
     assert refused.returncode == 1 and refused.stderr == "sipsync-admin: user 'remo' exists\n"

@@ -1,12 +1,41 @@
 """Real SIP traffic for the admin tests: sipp devices that register and hold a session which
-reports its progress in INFO."""
+reports its progress in INFO, and a plain REGISTER from Python where the answer itself matters."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import uuid
 from pathlib import Path
 
+from protocols.sip.message import SipResponse, parse_message
+
+from ..control_server.sip_client import answer, build
 from ..integration.conftest import free_port, run_sipp, write_users_csv
+
+
+def sip_register(sip_port: int, user: str, password: str, device: str) -> SipResponse:
+    """REGISTER USER/DEVICE over UDP, answering the digest challenge; the final response."""
+    to = f"<sip:{user}@sipsync;device={device}>"
+    contact = f"Contact: <sip:{user}@127.0.0.1:5071>"
+    call_id = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5.0)
+
+        def exchange(cseq: int, *headers: str) -> SipResponse:
+            request = build("REGISTER", "sip:sipsync", user=user, to=to, call_id=call_id,
+                            cseq=cseq, headers=[contact, "Expires: 600", *headers])
+            sock.sendto(bytes(request), ("127.0.0.1", sip_port))
+            response = parse_message(sock.recvfrom(70_000)[0])
+            assert isinstance(response, SipResponse)
+            return response
+
+        challenge = exchange(1)
+        if challenge.status_code != 401:
+            return challenge
+        value = challenge.headers.get("www-authenticate")[0]
+        return exchange(2, answer(value, user=user, password=password, method="REGISTER",
+                                  uri="sip:sipsync"))
 
 
 def register(sip_port: int, workdir: Path, user: str, password: str, device: str) -> int:
