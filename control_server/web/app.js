@@ -180,9 +180,16 @@ async function loadDevices() {
   const body = document.querySelector("#devices-table tbody");
   body.replaceChildren(...devices.map((d) => el("tr", {"data-key": `${d.user}/${d.device}`},
     el("td", {}, el("strong", {}, `${d.user}/${d.device}`)),
-    el("td", {}, el("span", {class: d.online ? "tag ok" : "tag"}, d.online ? "online" : "offline")),
+    el("td", {}, el("span", {class: d.online ? "tag ok" : "tag"}, d.online ? "online" : "offline"),
+      d.disabled ? el("span", {class: "tag bad"}, "disabled") : null),
     el("td", {}, when(d.last_seen)),
     el("td", {class: "admin-only actions"},
+      actionButton(d.disabled ? "Enable" : "Disable", async () => {
+        const path = `/api/devices/${encodeURIComponent(d.user)}/${encodeURIComponent(d.device)}`;
+        const answer = await api("PATCH", path, {disabled: !d.disabled});
+        notice(answer.message);
+        await refreshDirectory();
+      }),
       actionButton("Delete", async () => {
         if (!window.confirm(`Delete device ${d.user}/${d.device}?`)) return;
         const answer = await api("DELETE", `/api/devices/${encodeURIComponent(d.user)}/${encodeURIComponent(d.device)}`);

@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium (Debian's, never a downloaded one): log in, see a device
-come online, watch a session's progress bar move and the session land in history, add a user."""
+come online, watch a session's progress bar move and the session land in history, add a user,
+disable a device and see it go offline."""
 
 from __future__ import annotations
 
@@ -117,6 +118,16 @@ def test_an_admin_watches_a_device_and_a_session_live_and_adds_a_user(
     wait_until(browser, lambda d: text_of(d, '#users-table tr[data-user="newbie"]'),
                what="the new user listed")
     assert text_of(browser, "#notice") == "added user newbie"
+
+    # Disable carol/phone: its row says so and it leaves the online list.
+    browser.execute_script(
+        'document.querySelector(\'#devices-table tr[data-key="carol/phone"] button\').click()')
+    wait_until(browser, lambda d: "disabled" in text_of(d, '#devices-table tr[data-key="carol/phone"]'),
+               what="carol/phone shown disabled")
+    assert text_of(browser, "#notice") == "disabled device carol/phone"
+    wait_until(browser, lambda d: not text_of(d, '#online-table tr[data-key="carol/phone"]'),
+               what="carol/phone offline")
+    assert "Enable" in text_of(browser, '#devices-table tr[data-key="carol/phone"] .actions')
     path = screenshot(browser, tmp_path, "dashboard.png")
     assert path.stat().st_size > 10_000
 
