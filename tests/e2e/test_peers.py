@@ -165,7 +165,7 @@ def test_a_caller_killed_mid_transfer_leaves_the_callee_files_intact_and_a_retry
     # The callee's BYE goes to a dead device: the server files the session when its relay of
     # that BYE times out (timer F, 32 s), keeping the reason the callee gave.
     failed = wait_for(lambda: [s for s in deployment.history() if s["state"] == "failed"],
-                      timeout=60, what="the session ended with a reason")
+                      timeout=120, what="the session ended with a reason")
     assert "data channel" in failed[0]["reason"]
     # The half-received big.bin replaced nothing; it waits beside it, hidden, for a retry.
     visible = {p.name for p in target.iterdir() if not p.name.startswith(".sipsync-partial-")}
@@ -178,7 +178,7 @@ def test_a_caller_killed_mid_transfer_leaves_the_callee_files_intact_and_a_retry
     wait_for(lambda: len(deployment.online()) == 2, what="the laptop online again")
     result = wait_for(lambda: (lambda r: r if r.returncode != 3 else None)(
         laptop.invite("alice/phone", "--dataset", "photos", "--json")),
-        timeout=30, what="the phone free for a new session")
+        timeout=90, what="the phone free for a new session")
     outcome = json.loads(result.stdout)
     assert outcome["ok"], result.stdout
     assert outcome["bytes"] < 256 * 1024 * 1024 - held + 1024 * 1024
