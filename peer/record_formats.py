@@ -160,16 +160,7 @@ def uid_of(content: bytes) -> str | None:
     _, kind = _property(first)
     kind = kind.strip().upper()
     if kind == "VCARD":
-        depth = 0
-        for line in unfold(lines):
-            name, value = _property(line)
-            if name == "BEGIN":
-                depth += 1
-            elif name == "END":
-                depth -= 1
-            elif name == "UID" and depth == 1:
-                return value.strip() or None
-        return None
+        return _uid_of_component(lines)
     if kind == "VCALENDAR":
         for component in _components(_blocks(lines, "VCALENDAR")[0])[2]:
             uid = _uid_of_component(component)
