@@ -383,6 +383,9 @@ class Listener:
         connection, _ = await loop.sock_accept(listening)
         # The token is for one connection: stop listening, so anything after it is refused.
         listening.close()
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and an accepted
+        # socket reports 0: without it small frames wait for delayed acknowledgements.
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         protocol = _FrameProtocol(self._max_frame_size)
         try:
             async with asyncio.timeout(self._timeouts.handshake):
