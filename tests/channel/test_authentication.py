@@ -1,15 +1,15 @@
-"""Client authentication inside the pinned TLS channel, without sockets."""
+"""What the two ends prove to each other inside the pinned TLS channel, without sockets."""
 
 import pytest
 
-from protocols.channel.errors import ChannelError, ErrorCode
-from protocols.channel.handshake import (
+from protocols.channel.authentication import (
     Challenge,
     Hello,
     check_server_certificate,
     sign_hello,
     verify_hello,
 )
+from protocols.channel.errors import ChannelError, ErrorCode
 from protocols.channel.identity import DeviceIdentity
 
 
