@@ -8,12 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from control_server.store import Store
+
+from ..waiting import wait_until
 
 SCENARIOS = Path(__file__).parents[2] / "sipp"
 
@@ -51,13 +52,13 @@ class ServerProcess:
              "--sip-port", str(port), "--port-file", str(port_file), "--no-admin", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 15
-        while not port_file.exists() or not port_file.read_text().strip():
+
+        def listening() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.02)
+            return port_file.exists() and bool(port_file.read_text().strip())
+
+        wait_until(listening, what="the server's port file", timeout=15, interval=0.02)
         self.port = int(port_file.read_text())
         return self
 
