@@ -4,12 +4,12 @@ disable a device and see it go offline."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from ..tools import require_tool
 from ..waiting import wait_until
 from .conftest import ADMIN_PASSWORD
 from .traffic import register, start_progress_session
@@ -17,29 +17,24 @@ from .traffic import register, start_progress_session
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @pytest.fixture
 def browser(tmp_path):
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must install them")
-        pytest.skip(message)
+    chromium = require_tool("chromium", "chromium")
+    chromedriver = require_tool("chromedriver", "chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}",
                  "--window-size=1280,1000"):
         options.add_argument(flag)
     # An explicit driver path: Selenium Manager never looks for (or downloads) anything.
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_page_load_timeout(20)
     yield driver
     driver.quit()

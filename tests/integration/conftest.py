@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +12,7 @@ import pytest
 
 from control_server.store import Store
 
+from ..tools import require_tool
 from ..waiting import wait_until
 
 SCENARIOS = Path(__file__).parents[2] / "sipp"
@@ -88,20 +87,11 @@ def server(data_dir):
     process.stop()
 
 
-def sipp_binary() -> str:
-    found = shutil.which("sipp")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("sipp is not installed (Debian package sip-tester); CI must install it")
-        pytest.skip("sipp is not installed (apt-get install sip-tester)")
-    return found
-
-
 def run_sipp(scenario: str, target_port: int, *args: str, cwd: Path, timeout: float = 60,
              transport: str = "u1", local_port: int | None = None, background: bool = False):
     """Run sipp to completion; returns its exit code (0: every call succeeded) and output."""
     command = [
-        sipp_binary(), f"127.0.0.1:{target_port}", "-sf", str(SCENARIOS / scenario),
+        require_tool("sipp", "sip-tester"), f"127.0.0.1:{target_port}", "-sf", str(SCENARIOS / scenario),
         "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", transport,
         "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
         "-trace_msg", *args,
