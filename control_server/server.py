@@ -35,7 +35,7 @@ from .location import Binding, LocationTable
 from .metrics import ServerMetrics
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
-from .session_body import describe, read_progress
+from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
 from .store import Store
 

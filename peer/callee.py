@@ -27,8 +27,8 @@ from session_xml import (
 )
 
 from .config import Dataset, PeerConfig
-from .transfer import TransferContext, TransferError
-from .transfers import state_dir, transfer_for
+from .transfer_interface import TransferContext, TransferError
+from .transfer_registry import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 

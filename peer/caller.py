@@ -35,7 +35,7 @@ from session_xml import (
 )
 
 from .config import ConfigError, Dataset, PeerConfig, check_name
-from .session import (
+from .sync_outcome import (
     EXIT_FAILED,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
@@ -43,8 +43,8 @@ from .session import (
     SessionOutcome,
     report,
 )
-from .transfer import TransferContext, TransferError
-from .transfers import state_dir, transfer_for
+from .transfer_interface import TransferContext, TransferError
+from .transfer_registry import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from session_xml import DataType, Phase
 
 from .record_frames import CalleeSummary, MessageAssembler, message_frames
 from .record_store import RecordStore, store_path
-from .transfer import TransferContext, TransferError, TransferResult
+from .transfer_interface import TransferContext, TransferError, TransferResult
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, wait_for
+from ..waiting import wait_until
+from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from .traffic import sip_register
 
 READS = ["/api/status", "/api/devices", "/api/devices?online=1", "/api/users", "/api/shares",
@@ -271,17 +272,18 @@ def test_disabling_a_device_takes_it_offline_and_its_register_gets_403(admin_ser
     with admin_server.client(admin_server.admin_token) as http:
         assert ("dv", "pad") in online(http)
         # A device made by its first REGISTER reaches the store with the next write-behind.
-        assert wait_for(lambda: "pad" in device_flags(http, "dv"))
+        wait_until(lambda: "pad" in device_flags(http, "dv"), what="dv/pad in the store")
         assert http.patch("/api/devices/dv/pad", json={"disabled": True}).status_code == 200
-        assert wait_for(lambda: ("dv", "pad") not in online(http)), "dv/pad is still online"
-        assert wait_for(lambda: "dv/pad disabled by an admin" in admin_server.logs())
+        wait_until(lambda: ("dv", "pad") not in online(http), what="dv/pad offline")
+        wait_until(lambda: "dv/pad disabled by an admin" in admin_server.logs(),
+                   what="the server logging dv/pad disabled")
         refused = sip_register(port, "dv", "dv-pw", "pad")
         assert (refused.status_code, refused.reason_phrase) == (403, "Device disabled")
         assert sip_register(port, "dv", "dv-pw", "phone").status_code == 200
         assert http.patch("/api/devices/dv/pad", json={"disabled": False}).status_code == 200
         # The server picks the change up within a second.
-        assert wait_for(lambda: sip_register(port, "dv", "dv-pw", "pad").status_code == 200,
-                        interval=0.2)
+        wait_until(lambda: sip_register(port, "dv", "dv-pw", "pad").status_code == 200,
+                   what="dv/pad registering again", interval=0.2)
 
 
 def device_flags(http, user: str) -> dict[str, bool]:

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from control_server.store import Store
 
 from ..integration.conftest import ServerProcess
+from ..waiting import wait_until
 
 
 def peer_cli(data_dir: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -27,17 +27,6 @@ def admin_json(data_dir: Path, *args: str) -> list[dict]:
          "--json"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class Device:
@@ -65,7 +54,7 @@ class Device:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "peer.cli", "--data-dir", str(self.data_dir), "daemon"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: (self.data_dir / "control.sock").exists(), what="the daemon's socket")
+        wait_until(lambda: (self.data_dir / "control.sock").exists(), what="the daemon's socket")
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

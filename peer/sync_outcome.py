@@ -1,4 +1,5 @@
-"""What one sync session is to a device: its outcome, its progress, and which side sends."""
+"""The outcome of one sync run as the calling device sees it (with the exit code a script
+reads), and the progress reports it makes on the way."""
 
 from __future__ import annotations
 

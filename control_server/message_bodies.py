@@ -1,5 +1,5 @@
-"""What the control server reads from session bodies: the descriptor of an INVITE (recorded when
-it parses, never required) and the progress reports peers send in INFO."""
+"""What the control server reads from SIP message bodies: the session descriptor of an INVITE or
+its answer (recorded when it parses, never required) and the progress reports peers send in INFO."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from session_xml import SyncProtocol
 
 from .folder_sync import FolderSync
 from .record_sync import RecordSync
-from .transfer import Transfer
+from .transfer_interface import Transfer
 
 TRANSFERS: dict[SyncProtocol, Transfer] = {
     SyncProtocol.RSYNC: FolderSync(),

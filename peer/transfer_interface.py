@@ -1,4 +1,5 @@
-"""What moves a dataset over an established data channel, chosen by the negotiated protocol.
+"""The interface every transfer implements: what moves a dataset over an established data
+channel, with the context it gets and the result it gives back.
 
 A `Transfer` runs on both ends of one channel: the caller's side and the callee's side. The
 session descriptor tells it the direction, the sync mode and who the other device is; the state
