@@ -26,13 +26,11 @@ from protocols.sip.message import (
     response_to,
     user_of,
 )
+from protocols.sip.effects import ClientTimeout, Effect, Transmit
 from protocols.sip.transaction import (
-    ClientTimeout,
     ClientTransaction,
-    Effect,
     ServerTransaction,
     TransactionLayer,
-    Transmit,
     cancel_for,
 )
 

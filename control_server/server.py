@@ -17,7 +17,8 @@ from protocols.sip.message import (
     parse_message,
     response_to,
 )
-from protocols.sip.transaction import ClientTimeout, Effect, TransactionLayer, Transmit
+from protocols.sip.effects import ClientTimeout, Effect, Transmit
+from protocols.sip.transaction import TransactionLayer
 from protocols.sip.transport import SipTransport
 
 from .admin_rows import online_row, session_row

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .endpoint import Endpoint
 from .message import SipParseError, SipRequest, SipResponse, parse_message, response_to
-from .transaction import ClientTimeout, Effect, ServerTransaction, TransactionLayer, Transmit
+from .effects import ClientTimeout, Effect, Transmit
+from .transaction import ServerTransaction, TransactionLayer
 from .transport import SipTransport
 
 log = logging.getLogger(__name__)
