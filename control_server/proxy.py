@@ -140,16 +140,13 @@ class Proxy:
         return self.layer.respond(txn, status, bytes(response), now)
 
     def _via(self, destination: Endpoint, branch: str) -> str:
-        host = f"[{self.me.host}]" if ":" in self.me.host else self.me.host
-        return f"SIP/2.0/{destination.transport.upper()} {host}:{self.me.port};branch={branch}"
+        return f"SIP/2.0/{destination.transport.upper()} {self.me.hostport};branch={branch}"
 
     def _record_route(self, transport: str) -> str:
-        host = f"[{self.me.host}]" if ":" in self.me.host else self.me.host
-        return f"<sip:{host}:{self.me.port};transport={transport};lr>"
+        return f"<sip:{self.me.hostport};transport={transport};lr>"
 
     def _is_me(self, route: str) -> bool:
-        host = f"[{self.me.host}]" if ":" in self.me.host else self.me.host
-        return f"{host}:{self.me.port}" in route
+        return self.me.hostport in route
 
     def _forward_copy(self, request: SipRequest, source: Endpoint, destination: Endpoint,
                       branch: str, uri: str | None = None) -> SipRequest:
