@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocols.sip.digest import DigestAuthenticator, DigestError, Verdict, parse_credentials
+from protocols.sip.digest import DigestError
+from protocols.sip.digest_server import DigestAuthenticator, Verdict, parse_credentials
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import (
     BRANCH_MAGIC,

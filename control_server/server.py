@@ -9,7 +9,8 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from protocols.sip.digest import Algorithm, DigestAuthenticator
+from protocols.sip.digest import Algorithm
+from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.driver import SipDriver
 from protocols.sip.effects import ClientTimeout, Effect, Transmit

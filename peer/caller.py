@@ -13,7 +13,8 @@ from protocols.channel.errors import ChannelError
 from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import RequestTimeout, SipAgent
 from protocols.sip.dialog import Dialog
-from protocols.sip.digest import DigestError, answer_challenges
+from protocols.sip.digest import DigestError
+from protocols.sip.digest_client import answer_challenges
 from protocols.sip.message import SipRequest, SipResponse, new_branch, new_tag
 from session_xml import (
     PROGRESS_CONTENT_TYPE,

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 
 from protocols.sip.agent import RequestTimeout, SipAgent
-from protocols.sip.digest import DigestError, answer_challenges
+from protocols.sip.digest import DigestError
+from protocols.sip.digest_client import answer_challenges
 from protocols.sip.message import SipRequest, new_branch, new_tag
 
 from .config import PeerConfig
