@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from protocols.sip.digest import DigestAuthenticator, DigestError, Verdict, parse_credentials
+from protocols.sip.digest import DigestError
+from protocols.sip.digest_server import DigestAuthenticator, Verdict, parse_credentials
 from protocols.sip.message import SipRequest
 
 from .directory import Directory

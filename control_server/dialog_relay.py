@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipRequest, SipResponse
-from protocols.sip.transaction import Effect, Transmit
+from protocols.sip.effects import Effect, Transmit
 from protocols.sip.transaction import ServerTransaction
 
 from .routing import Router, new_branch, stateless_branch

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipMessage, SipRequest, SipResponse, new_tag, response_to
-from protocols.sip.transaction import Effect, Transmit
+from protocols.sip.effects import Effect, Transmit
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, cancel_for
 
 from .location import Binding

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocols.sip.digest import DigestAuthenticator
+from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipMessage, SipRequest, SipResponse, user_of
-from protocols.sip.transaction import ClientTimeout, Effect
+from protocols.sip.effects import ClientTimeout, Effect
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 
 from .admission import Refusal, authenticate, authorize

@@ -16,7 +16,7 @@ from protocols.sip.message import (
     parse_message,
     response_to,
 )
-from protocols.sip.transaction import Effect, Transmit
+from protocols.sip.effects import Effect, Transmit
 from protocols.sip.transaction import ServerTransaction, TransactionLayer
 
 # Branches we make start with this, so our own Via is recognised on the way back.
@@ -58,19 +58,14 @@ class Router:
     me: Endpoint
     layer: TransactionLayer
 
-    @property
-    def _host(self) -> str:
-        return f"[{self.me.host}]" if ":" in self.me.host else self.me.host
-
     def via(self, destination: Endpoint, branch: str) -> str:
-        transport = destination.transport.upper()
-        return f"SIP/2.0/{transport} {self._host}:{self.me.port};branch={branch}"
+        return f"SIP/2.0/{destination.transport.upper()} {self.me.hostport};branch={branch}"
 
     def record_route(self, transport: str) -> str:
-        return f"<sip:{self._host}:{self.me.port};transport={transport};lr>"
+        return f"<sip:{self.me.hostport};transport={transport};lr>"
 
     def names_me(self, route: str) -> bool:
-        return f"{self._host}:{self.me.port}" in route
+        return self.me.hostport in route
 
     def forward_copy(self, request: SipRequest, source: Endpoint, destination: Endpoint,
                      branch: str, uri: str | None = None) -> SipRequest:

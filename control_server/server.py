@@ -1,5 +1,5 @@
-"""The control server's asyncio glue: sockets and timers around the sans-I/O registrar, proxy
-and transaction layer, and the batched write-through to the store."""
+"""The control server: the sans-I/O registrar and proxy as the core on the SIP driver (sockets,
+transactions, timers), and the batched write-through to the store."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from protocols.sip.digest import Algorithm, DigestAuthenticator
+from protocols.sip.digest import Algorithm
+from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import (
-    SipParseError,
-    SipRequest,
-    parse_message,
-    response_to,
-)
-from protocols.sip.transaction import ClientTimeout, Effect, TransactionLayer, Transmit
-from protocols.sip.transport import SipTransport
+from protocols.sip.driver import SipDriver
+from protocols.sip.effects import ClientTimeout, Effect, Transmit
+from protocols.sip.message import SipRequest, SipResponse, response_to
+from protocols.sip.transaction import ClientTransaction
 
 from .admin_rows import online_row, session_row
 from .config import ServerConfig
@@ -67,7 +64,10 @@ class ControlServer:
         self.directory = Directory.load(self.store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
-        self.layer = TransactionLayer()
+        self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
+                         "registrations": 0}
+        self.driver = SipDriver(self, counters=self.counters)
+        self.layer = self.driver.layer
         self.registrar = Registrar(
             self.auth, self.directory, self.location,
             RegistrarPolicy(
@@ -77,18 +77,13 @@ class ControlServer:
                 auto_create_devices=config.auto_create_devices,
             ),
         )
-        self.transport = SipTransport(self._received)
         self.proxy: Proxy | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._bound: dict[tuple[str, str], Binding] = {}
         self._unbound: set[tuple[str, str]] = set()
         self._new_devices: list[tuple[str, str, float]] = []
         self._data_version = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
         self._tasks: list[asyncio.Task] = []
-        self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
-                         "registrations": 0}
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventHub()
@@ -97,7 +92,7 @@ class ControlServer:
 
     @property
     def port(self) -> int:
-        return self.transport.port
+        return self.driver.port
 
     @property
     def admin_port(self) -> int | None:
@@ -112,8 +107,8 @@ class ControlServer:
             self.location.put(binding)
         self._data_version = self.store.data_version()
         _settle_heap()
-        await self.transport.start(self.config.sip_host, self.config.sip_port)
-        me = Endpoint("udp", self.config.sip_host, self.transport.port)
+        await self.driver.start(self.config.sip_host, self.config.sip_port)
+        me = Endpoint("udp", self.config.sip_host, self.driver.port)
         self.proxy = Proxy(
             self.layer, self.auth, self.directory, self.location, self.sessions, me,
             ProxyPolicy(ring_timeout=self.config.ring_timeout,
@@ -132,7 +127,7 @@ class ControlServer:
             await self.admin.start(self.config.admin_host, self.config.admin_port)
         log.info(
             "SIP on %s:%d (UDP and TCP), realm %r, %d user(s), %d device(s) online, data in %s",
-            self.config.sip_host, self.transport.port, self.realm,
+            self.config.sip_host, self.driver.port, self.realm,
             len(self.directory.accounts), len(self.location), self.config.data_dir,
         )
 
@@ -142,56 +137,16 @@ class ControlServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
-        await self.transport.close()
+        await self.driver.close()
         await self._flush()
         self._writer.shutdown(wait=True)
         self.store.close()
         log.info("stopped after %d SIP message(s), %d bytes received",
                  self.counters["received"], self.counters["bytes_received"])
 
-    # -- receiving -------------------------------------------------------------------------------
+    # -- what the SIP driver hands us ------------------------------------------------------------
 
-    def _received(self, data: bytes, source: Endpoint) -> None:
-        self.counters["received"] += 1
-        self.counters["bytes_received"] += len(data)
-        now = time.time()
-        try:
-            message = parse_message(data, stream=source.reliable)
-        except SipParseError as exc:
-            self._malformed(exc, source)
-            return
-        try:
-            if isinstance(message, SipRequest):
-                effects = self._request(message, source, now)
-            else:
-                transaction, effects = self.layer.receive_response(message, now)
-                assert self.proxy is not None
-                if transaction is not None:
-                    effects += self.proxy.response(transaction, message, now)
-                elif not effects:
-                    effects = self.proxy.stateless_response(message)
-        except Exception:
-            log.exception("failed handling a message from %s", source)
-            if isinstance(message, SipRequest) and message.method != "ACK":
-                effects = [Transmit(bytes(response_to(message, 500, "Internal error")), source)]
-            else:
-                effects = []
-        self._carry_out(effects, now)
-
-    def _malformed(self, error: SipParseError, source: Endpoint) -> None:
-        self.counters["malformed"] += 1
-        log.warning("malformed message from %s: %s", source, error.reason)
-        request = error.request
-        if request is not None and request.method != "ACK" and request.headers.get("via"):
-            try:
-                response = response_to(request, 400, error.reason[:120])
-                self.transport.send(bytes(response), source)
-            except (ValueError, IndexError):
-                pass  # too broken to answer: dropped, and logged above
-
-    def _request(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+    def request_received(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         method = request.method
         counted = method if method in COUNTED_METHODS else "other"
         self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
@@ -252,37 +207,25 @@ class ControlServer:
             self.sessions.finish(session, now, reason=f"{binding.user}/{binding.device}: {reason}",
                                  failed=True)
 
-    # -- sending and timers ----------------------------------------------------------------------
+    def response_received(self, transaction: ClientTransaction, response: SipResponse,
+                          now: float) -> list[Effect]:
+        assert self.proxy is not None
+        return self.proxy.response(transaction, response, now)
 
-    def _carry_out(self, effects: list[Effect], now: float) -> None:
-        for effect in effects:
-            if isinstance(effect, Transmit):
-                self.transport.send(effect.data, effect.destination)
-            elif isinstance(effect, ClientTimeout) and self.proxy is not None:
-                self._carry_out(self.proxy.timeout(effect, now), now)
-        self._schedule()
+    def stray_response(self, response: SipResponse, now: float) -> list[Effect]:
+        assert self.proxy is not None
+        return self.proxy.stateless_response(response)
 
-    def _schedule(self) -> None:
-        deadlines = [d for d in (self.layer.next_deadline(),
-                                 self.proxy.next_deadline() if self.proxy else None) if d]
-        if not deadlines:
-            return
-        due = min(deadlines)
-        if due >= self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = due
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - time.time()), self._fire)
+    def client_timeout(self, timeout: ClientTimeout, now: float) -> list[Effect]:
+        return self.proxy.timeout(timeout, now) if self.proxy is not None else []
 
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = float("inf")
-        now = time.time()
-        effects = self.layer.expire(now)
-        if self.proxy is not None:
-            effects += self.proxy.expire(now)
-        self._carry_out(effects, now)
+    def next_deadline(self) -> float | None:
+        return self.proxy.next_deadline() if self.proxy is not None else None
+
+    def expire(self, now: float) -> list[Effect]:
+        return self.proxy.expire(now) if self.proxy is not None else []
+
+    # -- background jobs -------------------------------------------------------------------------
 
     async def _every(self, seconds: float, job) -> None:
         while True:
