@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from control_server.store import DB_NAME, Store, UnknownName
+from control_server.store import DB_NAME, DirectoryStore, UnknownName
 
 # The devices table as it was before the `disabled` column.
 _OLD_DEVICES = """
@@ -22,7 +22,7 @@ INSERT INTO devices VALUES ('alice', 'phone', 2.0, 3.0);
 
 @pytest.fixture
 def store(tmp_path):
-    store = Store(tmp_path)
+    store = DirectoryStore.open(tmp_path)
     store.add_user("alice", "pw")
     store.add_device("alice", "phone")
     yield store
@@ -49,7 +49,7 @@ def test_an_old_database_gains_the_disabled_column_and_keeps_its_devices(tmp_pat
     with sqlite3.connect(tmp_path / DB_NAME) as old:
         old.executescript(_OLD_DEVICES)
     old.close()
-    store = Store(tmp_path)
+    store = DirectoryStore.open(tmp_path)
     try:
         (row,) = store.devices()
         assert (row.user, row.name, row.last_seen, row.disabled) == ("alice", "phone", 3.0, False)
@@ -57,4 +57,5 @@ def test_an_old_database_gains_the_disabled_column_and_keeps_its_devices(tmp_pat
         assert store.devices()[0].disabled
     finally:
         store.close()
-    Store(tmp_path).close()  # opening it again finds the column there and leaves it be
+    # Opening it again finds the column there and leaves it be.
+    DirectoryStore.open(tmp_path).close()

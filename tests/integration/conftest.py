@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
 
 SCENARIOS = Path(__file__).parents[2] / "sipp"
 
@@ -74,7 +74,7 @@ class ServerProcess:
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     directory = tmp_path / "data"
-    store = Store(directory)
+    store = DirectoryStore.open(directory)
     store.realm("sipsync.test")
     store.close()
     return directory

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .admin_backend import AdminBackend, AdminError
-from .store import ROLES, StoreError, split_device
+from ..store import ROLES, StoreError, split_device
+from .backend import AdminBackend, AdminError
 
 console = Console()
 
@@ -39,11 +39,11 @@ class _Context:
     def backend(self) -> AdminBackend:
         if self._backend is None:
             if self.url is not None:
-                from .admin_http import HttpBackend  # the HTTP client loads only when used
+                from .http_backend import HttpBackend  # the HTTP client loads only when used
 
                 self._backend = HttpBackend(self.url, self.token)
             else:
-                from .admin_datadir import DataDirBackend
+                from .datadir_backend import DataDirBackend
 
                 self._backend = DataDirBackend(self.data_dir or Path("sipsync-data"))
         return self._backend

@@ -1,5 +1,6 @@
 """The admin HTTP API, its event stream, `/metrics` and the dashboard, served by aiohttp in the
-control server's own event loop. Store work runs on a thread of its own, never on the loop."""
+control server's own event loop. It sees the server through a `ServerView` and keeps a store
+connection of its own; store work runs on a thread of its own, never on the loop."""
 
 from __future__ import annotations
 
@@ -11,37 +12,39 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from .admin_auth import (
-    AuthError,
-    LoginSessions,
-    LoginThrottle,
-    Principal,
-    check_password,
-    hash_password,
-    hash_token,
-    new_token,
-)
-from .admin_openapi import openapi_document
-from .admin_rows import device_row, online_row, session_row, share_row, user_row
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .store import (
-    ROLES,
-    HistoryQuery,
+from ..store import (
+    AdminStore,
+    Database,
+    DirectoryStore,
     NameTaken,
-    Store,
+    StateStore,
     StoreError,
     UnknownName,
     check_device_name,
     check_user_name,
     split_device,
 )
-
-if TYPE_CHECKING:
-    from .server import ControlServer
+from .accounts import AdminAccounts
+from .auth import AuthError, LoginSessions, LoginThrottle, Principal
+from .events import EventHub
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import MetricsExposition
+from .openapi import openapi_document
+from .requests import (
+    ApiError,
+    disabled_field,
+    flag,
+    history_query,
+    json_body,
+    role_field,
+    text_field,
+)
+from .rows import account_row, device_row, online_row, session_row, share_row, user_row
+from .view import ServerView
 
 log = logging.getLogger("sipsync.admin")
 
@@ -50,7 +53,6 @@ COOKIE = "sipsync_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY = 256 * 1024  # a users import is sent in slices below this
 KEEPALIVE_SECONDS = 15.0
-HISTORY_LIMIT = 1000
 _PUBLIC = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/api/login")}
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 _PAGE_HEADERS = {
@@ -58,15 +60,6 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-class ApiError(Exception):
-    """A refusal of the API with its HTTP status and the message a user reads."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _version() -> str:
@@ -77,16 +70,24 @@ def _version() -> str:
 
 
 class AdminApi:
-    def __init__(self, server: ControlServer) -> None:
+    def __init__(self, server: ServerView, data_dir: Path) -> None:
         self.server = server
-        # A connection of our own: the server's is busy with its write-behind thread.
-        self.store = Store(server.config.data_dir)
+        # A connection of our own: the server's is busy with its write-behind thread, and only
+        # another connection's commits tell the server that the directory changed.
+        self._database = Database(data_dir)
+        self.directory = DirectoryStore(self._database)
+        self.state = StateStore(self._database)
+        self.accounts = AdminAccounts(AdminStore(self._database))
         self._db = ThreadPoolExecutor(1, thread_name_prefix="admin-db")
         self.logins = LoginSessions()
         self.throttle = LoginThrottle()
+        self.hub = EventHub()  # the server's events, as the event stream sends them
+        self.exposition = MetricsExposition(server.counts, server.metrics)
         self.port = 0
         self._streams: set[asyncio.Task] = set()
         self._runner: web.AppRunner | None = None
+        self._unsubscribe = None
+        self._reload: asyncio.Task | None = None
         self.app = web.Application(client_max_size=MAX_BODY,
                                    middlewares=[self._errors, self._authenticate])
         self._routes()
@@ -129,6 +130,7 @@ class AdminApi:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> None:
+        self._unsubscribe = self.server.events.subscribe(self.hub.receive)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -138,15 +140,30 @@ class AdminApi:
                  self.port)
 
     async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         for task in list(self._streams):
             task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._reload is not None:
+            await asyncio.gather(self._reload, return_exceptions=True)
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the store; what `stop` ends with, and all an API never started needs."""
         self._db.shutdown(wait=True)
-        self.store.close()
+        self._database.close()
 
     async def _run(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
+
+    def _directory_changed(self) -> None:
+        """Have the server reload users, devices and shares now rather than at its next second.
+        One reload at a time: a change it misses is picked up by the server's own check."""
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.create_task(self.server.reload_directory())
+            self._reload.add_done_callback(_log_failure)
 
     # -- middleware: errors as JSON, then who is asking ------------------------------------------
 
@@ -205,7 +222,7 @@ class AdminApi:
     async def _principal(self, request: web.Request) -> Principal | None:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
-            token = await self._run(self.store.token, hash_token(credentials.strip()))
+            token = await self._run(self.accounts.token, credentials.strip())
             if token is None:
                 raise AuthError(401, "invalid API token")
             return Principal(token.name, token.role, by_token=True)
@@ -226,7 +243,7 @@ class AdminApi:
         return web.FileResponse(WEB / "login.html", headers=_PAGE_HEADERS)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=self.server.metrics.render())
+        response = web.Response(body=self.exposition.render())
         response.headers["Content-Type"] = METRICS_CONTENT_TYPE
         return response
 
@@ -236,15 +253,13 @@ class AdminApi:
     # -- logging in ------------------------------------------------------------------------------
 
     async def login(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        name, password = _text(body, "name"), _text(body, "password")
+        body = await json_body(request)
+        name, password = text_field(body, "name"), text_field(body, "password")
         source = request.remote or "?"
         now = time.time()
         self.throttle.check(source, name, now)
-        admin = await self._run(self.store.admin, name)
-        # An unknown name costs the same hash as a wrong password, so timing tells nothing.
-        stored = admin.password_hash if admin else _DUMMY_HASH
-        if not await self._run(check_password, password, stored) or admin is None:
+        admin = await self._run(self.accounts.login, name, password)
+        if admin is None:
             self.throttle.failed(source, name, now)
             log.warning("failed admin login for %r from %s", name, source)
             raise AuthError(401, "wrong name or password")
@@ -274,18 +289,19 @@ class AdminApi:
 
     async def status(self, request: web.Request) -> web.Response:
         server = self.server
-        users, devices, shares = await self._run(_counts, self.store)
+        users, devices, shares = await self._run(self.directory.counts)
+        counts = server.counts()
+        host, port = server.sip_address
         now = time.time()
         return web.json_response({
             "version": _version(),
             "started_at": server.started_at,
             "uptime": round(now - server.started_at, 1),
             "realm": server.realm,
-            "sip": {"host": server.config.sip_host, "port": server.port},
+            "sip": {"host": host, "port": port},
             "counts": {"users": users, "devices": devices, "shares": shares,
-                       "online": len(server.location),
-                       "active_sessions": len(server.sessions.active)},
-            "counters": dict(server.counters),
+                       "online": counts.online, "active_sessions": counts.active_sessions},
+            "counters": counts.counters,
         })
 
     async def events(self, request: web.Request) -> web.StreamResponse:
@@ -298,7 +314,7 @@ class AdminApi:
         assert task is not None
         self._streams.add(task)
         try:
-            with self.server.events.subscribe() as subscription:
+            with self.hub.subscribe() as subscription:
                 await response.write(b"retry: 2000\n: connected\n\n")
                 while True:
                     event = await subscription.next(KEEPALIVE_SECONDS)
@@ -319,21 +335,19 @@ class AdminApi:
 
     async def devices(self, request: web.Request) -> web.Response:
         now = time.time()
-        if _flag(request, "online"):
-            bindings = sorted(self.server.location.all(), key=lambda b: b.key)
-            return web.json_response([online_row(b, now) for b in bindings])
-        rows = await self._run(self.store.devices)
-        location = self.server.location
-        return web.json_response([device_row(d, location.get(d.user, d.name)) for d in rows])
+        if flag(request, "online"):
+            return web.json_response([online_row(b, now) for b in self.server.online_bindings()])
+        rows = await self._run(self.directory.devices)
+        server = self.server
+        return web.json_response([device_row(d, server.binding(d.user, d.name)) for d in rows])
 
     async def sessions(self, request: web.Request) -> web.Response:
         now = time.time()
-        active = sorted(self.server.sessions.active.values(), key=lambda s: s.started_at)
-        return web.json_response([session_row(s.record(), now) for s in active])
+        return web.json_response([session_row(r, now) for r in self.server.active_sessions()])
 
     async def history(self, request: web.Request) -> web.Response:
-        query = _history_query(request)
-        records, total = await self._run(self.store.session_history, query)
+        query = history_query(request)
+        records, total = await self._run(self.state.session_history, query)
         now = time.time()
         return web.json_response({"sessions": [session_row(r, now) for r in records],
                                   "total": total, "limit": query.limit, "offset": query.offset})
@@ -341,143 +355,135 @@ class AdminApi:
     # -- users -----------------------------------------------------------------------------------
 
     async def users(self, request: web.Request) -> web.Response:
-        return web.json_response([user_row(u) for u in await self._run(self.store.users)])
+        return web.json_response([user_row(u) for u in await self._run(self.directory.users)])
 
     async def add_user(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        name = check_user_name(_text(body, "name"))
-        await self._run(self.store.add_user, name, _text(body, "password"))
+        body = await json_body(request)
+        name = check_user_name(text_field(body, "name"))
+        await self._run(self.directory.add_user, name, text_field(body, "password"))
+        self._directory_changed()
         return _done(f"added user {name}", 201)
 
     async def import_users(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         rows = body.get("users")
         if not isinstance(rows, list) or not all(
             isinstance(r, dict) and isinstance(r.get("name"), str)
             and isinstance(r.get("password"), str) for r in rows
         ):
             raise ApiError(400, "'users' must be a list of {\"name\", \"password\"} objects")
-        count = await self._run(self.store.import_users,
+        count = await self._run(self.directory.import_users,
                                 [(r["name"], r["password"]) for r in rows])
+        self._directory_changed()
         return web.json_response({"message": f"imported {count} user(s)", "imported": count})
 
     async def change_user(self, request: web.Request) -> web.Response:
         name = check_user_name(request.match_info["name"])
-        body = await _body(request)
+        body = await json_body(request)
         unknown = set(body) - {"disabled", "password"}
         if unknown or not body:
             raise ApiError(400, "send 'disabled' (true or false) and/or 'password'")
-        if "disabled" in body:
-            if not isinstance(body["disabled"], bool):
-                raise ApiError(400, "'disabled' must be true or false")
-            await self._run(self.store.set_disabled, name, body["disabled"])
-        if "password" in body:
-            await self._run(self.store.set_password, name, _text(body, "password"))
+        try:
+            if "disabled" in body:
+                await self._run(self.directory.set_disabled, name, disabled_field(body))
+            if "password" in body:
+                await self._run(self.directory.set_password, name, text_field(body, "password"))
+        finally:
+            self._directory_changed()  # the first half may have been done
         return _done(f"changed user {name}")
 
     async def reset_password(self, request: web.Request) -> web.Response:
         name = check_user_name(request.match_info["name"])
-        body = await _body(request)
-        await self._run(self.store.set_password, name, _text(body, "password"))
+        body = await json_body(request)
+        await self._run(self.directory.set_password, name, text_field(body, "password"))
+        self._directory_changed()
         return _done(f"changed the password of {name}")
 
     async def remove_user(self, request: web.Request) -> web.Response:
         name = check_user_name(request.match_info["name"])
-        await self._run(self.store.remove_user, name)
+        await self._run(self.directory.remove_user, name)
+        self._directory_changed()
         return _done(f"removed user {name}")
 
     # -- devices and shares ----------------------------------------------------------------------
 
     async def add_device(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        user = check_user_name(_text(body, "user"))
-        device = check_device_name(_text(body, "device"))
-        await self._run(self.store.add_device, user, device)
+        body = await json_body(request)
+        user = check_user_name(text_field(body, "user"))
+        device = check_device_name(text_field(body, "device"))
+        await self._run(self.directory.add_device, user, device)
+        self._directory_changed()
         return _done(f"added device {user}/{device}", 201)
 
     async def remove_device(self, request: web.Request) -> web.Response:
         user = check_user_name(request.match_info["user"])
         device = check_device_name(request.match_info["device"])
-        await self._run(self.store.remove_device, user, device)
+        await self._run(self.directory.remove_device, user, device)
+        self._directory_changed()
         return _done(f"removed device {user}/{device}")
 
     async def change_device(self, request: web.Request) -> web.Response:
         user = check_user_name(request.match_info["user"])
         device = check_device_name(request.match_info["device"])
-        body = await _body(request)
+        body = await json_body(request)
         if set(body) != {"disabled"}:
             raise ApiError(400, "send 'disabled' (true or false)")
-        disabled = body["disabled"]
-        if not isinstance(disabled, bool):
-            raise ApiError(400, "'disabled' must be true or false")
-        await self._run(self.store.set_device_disabled, user, device, disabled)
+        disabled = disabled_field(body)
+        await self._run(self.directory.set_device_disabled, user, device, disabled)
+        self._directory_changed()
         return _done(f"{'disabled' if disabled else 'enabled'} device {user}/{device}")
 
     async def shares(self, request: web.Request) -> web.Response:
-        return web.json_response([share_row(s) for s in await self._run(self.store.shares)])
+        return web.json_response([share_row(s) for s in await self._run(self.directory.shares)])
 
     async def add_share(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        owner, device = split_device(_text(body, "device"))
-        grantee = check_user_name(_text(body, "user"))
-        await self._run(self.store.add_share, owner, device, grantee)
+        body = await json_body(request)
+        owner, device = split_device(text_field(body, "device"))
+        grantee = check_user_name(text_field(body, "user"))
+        await self._run(self.directory.add_share, owner, device, grantee)
+        self._directory_changed()
         return _done(f"shared {owner}/{device} with {grantee}", 201)
 
     async def remove_share(self, request: web.Request) -> web.Response:
         owner = check_user_name(request.match_info["owner"])
         device = check_device_name(request.match_info["device"])
         grantee = check_user_name(request.match_info["user"])
-        await self._run(self.store.remove_share, owner, device, grantee)
+        await self._run(self.directory.remove_share, owner, device, grantee)
+        self._directory_changed()
         return _done(f"stopped sharing {owner}/{device} with {grantee}")
 
     # -- admin accounts and tokens ---------------------------------------------------------------
 
     async def admins(self, request: web.Request) -> web.Response:
-        rows = await self._run(self.store.admins)
-        return web.json_response([{"name": a.name, "role": a.role, "created_at": a.created_at}
-                                  for a in rows])
+        return web.json_response([account_row(a) for a in await self._run(self.accounts.admins)])
 
     async def add_admin(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        name = check_user_name(_text(body, "name"))
-        role = _role(body)
-        password_hash = await self._run(hash_password, _text(body, "password"))
-        await self._run(self.store.add_admin, name, password_hash, role)
+        body = await json_body(request)
+        name = check_user_name(text_field(body, "name"))
+        role = role_field(body)
+        await self._run(self.accounts.add_admin, name, text_field(body, "password"), role)
         return _done(f"added admin {name} ({role})", 201)
 
     async def remove_admin(self, request: web.Request) -> web.Response:
         name = check_user_name(request.match_info["name"])
-        await self._run(self.store.remove_admin, name)
+        await self._run(self.accounts.remove_admin, name)
         self.logins.close_all_of(name)
         return _done(f"removed admin {name}")
 
     async def tokens(self, request: web.Request) -> web.Response:
-        rows = await self._run(self.store.tokens)
-        return web.json_response([{"name": t.name, "role": t.role, "created_at": t.created_at}
-                                  for t in rows])
+        return web.json_response([account_row(t) for t in await self._run(self.accounts.tokens)])
 
     async def add_token(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        name = check_user_name(_text(body, "name"))
-        role = _role(body)
-        token = new_token()
-        await self._run(self.store.add_token, name, hash_token(token), role)
+        body = await json_body(request)
+        name = check_user_name(text_field(body, "name"))
+        role = role_field(body)
+        token = await self._run(self.accounts.create_token, name, role)
         return web.json_response({"name": name, "role": role, "token": token}, status=201)
 
     async def remove_token(self, request: web.Request) -> web.Response:
         name = check_user_name(request.match_info["name"])
-        await self._run(self.store.remove_token, name)
+        await self._run(self.accounts.revoke_token, name)
         return _done(f"revoked token {name}")
-
-
-# A valid hash of nothing anyone knows: checked against when the admin name is unknown.
-_DUMMY_HASH = hash_password("no admin has this password")
-
-
-def _counts(store: Store) -> tuple[int, int, int]:
-    db = store.db
-    return tuple(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # type: ignore[return-value]
-                 for t in ("users", "devices", "shares"))
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
@@ -492,62 +498,6 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-async def _body(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
-
-
-def _text(body: dict, field: str) -> str:
-    value = body.get(field)
-    if not isinstance(value, str) or not value:
-        raise ApiError(400, f"'{field}' is required and must be a non-empty string")
-    return value
-
-
-def _role(body: dict) -> str:
-    role = body.get("role", "admin")
-    if role not in ROLES:
-        raise ApiError(400, f"'role' must be one of: {', '.join(ROLES)}")
-    return role
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("1", "true", "yes")
-
-
-def _history_query(request: web.Request) -> HistoryQuery:
-    q = request.query
-    device = q.get("device") or None
-    if device is not None:
-        device = "/".join(split_device(device))
-    user = q.get("user") or None
-    if user is not None:
-        check_user_name(user)
-    outcome = q.get("outcome") or None
-    if outcome not in (None, "ended", "failed"):
-        raise ApiError(400, "'outcome' must be 'ended' or 'failed'")
-    return HistoryQuery(
-        device=device, user=user, outcome=outcome,
-        since=_number(q, "since", float, 0), until=_number(q, "until", float, 0),
-        limit=_number(q, "limit", int, 1, HISTORY_LIMIT) or 100,
-        offset=_number(q, "offset", int, 0) or 0,
-    )
-
-
-def _number(query, name: str, kind: type, low: float, high: float | None = None):
-    raw = query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ApiError(400, f"'{name}' must be a number, not {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ApiError(400, f"'{name}' must be {bound}")
-    return value
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reloading the directory failed", exc_info=task.exception())
