@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -24,26 +25,18 @@ from ..store import (
     StateStore,
     StoreError,
     UnknownName,
-    check_device_name,
-    check_user_name,
-    split_device,
 )
+from .account_endpoints import AccountEndpoints
 from .accounts import AdminAccounts
 from .auth import AuthError, LoginSessions, LoginThrottle, Principal
+from .directory_endpoints import DirectoryEndpoints
 from .events import EventHub
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import MetricsExposition
 from .openapi import openapi_document
-from .requests import (
-    ApiError,
-    disabled_field,
-    flag,
-    history_query,
-    json_body,
-    role_field,
-    text_field,
-)
-from .rows import account_row, device_row, online_row, session_row, share_row, user_row
+from .replies import error_reply
+from .requests import ApiError, flag, history_query, json_body, text_field
+from .rows import device_row, online_row, session_row
 from .view import ServerView
 
 log = logging.getLogger("sipsync.admin")
@@ -69,7 +62,7 @@ def _version() -> str:
         return "unknown"
 
 
-class AdminApi:
+class AdminApi(DirectoryEndpoints, AccountEndpoints):
     def __init__(self, server: ServerView, data_dir: Path) -> None:
         self.server = server
         # A connection of our own: the server's is busy with its write-behind thread, and only
@@ -86,7 +79,7 @@ class AdminApi:
         self.port = 0
         self._streams: set[asyncio.Task] = set()
         self._runner: web.AppRunner | None = None
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._reload: asyncio.Task | None = None
         self.app = web.Application(client_max_size=MAX_BODY,
                                    middlewares=[self._errors, self._authenticate])
@@ -172,14 +165,14 @@ class AdminApi:
         try:
             return await handler(request)
         except (ApiError, AuthError) as exc:
-            return _error(exc.status, exc.message,
+            return error_reply(exc.status, exc.message,
                           {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
         except UnknownName as exc:
-            return _error(404, str(exc))
+            return error_reply(404, str(exc))
         except NameTaken as exc:
-            return _error(409, str(exc))
+            return error_reply(409, str(exc))
         except StoreError as exc:
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         except web.HTTPRedirection:
             raise
         except web.HTTPException as exc:
@@ -190,12 +183,12 @@ class AdminApi:
                 message = f"{request.method} is not allowed on {request.path}"
             elif exc.status == 413:
                 message = f"request body too large: at most {MAX_BODY} bytes"
-            return _error(exc.status, message or exc.reason)
+            return error_reply(exc.status, message or exc.reason)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("admin API failed on %s %s", request.method, request.path)
-            return _error(500, "internal error; the server log has the details")
+            return error_reply(500, "internal error; the server log has the details")
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler) -> web.StreamResponse:
@@ -351,147 +344,6 @@ class AdminApi:
         now = time.time()
         return web.json_response({"sessions": [session_row(r, now) for r in records],
                                   "total": total, "limit": query.limit, "offset": query.offset})
-
-    # -- users -----------------------------------------------------------------------------------
-
-    async def users(self, request: web.Request) -> web.Response:
-        return web.json_response([user_row(u) for u in await self._run(self.directory.users)])
-
-    async def add_user(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        name = check_user_name(text_field(body, "name"))
-        await self._run(self.directory.add_user, name, text_field(body, "password"))
-        self._directory_changed()
-        return _done(f"added user {name}", 201)
-
-    async def import_users(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        rows = body.get("users")
-        if not isinstance(rows, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("name"), str)
-            and isinstance(r.get("password"), str) for r in rows
-        ):
-            raise ApiError(400, "'users' must be a list of {\"name\", \"password\"} objects")
-        count = await self._run(self.directory.import_users,
-                                [(r["name"], r["password"]) for r in rows])
-        self._directory_changed()
-        return web.json_response({"message": f"imported {count} user(s)", "imported": count})
-
-    async def change_user(self, request: web.Request) -> web.Response:
-        name = check_user_name(request.match_info["name"])
-        body = await json_body(request)
-        unknown = set(body) - {"disabled", "password"}
-        if unknown or not body:
-            raise ApiError(400, "send 'disabled' (true or false) and/or 'password'")
-        try:
-            if "disabled" in body:
-                await self._run(self.directory.set_disabled, name, disabled_field(body))
-            if "password" in body:
-                await self._run(self.directory.set_password, name, text_field(body, "password"))
-        finally:
-            self._directory_changed()  # the first half may have been done
-        return _done(f"changed user {name}")
-
-    async def reset_password(self, request: web.Request) -> web.Response:
-        name = check_user_name(request.match_info["name"])
-        body = await json_body(request)
-        await self._run(self.directory.set_password, name, text_field(body, "password"))
-        self._directory_changed()
-        return _done(f"changed the password of {name}")
-
-    async def remove_user(self, request: web.Request) -> web.Response:
-        name = check_user_name(request.match_info["name"])
-        await self._run(self.directory.remove_user, name)
-        self._directory_changed()
-        return _done(f"removed user {name}")
-
-    # -- devices and shares ----------------------------------------------------------------------
-
-    async def add_device(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        user = check_user_name(text_field(body, "user"))
-        device = check_device_name(text_field(body, "device"))
-        await self._run(self.directory.add_device, user, device)
-        self._directory_changed()
-        return _done(f"added device {user}/{device}", 201)
-
-    async def remove_device(self, request: web.Request) -> web.Response:
-        user = check_user_name(request.match_info["user"])
-        device = check_device_name(request.match_info["device"])
-        await self._run(self.directory.remove_device, user, device)
-        self._directory_changed()
-        return _done(f"removed device {user}/{device}")
-
-    async def change_device(self, request: web.Request) -> web.Response:
-        user = check_user_name(request.match_info["user"])
-        device = check_device_name(request.match_info["device"])
-        body = await json_body(request)
-        if set(body) != {"disabled"}:
-            raise ApiError(400, "send 'disabled' (true or false)")
-        disabled = disabled_field(body)
-        await self._run(self.directory.set_device_disabled, user, device, disabled)
-        self._directory_changed()
-        return _done(f"{'disabled' if disabled else 'enabled'} device {user}/{device}")
-
-    async def shares(self, request: web.Request) -> web.Response:
-        return web.json_response([share_row(s) for s in await self._run(self.directory.shares)])
-
-    async def add_share(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        owner, device = split_device(text_field(body, "device"))
-        grantee = check_user_name(text_field(body, "user"))
-        await self._run(self.directory.add_share, owner, device, grantee)
-        self._directory_changed()
-        return _done(f"shared {owner}/{device} with {grantee}", 201)
-
-    async def remove_share(self, request: web.Request) -> web.Response:
-        owner = check_user_name(request.match_info["owner"])
-        device = check_device_name(request.match_info["device"])
-        grantee = check_user_name(request.match_info["user"])
-        await self._run(self.directory.remove_share, owner, device, grantee)
-        self._directory_changed()
-        return _done(f"stopped sharing {owner}/{device} with {grantee}")
-
-    # -- admin accounts and tokens ---------------------------------------------------------------
-
-    async def admins(self, request: web.Request) -> web.Response:
-        return web.json_response([account_row(a) for a in await self._run(self.accounts.admins)])
-
-    async def add_admin(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        name = check_user_name(text_field(body, "name"))
-        role = role_field(body)
-        await self._run(self.accounts.add_admin, name, text_field(body, "password"), role)
-        return _done(f"added admin {name} ({role})", 201)
-
-    async def remove_admin(self, request: web.Request) -> web.Response:
-        name = check_user_name(request.match_info["name"])
-        await self._run(self.accounts.remove_admin, name)
-        self.logins.close_all_of(name)
-        return _done(f"removed admin {name}")
-
-    async def tokens(self, request: web.Request) -> web.Response:
-        return web.json_response([account_row(t) for t in await self._run(self.accounts.tokens)])
-
-    async def add_token(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        name = check_user_name(text_field(body, "name"))
-        role = role_field(body)
-        token = await self._run(self.accounts.create_token, name, role)
-        return web.json_response({"name": name, "role": role, "token": token}, status=201)
-
-    async def remove_token(self, request: web.Request) -> web.Response:
-        name = check_user_name(request.match_info["name"])
-        await self._run(self.accounts.revoke_token, name)
-        return _done(f"revoked token {name}")
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": message, "status": status}, status=status, headers=headers)
-
-
-def _done(message: str, status: int = 200) -> web.Response:
-    return web.json_response({"message": message}, status=status)
 
 
 def _same(a: str, b: str) -> bool:
