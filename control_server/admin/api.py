@@ -166,7 +166,7 @@ class AdminApi(DirectoryEndpoints, AccountEndpoints):
             return await handler(request)
         except (ApiError, AuthError) as exc:
             return error_reply(exc.status, exc.message,
-                          {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+                               {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
         except UnknownName as exc:
             return error_reply(404, str(exc))
         except NameTaken as exc:
