@@ -17,24 +17,16 @@ from protocols.sip.effects import ClientTimeout, Effect, Transmit
 from protocols.sip.message import SipRequest, SipResponse, response_to
 from protocols.sip.transaction import ClientTransaction
 
-from .admin_rows import online_row, session_row
 from .config import ServerConfig
 from .directory import Directory
-from .events import (
-    DEVICE_OFFLINE,
-    DEVICE_ONLINE,
-    SESSION_ENDED,
-    SESSION_PROGRESS,
-    SESSION_STARTED,
-    EventHub,
-)
+from .events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .location import Binding, LocationTable
-from .metrics import ServerMetrics
+from .metrics import ServerCounts, ServerMetrics
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
-from .store import Store
+from .store import Database, DirectoryStore, StateStore, nonce_secret
 
 log = logging.getLogger("sipsync.server")
 
@@ -49,8 +41,11 @@ COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIF
 class ControlServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = Store(config.data_dir)
-        self.realm = self.store.realm(config.realm)
+        # One connection for both parts, so that our own commits leave its data_version alone.
+        database = Database(config.data_dir)
+        self.directory_store = DirectoryStore(database)
+        self.store = StateStore(database)  # bindings and sessions, written behind
+        self.realm = self.directory_store.realm(config.realm)
         algorithms = tuple(
             a for a in (Algorithm.named(n.strip()) for n in config.digest_algorithms.split(","))
             if a is not None
@@ -58,10 +53,10 @@ class ControlServer:
         if not algorithms:
             raise ValueError(f"no known digest algorithm in {config.digest_algorithms!r}")
         self.auth = DigestAuthenticator(
-            self.realm, self.store.nonce_secret(),
+            self.realm, nonce_secret(config.data_dir),
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
         )
-        self.directory = Directory.load(self.store)
+        self.directory = Directory.load(self.directory_store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
@@ -86,17 +81,12 @@ class ControlServer:
         self._tasks: list[asyncio.Task] = []
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
-        self.events = EventHub()
-        self.metrics = ServerMetrics(self._metrics_state)
-        self.admin = None  # the admin HTTP API (control_server.admin_api.AdminApi) when served
+        self.events = EventBus()
+        self.metrics = ServerMetrics()
 
     @property
     def port(self) -> int:
         return self.driver.port
-
-    @property
-    def admin_port(self) -> int | None:
-        return None if self.admin is None else self.admin.port
 
     async def start(self) -> None:
         now = time.time()
@@ -120,11 +110,6 @@ class ControlServer:
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
         ]
-        if self.config.admin:
-            from .admin_api import AdminApi  # aiohttp is loaded only when the API is served
-
-            self.admin = AdminApi(self)
-            await self.admin.start(self.config.admin_host, self.config.admin_port)
         log.info(
             "SIP on %s:%d (UDP and TCP), realm %r, %d user(s), %d device(s) online, data in %s",
             self.config.sip_host, self.driver.port, self.realm,
@@ -132,8 +117,6 @@ class ControlServer:
         )
 
     async def stop(self) -> None:
-        if self.admin is not None:
-            await self.admin.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -187,7 +170,7 @@ class ControlServer:
                 log.info("%s/%s online at %s (%s)", binding.user, binding.device, source,
                          binding.user_agent or "no user agent")
                 if self.events.listening:
-                    self.events.publish(DEVICE_ONLINE, now, online_row(binding, now))
+                    self.events.publish(DeviceOnline(binding, now))
             self._bound[binding.key] = binding
             self._unbound.discard(binding.key)
             if result.new_device:
@@ -201,8 +184,7 @@ class ControlServer:
         self._bound.pop(binding.key, None)
         self._unbound.add(binding.key)
         if self.events.listening:
-            self.events.publish(DEVICE_OFFLINE, now, {"user": binding.user,
-                                                      "device": binding.device, "reason": reason})
+            self.events.publish(DeviceOffline(binding.user, binding.device, reason, now))
         for session in self.sessions.involving(binding.user, binding.device):
             self.sessions.finish(session, now, reason=f"{binding.user}/{binding.device}: {reason}",
                                  failed=True)
@@ -244,16 +226,18 @@ class ControlServer:
             log.info("ending orphaned session %s: %s", session.call_id, reason)
             self.sessions.finish(session, now, reason=reason, failed=True)
         self.auth.replays.forget_expired(now)
-        await self._reload_directory()
+        await self.reload_directory()
 
-    async def _reload_directory(self) -> None:
-        """Pick up what an admin changed in the store while we run."""
+    async def reload_directory(self) -> None:
+        """Pick up what an admin changed in the store while we run: each second, and at once
+        when the admin API has just made a change."""
         loop = asyncio.get_running_loop()
         version = await loop.run_in_executor(self._writer, self.store.data_version)
         if version == self._data_version:
             return
         self._data_version = version
-        directory = await loop.run_in_executor(self._writer, Directory.load, self.store)
+        directory = await loop.run_in_executor(self._writer, Directory.load,
+                                               self.directory_store)
         self.directory = self.registrar.directory = directory
         _settle_heap()
         if self.proxy is not None:
@@ -288,25 +272,37 @@ class ControlServer:
         for record in changes:
             if record.ended_at is not None:
                 self.metrics.session_ended(record.state, record.status)
-                kind = SESSION_ENDED
-            elif record.state == "proceeding":
-                kind = SESSION_STARTED
-            else:
-                if not record.progress and record.established_at is not None:
-                    self.metrics.setup_seconds.observe(record.established_at - record.started_at)
-                kind = SESSION_PROGRESS
+            elif (record.state != "proceeding" and not record.progress
+                  and record.established_at is not None):
+                self.metrics.setup_seconds.observe(record.established_at - record.started_at)
             if self.events.listening:
-                self.events.publish(kind, now, session_row(record, now))
+                self.events.publish(SessionChanged(record, now))
 
-    def _metrics_state(self) -> dict:
-        return {
-            "counters": dict(self.counters),
-            "requests": dict(self.requests_by_method),
-            "online": len(self.location),
-            "active_sessions": len(self.sessions.active),
-            "server_transactions": len(self.layer.servers),
-            "client_transactions": len(self.layer.clients),
-        }
+    # -- what the admin edge reads (control_server.admin.view.ServerView) ------------------------
+
+    @property
+    def sip_address(self) -> tuple[str, int]:
+        return self.config.sip_host, self.transport.port
+
+    def counts(self) -> ServerCounts:
+        return ServerCounts(
+            counters=dict(self.counters),
+            requests=dict(self.requests_by_method),
+            online=len(self.location),
+            active_sessions=len(self.sessions.active),
+            server_transactions=len(self.layer.servers),
+            client_transactions=len(self.layer.clients),
+        )
+
+    def online_bindings(self) -> list[Binding]:
+        return sorted(self.location.all(), key=lambda b: b.key)
+
+    def binding(self, user: str, device: str) -> Binding | None:
+        return self.location.get(user, device)
+
+    def active_sessions(self) -> list[SessionRecord]:
+        active = sorted(self.sessions.active.values(), key=lambda s: s.started_at)
+        return [session.record() for session in active]
 
 
 def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:

@@ -7,13 +7,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from control_server.admin_datadir import DataDirBackend
+from control_server.admin.datadir_backend import DataDirBackend
 
 from ..integration.conftest import free_port
 from ..waiting import wait_until
+from .http_client import Client
 
 # SIP users stored before the server starts (the server reloads later changes only each second).
 SIP_USERS = [("ev", "ev-pw"), ("mx", "mx-pw"), ("carol", "carol-pw"), ("dv", "dv-pw")]
@@ -35,9 +35,9 @@ class AdminServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def client(self, token: str | None = None) -> httpx.Client:
+    def client(self, token: str | None = None) -> Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return Client(self.url, headers=headers, timeout=10)
 
     def logs(self) -> str:
         return self.log_path.read_text()
@@ -45,7 +45,7 @@ class AdminServer:
 
 def start_admin_server(data_dir: Path) -> AdminServer:
     backend = DataDirBackend(data_dir)
-    backend.store.realm("sipsync.test")
+    backend.directory.realm("sipsync.test")
     backend.import_users(SIP_USERS)
     backend.add_admin("root", ADMIN_PASSWORD, "admin")
     backend.add_admin("watcher", VIEWER_PASSWORD, "viewer")

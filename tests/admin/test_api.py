@@ -342,18 +342,17 @@ def test_the_openapi_document_describes_every_route(admin_server):
         document = http.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.")
     described = {(path, method) for path, item in document["paths"].items() for method in item}
-    from control_server.admin_api import AdminApi
+    from control_server.admin.api import AdminApi
 
     # The routes as the app registers them, without starting one.
     class _Server:
-        config = type("C", (), {"data_dir": admin_server.data_dir})
+        counts = metrics = None
 
-    api = AdminApi(_Server())  # type: ignore[arg-type]
+    api = AdminApi(_Server(), admin_server.data_dir)  # type: ignore[arg-type]
     try:
         routes = {(r.resource.canonical, r.method.lower()) for r in api.app.router.routes()
                   if r.method != "HEAD" and r.resource.canonical.startswith(("/api", "/metrics",
                                                                              "/healthz"))}
     finally:
-        api._db.shutdown()
-        api.store.close()
+        api.close()
     assert routes <= described, routes - described

@@ -25,8 +25,7 @@ class EventReader:
     def __init__(self, server) -> None:
         self.events: queue.Queue = queue.Queue()
         self._client = server.client(server.admin_token)
-        self._response = self._client.send(self._client.build_request("GET", "/api/events"),
-                                           stream=True)
+        self._response = self._client.stream("GET", "/api/events")
         assert self._response.status_code == 200
         assert self._response.headers["content-type"].startswith("text/event-stream")
         self._closing = threading.Event()
@@ -129,7 +128,7 @@ def test_metrics_parse_and_count_real_registrations_sessions_and_failures(admin_
 
 
 def admin_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "control_server.admin_cli", *args],
+    return subprocess.run([sys.executable, "-m", "control_server.admin.cli", *args],
                           capture_output=True, text=True, timeout=30)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
 
 from ..integration.conftest import ServerProcess
 from ..waiting import wait_until
@@ -23,7 +23,7 @@ def peer_cli(data_dir: Path, *args: str, timeout: float = 90) -> subprocess.Comp
 
 def admin_json(data_dir: Path, *args: str) -> list[dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(data_dir), *args,
+        [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir), *args,
          "--json"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -74,14 +74,14 @@ class Deployment:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.server_dir = root / "server"
-        store = Store(self.server_dir)
+        store = DirectoryStore.open(self.server_dir)
         store.realm("sipsync.test")
         store.close()
         self.server: ServerProcess | None = None
         self.devices: list[Device] = []
 
     def user(self, name: str, password: str) -> None:
-        store = Store(self.server_dir)
+        store = DirectoryStore.open(self.server_dir)
         store.add_user(name, password)
         store.close()
 

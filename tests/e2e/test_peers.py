@@ -127,7 +127,7 @@ def test_the_daemon_comes_back_online_after_a_server_restart_and_a_removal(deplo
                what="the phone online again after the restart")
 
     # An admin removes the device; the daemon's next refresh registers it again.
-    subprocess.run([sys.executable, "-m", "control_server.admin_cli", "--data-dir",
+    subprocess.run([sys.executable, "-m", "control_server.admin.cli", "--data-dir",
                     str(deployment.server_dir), "devices", "remove", "alice/phone"], check=True)
     wait_until(lambda: ("alice", "phone") not in deployment.online(), what="the removal")
     wait_until(lambda: ("alice", "phone") in deployment.online(), timeout=30,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
 
 from ..tools import require_tool
 from ..waiting import wait_until
@@ -74,7 +74,7 @@ class ServerProcess:
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     directory = tmp_path / "data"
-    store = Store(directory)
+    store = DirectoryStore.open(directory)
     store.realm("sipsync.test")
     store.close()
     return directory

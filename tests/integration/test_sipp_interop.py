@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
 
 from ..waiting import wait_until
 from .conftest import SCENARIOS, ServerProcess, free_port, run_sipp, write_users_csv
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sipp
 
 def admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(data_dir), *args],
+        [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir), *args],
         capture_output=True, text=True, timeout=30,
     )
 
@@ -39,7 +39,7 @@ def history(data_dir: Path) -> list[dict]:
 
 def add_users(data_dir: Path, count: int) -> list[tuple[str, str]]:
     users = [(f"user{i}", f"pw{i}") for i in range(1, count + 1)]
-    store = Store(data_dir)
+    store = DirectoryStore.open(data_dir)
     store.import_users(users)
     store.close()
     return users
@@ -73,7 +73,7 @@ def server_with_users(data_dir):
     started = []
 
     def start(users=(), devices=(), shares=()) -> ServerProcess:
-        store = Store(data_dir)
+        store = DirectoryStore.open(data_dir)
         for name, password in users:
             store.add_user(name, password)
         for user, device in devices:
@@ -174,7 +174,7 @@ def test_invites_are_refused_with_the_right_status(data_dir, tmp_path, server_wi
 
 
 def test_a_restarted_server_still_knows_its_online_devices_and_history(data_dir, tmp_path):
-    store = Store(data_dir)
+    store = DirectoryStore.open(data_dir)
     store.add_user("carol", "carol-pw")
     store.close()
     server = ServerProcess(data_dir).start()

@@ -11,15 +11,20 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from .admin_backend import AdminBackend, AdminError
-from .store import ROLES, StoreError, split_device
-
-console = Console()
-
+from ..store import ROLES, StoreError, split_device
+from .backend import AdminBackend, AdminError
+from .tables import (
+    HISTORY_COLUMNS,
+    ONLINE_COLUMNS,
+    SESSION_COLUMNS,
+    console,
+    emit,
+    session_table_row,
+    table,
+    watch,
+    when,
+)
 
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"sipsync-admin: {message}", err=True)
@@ -39,11 +44,11 @@ class _Context:
     def backend(self) -> AdminBackend:
         if self._backend is None:
             if self.url is not None:
-                from .admin_http import HttpBackend  # the HTTP client loads only when used
+                from .http_backend import HttpBackend  # the HTTP client loads only when used
 
                 self._backend = HttpBackend(self.url, self.token)
             else:
-                from .admin_datadir import DataDirBackend
+                from .datadir_backend import DataDirBackend
 
                 self._backend = DataDirBackend(self.data_dir or Path("sipsync-data"))
         return self._backend
@@ -60,26 +65,6 @@ def _password(password: str | None, password_file: Path | None) -> str:
         return password_file.read_text().rstrip("\r\n")
     assert password is not None
     return password
-
-
-def _emit(rows: list[dict], columns: list[tuple[str, str]], as_json: bool, title: str) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    console.print(_table(rows, columns, title))
-
-
-def _table(rows: list[dict], columns: list[tuple[str, str]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for _, header in columns:
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*("" if row.get(key) is None else str(row[key]) for key, _ in columns))
-    return table
-
-
-def _when(stamp: float | None) -> str | None:
-    return None if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,10 +131,10 @@ def users_import(ctx: _Context, file: Path) -> None:
 def users_list(ctx: _Context, as_json: bool) -> None:
     rows = [
         {"name": u["name"], "disabled": u["disabled"], "devices": u["devices"],
-         "created": _when(u["created_at"])}
+         "created": when(u["created_at"])}
         for u in ctx.backend.users()
     ]
-    _emit(rows, [("name", "user"), ("devices", "devices"), ("disabled", "disabled"),
+    emit(rows, [("name", "user"), ("devices", "devices"), ("disabled", "disabled"),
                  ("created", "created")], as_json, "Users")
 
 
@@ -226,11 +211,11 @@ def devices_disable(ctx: _Context, spec: str, enable: bool) -> None:
 def devices_list(ctx: _Context, as_json: bool) -> None:
     rows = [
         {"user": d["user"], "device": d["device"], "online": d["online"],
-         "disabled": d["disabled"], "last_seen": _when(d["last_seen"]),
-         "created": _when(d["created_at"])}
+         "disabled": d["disabled"], "last_seen": when(d["last_seen"]),
+         "created": when(d["created_at"])}
         for d in ctx.backend.devices()
     ]
-    _emit(rows, [("user", "user"), ("device", "device"), ("online", "online"),
+    emit(rows, [("user", "user"), ("device", "device"), ("online", "online"),
                  ("disabled", "disabled"), ("last_seen", "last seen")], as_json, "Devices")
 
 
@@ -267,41 +252,10 @@ def shares_remove(ctx: _Context, spec: str, grantee: str) -> None:
 @_store_errors
 def shares_list(ctx: _Context, as_json: bool) -> None:
     rows = [{"device": s["device"], "user": s["user"]} for s in ctx.backend.shares()]
-    _emit(rows, [("device", "device"), ("user", "shared with")], as_json, "Shares")
+    emit(rows, [("device", "device"), ("user", "shared with")], as_json, "Shares")
 
 
 # -- online devices and sessions -------------------------------------------------------------------
-
-_ONLINE_COLUMNS = [("user", "user"), ("device", "device"), ("address", "address"),
-                   ("transport", "transport"), ("expires_in", "expires in (s)"),
-                   ("user_agent", "user agent")]
-
-
-def _session_table_row(row: dict) -> dict:
-    progress = row.get("progress") or {}
-    shown = dict(row)
-    shown["started"] = _when(row["started_at"])
-    shown["progress"] = " ".join(f"{k}={v}" for k, v in progress.items()) or None
-    shown["outcome"] = row["reason"] or row["state"]
-    return shown
-
-
-_SESSION_COLUMNS = [("call_id", "call-id"), ("caller", "caller"), ("callee", "callee"),
-                    ("data_type", "data"), ("protocol", "protocol"), ("state", "state"),
-                    ("progress", "progress"), ("started", "started")]
-_HISTORY_COLUMNS = _SESSION_COLUMNS[:5] + [("status", "status"), ("outcome", "outcome"),
-                                           ("duration", "duration (s)"), ("started", "started")]
-
-
-def _watch(build) -> None:
-    with Live(build(), console=console, refresh_per_second=2) as live:
-        try:
-            while True:
-                time.sleep(1.0)
-                live.update(build())
-        except KeyboardInterrupt:
-            pass
-
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
@@ -311,9 +265,9 @@ def _watch(build) -> None:
 def online(ctx: _Context, as_json: bool, watch: bool) -> None:
     """Devices online now: address, transport, expiry countdown, user agent."""
     if watch:
-        _watch(lambda: _table(ctx.backend.online(), _ONLINE_COLUMNS, "Online devices"))
+        watch(lambda: table(ctx.backend.online(), ONLINE_COLUMNS, "Online devices"))
         return
-    _emit(ctx.backend.online(), _ONLINE_COLUMNS, as_json, "Online devices")
+    emit(ctx.backend.online(), ONLINE_COLUMNS, as_json, "Online devices")
 
 
 @main.command()
@@ -325,7 +279,7 @@ def online(ctx: _Context, as_json: bool, watch: bool) -> None:
 @_store_errors
 def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: bool) -> None:
     """Active sessions with their progress, or (--history) the ended ones with their outcome."""
-    columns = _HISTORY_COLUMNS if history else _SESSION_COLUMNS
+    columns = HISTORY_COLUMNS if history else SESSION_COLUMNS
     title = "Session history" if history else "Active sessions"
 
     def rows() -> list[dict]:
@@ -334,9 +288,9 @@ def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: boo
     if as_json and not watch:
         click.echo(json.dumps(rows(), indent=2))
     elif watch:
-        _watch(lambda: _table([_session_table_row(r) for r in rows()], columns, title))
+        watch(lambda: table([session_table_row(r) for r in rows()], columns, title))
     else:
-        console.print(_table([_session_table_row(r) for r in rows()], columns, title))
+        console.print(table([session_table_row(r) for r in rows()], columns, title))
 
 
 # -- admin accounts and API tokens -----------------------------------------------------------------
@@ -364,9 +318,9 @@ def admins_add(ctx: _Context, name: str, password: str | None, password_file: Pa
 @click.pass_obj
 @_store_errors
 def admins_list(ctx: _Context, as_json: bool) -> None:
-    rows = [{"name": a["name"], "role": a["role"], "created": _when(a["created_at"])}
+    rows = [{"name": a["name"], "role": a["role"], "created": when(a["created_at"])}
             for a in ctx.backend.admins()]
-    _emit(rows, [("name", "admin"), ("role", "role"), ("created", "created")], as_json, "Admins")
+    emit(rows, [("name", "admin"), ("role", "role"), ("created", "created")], as_json, "Admins")
 
 
 @admins.command("remove")
@@ -400,9 +354,9 @@ def tokens_create(ctx: _Context, name: str, role: str) -> None:
 @click.pass_obj
 @_store_errors
 def tokens_list(ctx: _Context, as_json: bool) -> None:
-    rows = [{"name": t["name"], "role": t["role"], "created": _when(t["created_at"])}
+    rows = [{"name": t["name"], "role": t["role"], "created": when(t["created_at"])}
             for t in ctx.backend.tokens()]
-    _emit(rows, [("name", "token"), ("role", "role"), ("created", "created")], as_json, "Tokens")
+    emit(rows, [("name", "token"), ("role", "role"), ("created", "created")], as_json, "Tokens")
 
 
 @tokens.command("revoke")

@@ -12,7 +12,7 @@ class AdminError(Exception):
 
 
 class AdminBackend(Protocol):
-    """Rows are plain dicts in the shapes of `admin_rows`, the same from every backend."""
+    """Rows are plain dicts in the shapes of `rows`, the same from every backend."""
 
     def users(self) -> list[dict]: ...
     def add_user(self, name: str, password: str) -> None: ...

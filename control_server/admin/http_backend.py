@@ -1,13 +1,16 @@
-"""`sipsync-admin --url URL --token TOKEN`: the admin commands over the admin HTTP API."""
+"""`sipsync-admin --url URL --token TOKEN`: the admin commands over the admin HTTP API, with the
+standard library's HTTP client: a command makes a few blocking calls and needs no event loop."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from urllib.parse import quote
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, urlencode
+from urllib.request import Request, urlopen
 
-import httpx
-
-from .admin_backend import AdminError
+from .backend import AdminError
 
 # A users import goes in slices, each well below the API's body limit.
 IMPORT_SLICE = 1000
@@ -19,25 +22,40 @@ class HttpBackend:
             raise AdminError("--url needs --token TOKEN (or SIPSYNC_TOKEN); "
                              "create one with: sipsync-admin --data-dir DIR tokens create --name NAME")
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, timeout=timeout,
-                                    headers={"Authorization": f"Bearer {token}"})
+        self.timeout = timeout
+        self._token = token
 
     def close(self) -> None:
-        self._client.close()
+        pass  # every call has its own connection
 
     def _call(self, method: str, path: str, body: dict | None = None,
               params: dict | None = None):
+        headers = {"Authorization": f"Bearer {self._token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        query = f"?{urlencode(params)}" if params else ""
         try:
-            response = self._client.request(method, path, json=body, params=params)
-        except httpx.HTTPError as exc:
-            raise AdminError(f"cannot reach {self.url}: {exc}") from None
+            request = Request(f"{self.url}{path}{query}", data=data, headers=headers,
+                              method=method)
+        except ValueError as exc:
+            raise AdminError(f"cannot use --url {self.url}: {exc}") from None
         try:
-            answer = response.json()
+            with urlopen(request, timeout=self.timeout) as response:
+                status, raw = response.status, response.read()
+        except HTTPError as refusal:
+            status, raw = refusal.code, refusal.read()
+        except (URLError, HTTPException, OSError) as exc:
+            reason = exc.reason if isinstance(exc, URLError) else exc
+            raise AdminError(f"cannot reach {self.url}: {reason}") from None
+        try:
+            answer = json.loads(raw)
         except ValueError:
             answer = None
-        if response.is_error:
+        if status >= 400:
             message = answer.get("error") if isinstance(answer, dict) else None
-            raise AdminError(message or f"{self.url}{path}: HTTP {response.status_code}")
+            raise AdminError(message or f"{self.url}{path}: HTTP {status}")
         return answer
 
     def users(self) -> list[dict]:

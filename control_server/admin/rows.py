@@ -1,13 +1,14 @@
-"""What an admin sees, as JSON-ready rows: the same shapes from the HTTP API and from
-`sipsync-admin --data-dir`, so both print the same."""
+"""What an admin sees, as JSON-ready rows: the same shapes from the HTTP API, its event stream
+and `sipsync-admin --data-dir`, so that every way of looking prints the same."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from .location import Binding
-from .sessions import SessionRecord
-from .store import DeviceRow, ShareRow, UserRow
+from ..events import DeviceOffline
+from ..location import Binding
+from ..sessions import SessionRecord
+from ..store import AdminRow, DeviceRow, ShareRow, TokenRow, UserRow
 
 
 def user_row(user: UserRow) -> dict:
@@ -28,6 +29,11 @@ def share_row(share: ShareRow) -> dict:
             "device_name": share.device, "user": share.grantee}
 
 
+def account_row(account: AdminRow | TokenRow) -> dict:
+    """An admin account or an API token: never its password hash or token hash."""
+    return {"name": account.name, "role": account.role, "created_at": account.created_at}
+
+
 def online_row(binding: Binding, now: float) -> dict:
     return {
         "user": binding.user, "device": binding.device,
@@ -36,6 +42,10 @@ def online_row(binding: Binding, now: float) -> dict:
         "registered_at": binding.registered_at, "last_seen": binding.last_seen,
         "expires_at": binding.expires_at, "expires_in": round(binding.expires_at - now, 1),
     }
+
+
+def offline_row(event: DeviceOffline) -> dict:
+    return {"user": event.user, "device": event.device, "reason": event.reason}
 
 
 def session_row(record: SessionRecord, now: float) -> dict:

@@ -1,18 +1,13 @@
-"""Who an admin is: scrypt password hashes, API tokens kept only as SHA-256, server-side login
-sessions with their CSRF token, and a throttle on failed logins."""
+"""Who makes a request of the admin API: the principal behind a cookie or a token, server-side
+login sessions with their CSRF token, and a throttle on failed logins. Passwords and tokens are
+hashed and checked in `accounts`."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
 
-# scrypt at 16 MiB of memory: about 40 ms per guess on one core.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-TOKEN_PREFIX = "ssk_"
 SESSION_LIFETIME = 12 * 3600.0
 THROTTLE_WINDOW = 300.0
 THROTTLE_LIMIT = 10  # failures per source, and per name, within the window
@@ -46,40 +41,6 @@ class LoginSession:
     principal: Principal
     csrf: str
     expires_at: float
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    return "scrypt$%d$%d$%d$%s$%s" % (
-        _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _b64(salt), _b64(digest)
-    )
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.urlsafe_b64decode(digest + "==")
-        actual = hashlib.scrypt(password.encode(), salt=base64.urlsafe_b64decode(salt + "=="),
-                                n=int(n), r=int(r), p=int(p), dklen=len(expected))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    # Tokens are long and random: a fast hash is enough, and lets every request look one up.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 class LoginSessions:
