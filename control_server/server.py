@@ -282,7 +282,7 @@ class ControlServer:
 
     @property
     def sip_address(self) -> tuple[str, int]:
-        return self.config.sip_host, self.transport.port
+        return self.config.sip_host, self.driver.port
 
     def counts(self) -> ServerCounts:
         return ServerCounts(

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from protocols.sip.endpoint import bracketed
+
 from ..store import (
     AdminStore,
     Database,
@@ -129,8 +131,7 @@ class AdminApi(DirectoryEndpoints, AccountEndpoints):
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        log.info("admin HTTP API on http://%s:%d/", host if ":" not in host else f"[{host}]",
-                 self.port)
+        log.info("admin HTTP API on http://%s:%d/", bracketed(host), self.port)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
