@@ -67,7 +67,11 @@ def _replace(cmd_id, item_id, target=""):
         b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
         b"<SyncML><SyncHdr><VerProto>&b;</VerProto></SyncHdr></SyncML>",
         b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><SyncML>&e;</SyncML>',
+        b"<SyncML>" + b"<SyncBody>" * 16 + b"</SyncBody>" * 16 + b"</SyncML>",
+        b"<SyncML><SyncHdr>\xc3(</SyncHdr></SyncML>",
+        b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE x+AD4-<SyncML/>',
     ],
+    ids=["truncated", "binary", "html", "billion-laughs", "xxe", "deep", "bad-utf-8", "utf-7-dtd"],
 )
 def test_a_message_that_is_not_clean_syncml_xml_gets_400_and_changes_nothing(stores, data):
     a, b = stores
