@@ -92,7 +92,7 @@ def test_an_oversized_message_is_refused_before_parsing(stores):
 
 def test_a_package_that_never_ends_is_cut_off_at_the_package_cap(stores, monkeypatch):
     a, b = stores
-    monkeypatch.setattr("protocols.syncml.session.MAX_PACKAGE_BYTES", 20_000)
+    monkeypatch.setattr("protocols.syncml.engine.MAX_PACKAGE_BYTES", 20_000)
     caller, callee = _callee_waiting_for_changes(a, b)
     before = _snapshot(b)
     for msg_id in range(2, 40):
