@@ -2,7 +2,6 @@
 
 import pytest
 
-from peer.record_store import RecordStore
 from protocols.syncml import SessionState, SyncCallee, SyncCaller
 from protocols.syncml.messages import (
     MAX_MESSAGE_BYTES,
@@ -19,16 +18,17 @@ from protocols.syncml.messages import (
 )
 from protocols.syncml.records import ChangeKind
 from tests.syncml.harness import Clock, card, contents, sync
+from tests.syncml.memory_store import MemoryStore
 
 
 @pytest.fixture
 def stores():
     clock = Clock()
-    with RecordStore(":memory:", clock=clock) as a, RecordStore(":memory:", clock=clock) as b:
-        a.add(card("Ann", uid="ann"))
-        b.add(card("Bob", uid="bob"))
-        sync(a, b)
-        yield a, b
+    a, b = MemoryStore(clock=clock), MemoryStore(clock=clock)
+    a.add(card("Ann", uid="ann"))
+    b.add(card("Bob", uid="bob"))
+    sync(a, b)
+    return a, b
 
 
 def _snapshot(store):
