@@ -3,7 +3,6 @@ a refresh, keep-both copies, the conflicts, each write checked against the state
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -42,7 +41,7 @@ def write_decisions(
             # or our anchor would move past it and the next sync would see no conflict
             if decision.expected is not None:
                 store.touch(local_id)
-            written[local_id] = dataclasses.replace(decision, send=False)
+            written[local_id] = decision._replace(send=False)
             continue
         if decision.conflict is not None:
             conflicts.append(decision.conflict)
@@ -60,13 +59,13 @@ def write_decisions(
             if write_if_unchanged(store, change, decision.expected, peer):
                 applied += 1
             else:  # our item changed meanwhile: the next sync sends the new one
-                decision = dataclasses.replace(decision, send=False, code=CONCURRENT_EDIT)
+                decision = decision._replace(send=False, code=CONCURRENT_EDIT)
         if decision.drop and decision.expected is not None:
             change = Change(local_id, None, decision.expected.content_type, now())
             if write_if_unchanged(store, change, decision.expected, peer):
                 applied += 1
             else:
-                decision = dataclasses.replace(decision, send=False)
+                decision = decision._replace(send=False)
         if decision.touch:
             store.touch(local_id)
         written[local_id] = decision

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from protocols.syncml.conflicts import Conflict, ConflictPolicy, Resolution, Side, Version, deferred, resolve
 from protocols.syncml.messages import MapItem
@@ -15,9 +16,10 @@ from protocols.syncml.records import ChangeKind, ItemMeta
 from protocols.syncml.status_codes import ADDED, CALLEE_WON, CALLER_WON, CONCURRENT_EDIT, DUPLICATED, NOT_FOUND, OK
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """What the callee does with one item."""
+
+    # A NamedTuple rather than a frozen dataclass, as Offer: one is made per item of a slow sync.
 
     expected: ItemMeta | None  # the callee's state the decision rests on; a write checks it still holds
     take: bool = False  # write the caller's version here

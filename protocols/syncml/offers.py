@@ -3,7 +3,7 @@ yet) or an item command (with its content), and the Statuses for item commands r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from protocols.syncml.conflicts import Version
 from protocols.syncml.messages import Entry, ItemCommand, Status
@@ -11,9 +11,11 @@ from protocols.syncml.records import ChangeKind, content_hash
 from protocols.syncml.status_codes import BAD_REQUEST, CONCURRENT_EDIT
 
 
-@dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(NamedTuple):
     """An item the caller offered, kept under the callee's id for it."""
+
+    # A NamedTuple rather than a frozen dataclass: a slow sync makes one per item, and a tuple is
+    # built several times faster, which the record-sync benchmark sees.
 
     source: str  # the caller's id
     hash: str
