@@ -357,7 +357,7 @@ def decode(data: bytes) -> Message:
     except XmlTooLarge as error:
         raise MessageError(f"message of {error.size} bytes exceeds {error.limit}", 413) from None
     except UntrustedXmlError as error:
-        raise MessageError(f"bad XML: {error.reason}") from None
+        raise MessageError(error.reason) from None
     if root.tag != "SyncML":
         raise MessageError(f"root element is <{root.tag}>, not <SyncML>")
     header_element = _child(root, "SyncHdr")
