@@ -20,7 +20,7 @@ from protocols.channel.errors import ChannelError, ErrorCode
 from protocols.channel.framing import FrameType
 from protocols.syncml import ConflictPolicy, SessionState, SyncCallee, SyncCaller, SyncMode, SyncReport
 from protocols.syncml.packing import DEFAULT_MAX_BYTES
-from protocols.syncml.session import Session
+from protocols.syncml.engine import SyncEngine as Session
 from session_xml import DataType, Phase
 
 from .record_frames import CalleeSummary, MessageAssembler, message_frames

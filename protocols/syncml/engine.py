@@ -1,80 +1,47 @@
-"""What the caller and callee sessions share: message bookkeeping, Status codes, id translation,
-failure, and the report of a finished sync."""
+"""What both ends of a sync share: the sans-I/O surface (message bytes in, message bytes out, a
+report), message bookkeeping, id translation, Status and Map handling, and failure."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from enum import Enum
 from typing import Callable, Iterable
 
 from protocols.syncml.conflicts import Conflict, Side
-from protocols.syncml.messages import Command, Header, Item, ItemCommand, Map, Message, MessageError, Status, Sync
-from protocols.syncml.messages import decode, encode
+from protocols.syncml.messages import Alert, Command, Header, Item, ItemCommand, Map, Message, MessageError
+from protocols.syncml.messages import Status, Sync, decode, encode
 from protocols.syncml.modes import SyncMode
+from protocols.syncml.outcome import ItemError, SessionState, SyncError, SyncReport
 from protocols.syncml.packing import Unit, split_package
-from protocols.syncml.records import ChangeKind, Record
+from protocols.syncml.records import Anchor, ChangeKind, Record
+from protocols.syncml.status_codes import (
+    CALLEE_WON,
+    CONCURRENT_EDIT,
+    FORBIDDEN,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    OK,
+    REFRESH_REQUIRED,
+    SERVER_ERROR,
+)
 from protocols.syncml.store import SyncStore
-
-# Status codes, as in SyncML 1.2
-OK = 200
-ADDED = 201
-CALLER_WON = 208
-DUPLICATED = 209
-BAD_REQUEST = 400
-FORBIDDEN = 403
-NOT_FOUND = 404
-NOT_ALLOWED = 405
-CONCURRENT_EDIT = 409  # the receiver's item changed during the sync: offered again next time
-CALLEE_WON = 419
-SERVER_ERROR = 500
-REFRESH_REQUIRED = 508  # anchors do not match: slow sync
 
 # A package is held until its Final; a peer must not grow it without bound (~90 MB for 1M items).
 MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 
-
-class SessionState(Enum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
+Package = list[tuple[int, Command]]  # the commands of one package, each with its message's MsgID
 
 
-class SyncError(Exception):
-    """Why a session failed; nothing of the failed package was written and anchors did not move."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"{code} {reason}")
-        self.code = code
-        self.reason = reason
+def item_command(record: Record, kind: ChangeKind, remote_id: str) -> ItemCommand:
+    """The item command that sends `record`; `remote_id` is the peer's id for it, when it differs."""
+    meta = record.meta
+    content = None if kind is ChangeKind.DELETE else record.content
+    return ItemCommand(0, kind, Item(meta.id, remote_id, meta.content_type, meta.modified, content))
 
 
-@dataclass(frozen=True, slots=True)
-class ItemError:
-    """An item command refused by one side, with the Status code it got."""
+class SyncEngine(ABC):
+    """One end of a sync: SyncCaller or SyncCallee. Feed it the peer's messages with `receive`,
+    put what `data_to_send` returns on the wire, read `state` and `report`."""
 
-    item_id: str
-    code: int
-    refused_by: Side
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SyncReport:
-    role: Side
-    mode: SyncMode | None
-    items_sent: int
-    items_applied: int
-    conflicts: tuple[Conflict, ...]
-    item_errors: tuple[ItemError, ...]
-    messages_sent: int
-    bytes_sent: int
-    messages_received: int
-    bytes_received: int
-    items_received: int = 0  # item commands (Add, Replace, Delete) that came from the peer
-
-
-class Session(ABC):
     role: Side
 
     def __init__(
@@ -103,7 +70,7 @@ class Session(ABC):
         self._out: list[bytes] = []
         self._msg_id = 0
         self._expected_msg_id = 1
-        self._pending: list[tuple[int, Command]] = []
+        self._pending: Package = []
         self._pending_bytes = 0
         self._sent_items: dict[tuple[int, int], str] = {}
         self._local_to_remote: dict[str, str] = {}
@@ -137,7 +104,10 @@ class Session(ABC):
             return
         package, self._pending, self._pending_bytes = self._pending, [], 0
         try:
-            self._on_package(package)
+            self._handle_statuses(package)
+            self._handle_package(package)
+        except _PeerStopped:
+            pass
         except MessageError as error:
             self._fail(error.code, error.reason)
         except SyncError as error:
@@ -165,6 +135,13 @@ class Session(ABC):
             self._bytes_received,
             self._items_received,
         )
+
+    # --- what the caller and the callee do with a package -------------------------------------
+
+    @abstractmethod
+    def _handle_package(self, package: Package) -> None:
+        """What the caller or the callee does with a whole package from the other side, once the
+        Statuses in it have been taken in."""
 
     # --- shared machinery ----------------------------------------------------------------------
 
@@ -205,22 +182,41 @@ class Session(ABC):
             status = Status(0, self._expected_msg_id - 1, 0, "SyncHdr", code, reason=reason[:500])
             self._send_package([status])
 
+    def _finish(self, anchor: Anchor) -> None:
+        """The sync is done on this side: the anchor moves past what it exchanged."""
+        assert self.peer is not None
+        self.store.save_anchor(self.peer, anchor)
+        self.state = SessionState.DONE
+
     def _load_id_map(self) -> None:
         assert self.peer is not None
         self._local_to_remote = self.store.id_map(self.peer)
         self._remote_to_local = {remote: local for local, remote in self._local_to_remote.items()}
+
+    def _remember_mapping(self, local_id: str, remote_id: str) -> None:
+        assert self.peer is not None
+        self.store.map_id(self.peer, local_id, remote_id)
+        self._local_to_remote[local_id] = remote_id
+        self._remote_to_local[remote_id] = local_id
 
     def _local_id(self, source: str, target: str) -> str:
         """Our id for an item the peer names `source` (and `target`, when it knows our id)."""
         return target or self._remote_to_local.get(source, source)
 
     def _item_command(self, record: Record, kind: ChangeKind) -> ItemCommand:
-        meta = record.meta
-        content = None if kind is ChangeKind.DELETE else record.content
-        item = Item(meta.id, self._local_to_remote.get(meta.id, ""), meta.content_type, meta.modified, content)
-        return ItemCommand(0, kind, item)
+        return item_command(record, kind, self._local_to_remote.get(record.id, ""))
 
-    def _handle_statuses(self, package: list[tuple[int, Command]]) -> None:
+    @staticmethod
+    def _one_alert(package: Package, refusal: str) -> tuple[int, Alert]:
+        """The package's only command besides Statuses, an Alert, with its message's MsgID; when
+        there is not exactly one, MessageError with `refusal` as the reason."""
+        SyncEngine._require_only(package, (Alert,))
+        alerts = [(msg_id, command) for msg_id, command in package if isinstance(command, Alert)]
+        if len(alerts) != 1:
+            raise MessageError(refusal)
+        return alerts[0]
+
+    def _handle_statuses(self, package: Package) -> None:
         for _, command in package:
             if not isinstance(command, Status):
                 continue
@@ -237,9 +233,8 @@ class Session(ABC):
                 if command.code >= 300 and command.code not in (CALLEE_WON, REFRESH_REQUIRED):
                     self._item_errors.append(ItemError(local_id, command.code, self._other, command.reason))
 
-    def _handle_maps(self, package: list[tuple[int, Command]]) -> list[Status]:
+    def _handle_maps(self, package: Package) -> list[Status]:
         """Id maps from the peer: its id for one of our items. Unknown items are refused."""
-        assert self.peer is not None
         statuses = []
         for msg_id, command in package:
             if not isinstance(command, Map):
@@ -251,24 +246,12 @@ class Session(ABC):
                     code = NOT_FOUND
                     self._item_errors.append(ItemError(map_item.target, NOT_FOUND, self.role, "Map for unknown item"))
                     continue
-                self.store.map_id(self.peer, map_item.target, map_item.source)
-                self._local_to_remote[map_item.target] = map_item.source
-                self._remote_to_local[map_item.source] = map_item.target
+                self._remember_mapping(map_item.target, map_item.source)
             statuses.append(Status(0, msg_id, command.cmd_id, "Map", code))
         return statuses
 
-    def _on_package(self, package: list[tuple[int, Command]]) -> None:
-        try:
-            self._handle_package(package)
-        except _PeerStopped:
-            pass
-
-    @abstractmethod
-    def _handle_package(self, package: list[tuple[int, Command]]) -> None:
-        """What the caller or the callee does with a whole package from the other side."""
-
     @staticmethod
-    def _require_only(package: list[tuple[int, Command]], allowed: tuple[type, ...]) -> None:
+    def _require_only(package: Package, allowed: tuple[type, ...]) -> None:
         for _, command in package:
             if not isinstance(command, (Status, *allowed)):
                 raise MessageError(f"<{type(command).__name__}> is not allowed here", NOT_ALLOWED)
