@@ -77,6 +77,9 @@ class ControlServer:
         self._bound: dict[tuple[str, str], Binding] = {}
         self._unbound: set[tuple[str, str]] = set()
         self._new_devices: list[tuple[str, str, float]] = []
+        # Devices made by a first REGISTER until the store holds them: a reload in between
+        # must not take them for devices an admin removed.
+        self._unwritten_devices: set[tuple[str, str]] = set()
         self._data_version = 0
         self._tasks: list[asyncio.Task] = []
         self.requests_by_method: dict[str, int] = {}
@@ -175,6 +178,7 @@ class ControlServer:
             self._unbound.discard(binding.key)
             if result.new_device:
                 self._new_devices.append((binding.user, binding.device, now))
+                self._unwritten_devices.add(binding.key)
         for binding in result.unbound:
             log.info("%s/%s unregistered", binding.user, binding.device)
             self._offline(binding, now, "device unregistered")
@@ -238,6 +242,7 @@ class ControlServer:
         self._data_version = version
         directory = await loop.run_in_executor(self._writer, Directory.load,
                                                self.directory_store)
+        directory.devices |= self._unwritten_devices
         self.directory = self.registrar.directory = directory
         _settle_heap()
         if self.proxy is not None:
@@ -265,6 +270,7 @@ class ControlServer:
         await loop.run_in_executor(
             self._writer, self.store.write_batch, bound, unbound, sessions, devices
         )
+        self._unwritten_devices.difference_update((user, device) for user, device, _ in devices)
 
     def _report_sessions(self, changes: list[SessionRecord]) -> None:
         """Session changes, as the registry noted them, become metrics and live events."""
