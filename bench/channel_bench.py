@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocols.channel.connection import Timeouts, connect, listen  # noqa: E402
+from protocols.channel import Timeouts, connect, listen  # noqa: E402
 from protocols.channel.framing import DATA_CHUNK_SIZE, FrameType  # noqa: E402
 from protocols.channel.identity import DeviceIdentity  # noqa: E402
 from protocols.channel.tls import client_context, server_context  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from control_server.store import Store  # noqa: E402
+from control_server.store import DirectoryStore  # noqa: E402
 from peer import config as peer_config  # noqa: E402
 from peer.caller import Caller  # noqa: E402
 from peer.config import Dataset, PeerConfig  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5076)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sipsync-session-bench-"))
-    store = Store(work / "server")
+    store = DirectoryStore.open(work / "server")
     store.add_user("bench", "bench-pw")
     store.close()
     server = subprocess.Popen(

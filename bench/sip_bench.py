@@ -39,9 +39,9 @@ def start_sipsync(work: Path) -> subprocess.Popen:
     data = work / "sipsync-data"
     if not (data / "sipsync.db").exists():
         sys.path.insert(0, str(REPO))
-        from control_server.store import Store
+        from control_server.store import DirectoryStore
 
-        store = Store(data)
+        store = DirectoryStore.open(data)
         store.realm("sipsync.test")
         started = time.perf_counter()
         store.import_users((f"user{i}", f"pw{i}") for i in range(1, POOL + 1))

@@ -1,4 +1,5 @@
-"""`sipsync-server`: run the control server in the foreground until SIGINT or SIGTERM."""
+"""`sipsync-server`: run the control server in the foreground until SIGINT or SIGTERM, with its
+admin HTTP API beside it unless told not to; this is where the two are put together."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import load_config
+from .config import ServerConfig, load_config
 from .server import ControlServer
 from .store import StoreError
 
@@ -62,11 +63,18 @@ def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **op
         raise click.ClickException(f"cannot listen: {exc}") from None
 
 
-async def _serve(config, port_file: Path | None, admin_port_file: Path | None) -> None:
+async def _serve(config: ServerConfig, port_file: Path | None,
+                 admin_port_file: Path | None) -> None:
     server = ControlServer(config)
     await server.start()
-    if admin_port_file is not None and server.admin_port is not None:
-        admin_port_file.write_text(f"{server.admin_port}\n")
+    admin = None
+    if config.admin:
+        from .admin.api import AdminApi  # aiohttp is loaded only when the API is served
+
+        admin = AdminApi(server, config.data_dir)
+        await admin.start(config.admin_host, config.admin_port)
+        if admin_port_file is not None:
+            admin_port_file.write_text(f"{admin.port}\n")
     if port_file is not None:
         port_file.write_text(f"{server.port}\n")
     stop = asyncio.Event()
@@ -74,6 +82,8 @@ async def _serve(config, port_file: Path | None, admin_port_file: Path | None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if admin is not None:
+        await admin.stop()
     await server.stop()
 
 

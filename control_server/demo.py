@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import Store, StoreError
+from .store import DirectoryStore, StateStore, StoreError
 
 ROOT = Path("sipsync-demo")
 SERVER_DIR = ROOT / "server"
@@ -36,13 +36,13 @@ def peer(device: str, *args: str, log_level: str = "INFO") -> list[str]:
 
 
 def admin(*args: str) -> list[str]:
-    return [sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(SERVER_DIR), *args]
+    return [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(SERVER_DIR), *args]
 
 
 def wait_online(count: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        store = Store(SERVER_DIR)
+        store = StateStore.open(SERVER_DIR)
         online = len(store.bindings(time.time()))
         store.close()
         if online >= count:
@@ -54,7 +54,7 @@ def wait_online(count: int, timeout: float = 15.0) -> None:
 def main() -> None:
     shutil.rmtree(ROOT, ignore_errors=True)
     step(f"a user for the devices, in {SERVER_DIR}/")
-    store = Store(SERVER_DIR)
+    store = DirectoryStore.open(SERVER_DIR)
     try:
         store.add_user(USER, PASSWORD)
     except StoreError as exc:

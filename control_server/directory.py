@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from protocols.sip.digest import Algorithm
 
-from .store import Store
+from .store import DirectoryStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Directory:
         self.shares: dict[tuple[str, str], set[str]] = {}
 
     @classmethod
-    def load(cls, store: Store) -> Directory:
+    def load(cls, store: DirectoryStore) -> Directory:
         directory = cls()
         directory.accounts = {
             name: Account(md5, sha, bool(disabled))

@@ -1,80 +1,60 @@
-"""Live events for admins: devices going online and offline, sessions starting, progressing and
-ending. The server publishes; the HTTP API's event stream subscribes."""
+"""What the SIP path tells whoever watches it: a device went online or offline, a session record
+changed. Typed events on a bus of plain callbacks, called in the server's event loop; the server
+builds an event only when someone listens."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-DEVICE_ONLINE = "device.online"
-DEVICE_OFFLINE = "device.offline"
-SESSION_STARTED = "session.started"
-SESSION_PROGRESS = "session.progress"
-SESSION_ENDED = "session.ended"
-
-# A subscriber this far behind is cut off rather than let the server's memory grow for it.
-QUEUE_LIMIT = 1000
+from .location import Binding
+from .sessions import SessionRecord
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    id: int
-    kind: str
+class DeviceOnline:
+    """A device registered, where it was not bound before."""
+
+    binding: Binding
     at: float
-    data: dict[str, Any]
 
 
-class Subscription:
-    """One listener's queue; `overflowed` says it fell behind and missed events."""
+@dataclass(frozen=True, slots=True)
+class DeviceOffline:
+    """A bound device went: unregistered, expired, or taken off by an admin (`reason` says)."""
 
-    def __init__(self, hub: EventHub) -> None:
-        self._hub = hub
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)
-        self.overflowed = False
-
-    async def next(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None after `timeout` seconds without one."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            return None
-
-    def close(self) -> None:
-        self._hub._subscribers.discard(self)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    user: str
+    device: str
+    reason: str
+    at: float
 
 
-class EventHub:
-    """Fan-out to subscribers in the server's event loop; free when nobody listens."""
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """A session started, moved on (answer, progress) or ended: its record as of `at`."""
 
+    record: SessionRecord
+    at: float
+
+
+ServerEvent = DeviceOnline | DeviceOffline | SessionChanged
+Listener = Callable[[ServerEvent], None]
+
+
+class EventBus:
     def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
-        self._ids = itertools.count(1)
+        self._listeners: list[Listener] = []
 
     @property
     def listening(self) -> bool:
-        """Callers check this first so that building an event's data costs nothing unheard."""
-        return bool(self._subscribers)
+        """Publishers check this first, so that an event nobody hears costs nothing."""
+        return bool(self._listeners)
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription(self)
-        self._subscribers.add(subscription)
-        return subscription
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every event from now on; returns what stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
-    def publish(self, kind: str, at: float, data: dict[str, Any]) -> None:
-        if not self._subscribers:
-            return
-        event = Event(next(self._ids), kind, at, data)
-        for subscription in list(self._subscribers):
-            try:
-                subscription.queue.put_nowait(event)
-            except asyncio.QueueFull:
-                subscription.overflowed = True
-                subscription.close()
+    def publish(self, event: ServerEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)

@@ -10,7 +10,8 @@ import logging
 import re
 from dataclasses import dataclass
 
-from protocols.sip.digest import DigestAuthenticator, DigestError, Verdict, parse_credentials
+from protocols.sip.digest import DigestError
+from protocols.sip.digest_server import DigestAuthenticator, Verdict, parse_credentials
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import (
     SipRequest,

@@ -1,5 +1,5 @@
-"""The control server's asyncio glue: sockets and timers around the sans-I/O registrar, proxy
-and transaction layer, and the batched write-through to the store."""
+"""The control server: the sans-I/O registrar and proxy as the core on the SIP driver (sockets,
+transactions, timers), and the batched write-through to the store."""
 
 from __future__ import annotations
 
@@ -9,35 +9,24 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from protocols.sip.digest import Algorithm, DigestAuthenticator
+from protocols.sip.digest import Algorithm
+from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import (
-    SipParseError,
-    SipRequest,
-    parse_message,
-    response_to,
-)
-from protocols.sip.transaction import ClientTimeout, Effect, TransactionLayer, Transmit
-from protocols.sip.transport import SipTransport
+from protocols.sip.driver import SipDriver
+from protocols.sip.effects import ClientTimeout, Effect, Transmit
+from protocols.sip.message import SipRequest, SipResponse, response_to
+from protocols.sip.transaction import ClientTransaction
 
-from .admin_rows import online_row, session_row
 from .config import ServerConfig
 from .directory import Directory
-from .events import (
-    DEVICE_OFFLINE,
-    DEVICE_ONLINE,
-    SESSION_ENDED,
-    SESSION_PROGRESS,
-    SESSION_STARTED,
-    EventHub,
-)
+from .events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .location import Binding, LocationTable
-from .metrics import ServerMetrics
+from .metrics import ServerCounts, ServerMetrics
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
-from .session_body import describe, read_progress
+from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
-from .store import Store
+from .store import Database, DirectoryStore, StateStore, nonce_secret
 
 log = logging.getLogger("sipsync.server")
 
@@ -52,8 +41,11 @@ COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIF
 class ControlServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = Store(config.data_dir)
-        self.realm = self.store.realm(config.realm)
+        # One connection for both parts, so that our own commits leave its data_version alone.
+        database = Database(config.data_dir)
+        self.directory_store = DirectoryStore(database)
+        self.store = StateStore(database)  # bindings and sessions, written behind
+        self.realm = self.directory_store.realm(config.realm)
         algorithms = tuple(
             a for a in (Algorithm.named(n.strip()) for n in config.digest_algorithms.split(","))
             if a is not None
@@ -61,13 +53,16 @@ class ControlServer:
         if not algorithms:
             raise ValueError(f"no known digest algorithm in {config.digest_algorithms!r}")
         self.auth = DigestAuthenticator(
-            self.realm, self.store.nonce_secret(),
+            self.realm, nonce_secret(config.data_dir),
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
         )
-        self.directory = Directory.load(self.store)
+        self.directory = Directory.load(self.directory_store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
-        self.layer = TransactionLayer()
+        self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
+                         "registrations": 0}
+        self.driver = SipDriver(self, counters=self.counters)
+        self.layer = self.driver.layer
         self.registrar = Registrar(
             self.auth, self.directory, self.location,
             RegistrarPolicy(
@@ -77,31 +72,24 @@ class ControlServer:
                 auto_create_devices=config.auto_create_devices,
             ),
         )
-        self.transport = SipTransport(self._received)
         self.proxy: Proxy | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._bound: dict[tuple[str, str], Binding] = {}
         self._unbound: set[tuple[str, str]] = set()
         self._new_devices: list[tuple[str, str, float]] = []
+        # Devices made by a first REGISTER until the store holds them: a reload in between
+        # must not take them for devices an admin removed.
+        self._unwritten_devices: set[tuple[str, str]] = set()
         self._data_version = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
         self._tasks: list[asyncio.Task] = []
-        self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
-                         "registrations": 0}
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
-        self.events = EventHub()
-        self.metrics = ServerMetrics(self._metrics_state)
-        self.admin = None  # the admin HTTP API (control_server.admin_api.AdminApi) when served
+        self.events = EventBus()
+        self.metrics = ServerMetrics()
 
     @property
     def port(self) -> int:
-        return self.transport.port
-
-    @property
-    def admin_port(self) -> int | None:
-        return None if self.admin is None else self.admin.port
+        return self.driver.port
 
     async def start(self) -> None:
         now = time.time()
@@ -112,8 +100,8 @@ class ControlServer:
             self.location.put(binding)
         self._data_version = self.store.data_version()
         _settle_heap()
-        await self.transport.start(self.config.sip_host, self.config.sip_port)
-        me = Endpoint("udp", self.config.sip_host, self.transport.port)
+        await self.driver.start(self.config.sip_host, self.config.sip_port)
+        me = Endpoint("udp", self.config.sip_host, self.driver.port)
         self.proxy = Proxy(
             self.layer, self.auth, self.directory, self.location, self.sessions, me,
             ProxyPolicy(ring_timeout=self.config.ring_timeout,
@@ -125,73 +113,26 @@ class ControlServer:
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
         ]
-        if self.config.admin:
-            from .admin_api import AdminApi  # aiohttp is loaded only when the API is served
-
-            self.admin = AdminApi(self)
-            await self.admin.start(self.config.admin_host, self.config.admin_port)
         log.info(
             "SIP on %s:%d (UDP and TCP), realm %r, %d user(s), %d device(s) online, data in %s",
-            self.config.sip_host, self.transport.port, self.realm,
+            self.config.sip_host, self.driver.port, self.realm,
             len(self.directory.accounts), len(self.location), self.config.data_dir,
         )
 
     async def stop(self) -> None:
-        if self.admin is not None:
-            await self.admin.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
-        await self.transport.close()
+        await self.driver.close()
         await self._flush()
         self._writer.shutdown(wait=True)
         self.store.close()
         log.info("stopped after %d SIP message(s), %d bytes received",
                  self.counters["received"], self.counters["bytes_received"])
 
-    # -- receiving -------------------------------------------------------------------------------
+    # -- what the SIP driver hands us ------------------------------------------------------------
 
-    def _received(self, data: bytes, source: Endpoint) -> None:
-        self.counters["received"] += 1
-        self.counters["bytes_received"] += len(data)
-        now = time.time()
-        try:
-            message = parse_message(data, stream=source.reliable)
-        except SipParseError as exc:
-            self._malformed(exc, source)
-            return
-        try:
-            if isinstance(message, SipRequest):
-                effects = self._request(message, source, now)
-            else:
-                transaction, effects = self.layer.receive_response(message, now)
-                assert self.proxy is not None
-                if transaction is not None:
-                    effects += self.proxy.response(transaction, message, now)
-                elif not effects:
-                    effects = self.proxy.stateless_response(message)
-        except Exception:
-            log.exception("failed handling a message from %s", source)
-            if isinstance(message, SipRequest) and message.method != "ACK":
-                effects = [Transmit(bytes(response_to(message, 500, "Internal error")), source)]
-            else:
-                effects = []
-        self._carry_out(effects, now)
-
-    def _malformed(self, error: SipParseError, source: Endpoint) -> None:
-        self.counters["malformed"] += 1
-        log.warning("malformed message from %s: %s", source, error.reason)
-        request = error.request
-        if request is not None and request.method != "ACK" and request.headers.get("via"):
-            try:
-                response = response_to(request, 400, error.reason[:120])
-                self.transport.send(bytes(response), source)
-            except (ValueError, IndexError):
-                pass  # too broken to answer: dropped, and logged above
-
-    def _request(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+    def request_received(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         method = request.method
         counted = method if method in COUNTED_METHODS else "other"
         self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
@@ -232,11 +173,12 @@ class ControlServer:
                 log.info("%s/%s online at %s (%s)", binding.user, binding.device, source,
                          binding.user_agent or "no user agent")
                 if self.events.listening:
-                    self.events.publish(DEVICE_ONLINE, now, online_row(binding, now))
+                    self.events.publish(DeviceOnline(binding, now))
             self._bound[binding.key] = binding
             self._unbound.discard(binding.key)
             if result.new_device:
                 self._new_devices.append((binding.user, binding.device, now))
+                self._unwritten_devices.add(binding.key)
         for binding in result.unbound:
             log.info("%s/%s unregistered", binding.user, binding.device)
             self._offline(binding, now, "device unregistered")
@@ -246,43 +188,30 @@ class ControlServer:
         self._bound.pop(binding.key, None)
         self._unbound.add(binding.key)
         if self.events.listening:
-            self.events.publish(DEVICE_OFFLINE, now, {"user": binding.user,
-                                                      "device": binding.device, "reason": reason})
+            self.events.publish(DeviceOffline(binding.user, binding.device, reason, now))
         for session in self.sessions.involving(binding.user, binding.device):
             self.sessions.finish(session, now, reason=f"{binding.user}/{binding.device}: {reason}",
                                  failed=True)
 
-    # -- sending and timers ----------------------------------------------------------------------
+    def response_received(self, transaction: ClientTransaction, response: SipResponse,
+                          now: float) -> list[Effect]:
+        assert self.proxy is not None
+        return self.proxy.response(transaction, response, now)
 
-    def _carry_out(self, effects: list[Effect], now: float) -> None:
-        for effect in effects:
-            if isinstance(effect, Transmit):
-                self.transport.send(effect.data, effect.destination)
-            elif isinstance(effect, ClientTimeout) and self.proxy is not None:
-                self._carry_out(self.proxy.timeout(effect, now), now)
-        self._schedule()
+    def stray_response(self, response: SipResponse, now: float) -> list[Effect]:
+        assert self.proxy is not None
+        return self.proxy.stateless_response(response)
 
-    def _schedule(self) -> None:
-        deadlines = [d for d in (self.layer.next_deadline(),
-                                 self.proxy.next_deadline() if self.proxy else None) if d]
-        if not deadlines:
-            return
-        due = min(deadlines)
-        if due >= self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = due
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - time.time()), self._fire)
+    def client_timeout(self, timeout: ClientTimeout, now: float) -> list[Effect]:
+        return self.proxy.timeout(timeout, now) if self.proxy is not None else []
 
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = float("inf")
-        now = time.time()
-        effects = self.layer.expire(now)
-        if self.proxy is not None:
-            effects += self.proxy.expire(now)
-        self._carry_out(effects, now)
+    def next_deadline(self) -> float | None:
+        return self.proxy.next_deadline() if self.proxy is not None else None
+
+    def expire(self, now: float) -> list[Effect]:
+        return self.proxy.expire(now) if self.proxy is not None else []
+
+    # -- background jobs -------------------------------------------------------------------------
 
     async def _every(self, seconds: float, job) -> None:
         while True:
@@ -301,16 +230,19 @@ class ControlServer:
             log.info("ending orphaned session %s: %s", session.call_id, reason)
             self.sessions.finish(session, now, reason=reason, failed=True)
         self.auth.replays.forget_expired(now)
-        await self._reload_directory()
+        await self.reload_directory()
 
-    async def _reload_directory(self) -> None:
-        """Pick up what an admin changed in the store while we run."""
+    async def reload_directory(self) -> None:
+        """Pick up what an admin changed in the store while we run: each second, and at once
+        when the admin API has just made a change."""
         loop = asyncio.get_running_loop()
         version = await loop.run_in_executor(self._writer, self.store.data_version)
         if version == self._data_version:
             return
         self._data_version = version
-        directory = await loop.run_in_executor(self._writer, Directory.load, self.store)
+        directory = await loop.run_in_executor(self._writer, Directory.load,
+                                               self.directory_store)
+        directory.devices |= self._unwritten_devices
         self.directory = self.registrar.directory = directory
         _settle_heap()
         if self.proxy is not None:
@@ -338,6 +270,7 @@ class ControlServer:
         await loop.run_in_executor(
             self._writer, self.store.write_batch, bound, unbound, sessions, devices
         )
+        self._unwritten_devices.difference_update((user, device) for user, device, _ in devices)
 
     def _report_sessions(self, changes: list[SessionRecord]) -> None:
         """Session changes, as the registry noted them, become metrics and live events."""
@@ -345,25 +278,37 @@ class ControlServer:
         for record in changes:
             if record.ended_at is not None:
                 self.metrics.session_ended(record.state, record.status)
-                kind = SESSION_ENDED
-            elif record.state == "proceeding":
-                kind = SESSION_STARTED
-            else:
-                if not record.progress and record.established_at is not None:
-                    self.metrics.setup_seconds.observe(record.established_at - record.started_at)
-                kind = SESSION_PROGRESS
+            elif (record.state != "proceeding" and not record.progress
+                  and record.established_at is not None):
+                self.metrics.setup_seconds.observe(record.established_at - record.started_at)
             if self.events.listening:
-                self.events.publish(kind, now, session_row(record, now))
+                self.events.publish(SessionChanged(record, now))
 
-    def _metrics_state(self) -> dict:
-        return {
-            "counters": dict(self.counters),
-            "requests": dict(self.requests_by_method),
-            "online": len(self.location),
-            "active_sessions": len(self.sessions.active),
-            "server_transactions": len(self.layer.servers),
-            "client_transactions": len(self.layer.clients),
-        }
+    # -- what the admin edge reads (control_server.admin.view.ServerView) ------------------------
+
+    @property
+    def sip_address(self) -> tuple[str, int]:
+        return self.config.sip_host, self.driver.port
+
+    def counts(self) -> ServerCounts:
+        return ServerCounts(
+            counters=dict(self.counters),
+            requests=dict(self.requests_by_method),
+            online=len(self.location),
+            active_sessions=len(self.sessions.active),
+            server_transactions=len(self.layer.servers),
+            client_transactions=len(self.layer.clients),
+        )
+
+    def online_bindings(self) -> list[Binding]:
+        return sorted(self.location.all(), key=lambda b: b.key)
+
+    def binding(self, user: str, device: str) -> Binding | None:
+        return self.location.get(user, device)
+
+    def active_sessions(self) -> list[SessionRecord]:
+        active = sorted(self.sessions.active.values(), key=lambda s: s.started_at)
+        return [session.record() for session in active]
 
 
 def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:

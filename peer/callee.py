@@ -27,8 +27,8 @@ from session_xml import (
 )
 
 from .config import Dataset, PeerConfig
-from .transfer import TransferContext, TransferError
-from .transfers import state_dir, transfer_for
+from .transfer_interface import TransferContext, TransferError
+from .transfer_registry import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,8 @@ class Callee:
         session = IncomingSession(call_id, offer, answer, dataset, Dialog.as_callee(request, tag),
                                   listener)
         self.sessions[call_id] = session
-        host = f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
         headers = [("Record-Route", r) for r in request.headers.get("record-route")]
-        headers += [("Contact", f"<sip:{self.config.user}@{host}:{self.agent.port};"
+        headers += [("Contact", f"<sip:{self.config.user}@{self.agent.hostport};"
                                 f"transport={self.config.transport}>"),
                     ("Content-Type", SESSION_CONTENT_TYPE)]
         self.agent.respond(txn, response_to(request, 200, to_tag=tag, headers=headers,

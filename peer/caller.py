@@ -13,8 +13,9 @@ from protocols.channel.errors import ChannelError
 from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import RequestTimeout, SipAgent
 from protocols.sip.dialog import Dialog
-from protocols.sip.digest import DigestError, answer_challenges
-from protocols.sip.message import SipRequest, SipResponse, new_branch, new_tag
+from protocols.sip.digest import DigestError
+from protocols.sip.message import SipRequest, SipResponse
+from protocols.sip.uac import OutOfDialogClient
 from session_xml import (
     PROGRESS_CONTENT_TYPE,
     DataType,
@@ -35,7 +36,7 @@ from session_xml import (
 )
 
 from .config import ConfigError, Dataset, PeerConfig, check_name
-from .session import (
+from .sync_outcome import (
     EXIT_FAILED,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
@@ -43,8 +44,8 @@ from .session import (
     SessionOutcome,
     report,
 )
-from .transfer import TransferContext, TransferError
-from .transfers import state_dir, transfer_for
+from .transfer_interface import TransferContext, TransferError
+from .transfer_registry import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 
@@ -95,41 +96,19 @@ class Caller:
             sync_mode=self.mode,
         )
 
-    def _invite(self, body: bytes, cseq: int, credentials: str | None) -> SipRequest:
-        config, domain = self.config, self.config.realm_domain
-        host = f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
-        target = f"sip:{self.target_user}@{domain};device={self.target_device}"
-        invite = SipRequest(method="INVITE", uri=target)
-        invite.headers.append("Via", f"SIP/2.0/{config.transport.upper()} {host}:{self.agent.port};"
-                                     f"branch={new_branch()};rport")
-        invite.headers.append("From", f"<sip:{config.user}@{domain};device={config.device}>;tag={self._tag}")
-        invite.headers.append("To", f"<{target}>")
-        invite.headers.append("Call-ID", self.call_id)
-        invite.headers.append("CSeq", f"{cseq} INVITE")
-        invite.headers.append("Contact", f"<sip:{config.user}@{host}:{self.agent.port};"
-                                         f"transport={config.transport}>")
-        invite.headers.append("Max-Forwards", "70")
-        invite.headers.append("User-Agent", "sipsync-peer/0.1")
-        if credentials:
-            invite.headers.append("Proxy-Authorization", credentials)
-        invite.headers.append("Content-Type", SESSION_CONTENT_TYPE)
-        invite.body = body
-        return invite
-
     async def _establish(self, offer: SessionDescriptor) -> tuple[SipRequest, SipResponse]:
-        server = self.config.server_endpoint
+        config, server = self.config, self.config.server_endpoint
+        domain = config.realm_domain
         body = build_descriptor(offer)
-        self._tag = new_tag()
-        invite = self._invite(body, 1, None)
-        response = await self.agent.request(invite, server, timeout=INVITE_TIMEOUT)
-        if response.status_code in (401, 407):
-            header = "proxy-authenticate" if response.status_code == 407 else "www-authenticate"
-            uri = f"sip:{server.host}:{server.port}"
-            credentials = answer_challenges(response.headers.get(header), self.config.user,
-                                            self.config.secret, "INVITE", uri)
-            invite = self._invite(body, 2, credentials)
-            response = await self.agent.request(invite, server, timeout=INVITE_TIMEOUT)
-        return invite, response
+        target = f"sip:{self.target_user}@{domain};device={self.target_device}"
+        caller = f"<sip:{config.user}@{domain};device={config.device}>"
+        # A fresh From tag; CSeq 1, and 2 when the server challenges.
+        client = OutOfDialogClient(self.agent, config.account(), config.transport,
+                                   call_id=self.call_id, from_address=caller)
+        # The digest uri names the server we send to, as sipp does.
+        return await client.send("INVITE", target, f"<{target}>", server, timeout=INVITE_TIMEOUT,
+                                 digest_uri=f"sip:{server.hostport}", body=body,
+                                 content_type=SESSION_CONTENT_TYPE)
 
     def _send_in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None,
                         headers: list[tuple[str, str]] | None = None) -> SipRequest:

@@ -22,7 +22,7 @@ from .config import ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
 from .peer import Peer
 from .records_cli import records
-from .session import EXIT_UNREACHABLE, EXIT_USAGE
+from .sync_outcome import EXIT_UNREACHABLE, EXIT_USAGE
 
 err = Console(stderr=True)
 

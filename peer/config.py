@@ -10,12 +10,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from protocols.sip.endpoint import Endpoint
+from protocols.sip.uac import Account
 from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, SyncProtocol
 
 CONFIG_NAME = "peer.toml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DEFAULT_PROTOCOLS = {DataType.FILES: (SyncProtocol.RSYNC,)}
+USER_AGENT = "sipsync-peer/0.1"
 
 
 class ConfigError(Exception):
@@ -67,6 +69,10 @@ class PeerConfig:
 
     def address_of_record(self) -> str:
         return f"sip:{self.user}@{self.realm_domain}"
+
+    def account(self) -> Account:
+        """What the device's requests go out under; the password is read when challenged."""
+        return Account(self.user, lambda: self.secret, USER_AGENT)
 
 
 def check_name(kind: str, name: str) -> str:

@@ -32,7 +32,7 @@ from protocols.rsync.signature import Signature, SignatureBuilder
 from protocols.rsync.wire import SignatureReader
 from session_xml import Direction, Phase
 
-from .transfer import TransferContext, TransferError, TransferResult
+from .transfer_interface import TransferContext, TransferError, TransferResult
 
 READ_CHUNK = 1 << 20
 FRAME_HEADER = 6

@@ -23,7 +23,7 @@ from .callee import Callee
 from .caller import Caller
 from .config import ConfigError, PeerConfig
 from .registration import Registration
-from .session import EXIT_USAGE, ProgressCallback, SessionOutcome
+from .sync_outcome import EXIT_USAGE, ProgressCallback, SessionOutcome
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from protocols.channel.errors import ChannelError, ErrorCode
 from protocols.channel.framing import FrameType
 from protocols.syncml import ConflictPolicy, SessionState, SyncCallee, SyncCaller, SyncMode, SyncReport
 from protocols.syncml.packing import DEFAULT_MAX_BYTES
-from protocols.syncml.session import Session
+from protocols.syncml.engine import SyncEngine
 from session_xml import DataType, Phase
 
 from .record_frames import CalleeSummary, MessageAssembler, message_frames
 from .record_store import RecordStore, store_path
-from .transfer import TransferContext, TransferError, TransferResult
+from .transfer_interface import TransferContext, TransferError, TransferResult
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class RecordSync:
         return _result(report, report.items_sent, report.items_received, summary.conflicts, policy)
 
 
-async def _exchange(channel: Channel, engine: Session, context: TransferContext) -> None:
+async def _exchange(channel: Channel, engine: SyncEngine, context: TransferContext) -> None:
     """Messages out as frames, frames in as messages, until the engine is done or failed."""
     assembler = MessageAssembler()
     while True:
@@ -156,5 +156,3 @@ async def _in_thread(function: Callable[..., T], *args: object) -> T:
         await asyncio.wait([task])
         raise
 
-
-# Last: peer.transfer registers RecordSync, so either module may be the first one imported.

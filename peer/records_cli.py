@@ -26,7 +26,7 @@ from .config import ConfigError, Dataset
 from .record_formats import RecordFormatError
 from .record_store import ItemNotFound, RecordStore, RecordStoreError, item_id_for, store_path
 from .record_sync import RECORD_TYPES
-from .session import EXIT_FAILED
+from .sync_outcome import EXIT_FAILED
 
 # What a record dataset's items are written as when the store itself cannot tell (it is empty).
 _CONTENT_TYPES = {DataType.CONTACTS: record_formats.VCARD, DataType.CALENDAR: record_formats.ICALENDAR}

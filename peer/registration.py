@@ -4,14 +4,16 @@ for ever when the server is away, unregister on the way out."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from dataclasses import dataclass
 
 from protocols.sip.agent import RequestTimeout, SipAgent
-from protocols.sip.digest import DigestError, answer_challenges
-from protocols.sip.message import SipRequest, new_branch, new_tag
+from protocols.sip.digest import DigestError
+from protocols.sip.message import new_tag
+from protocols.sip.uac import OutOfDialogClient
 
 from .config import PeerConfig
 
@@ -46,52 +48,27 @@ class Registration:
         self.config = config
         self.state = RegistrationState()
         self._call_id = f"{new_tag()}@{config.device}"
-        self._tag = new_tag()
-        self._cseq = 0
         self._wake = asyncio.Event()
 
-    def _request(self, expires: int, authorization: str | None = None) -> SipRequest:
-        self._cseq += 1
-        config = self.config
-        host = self._host()
-        aor = config.address_of_record()
-        request = SipRequest(method="REGISTER", uri=f"sip:{config.realm_domain}")
-        request.headers.append("Via", f"SIP/2.0/{config.transport.upper()} {host}:{self.agent.port};"
-                                      f"branch={new_branch()};rport")
-        request.headers.append("From", f"<{aor}>;tag={self._tag}")
-        request.headers.append("To", f"<{aor}>")
-        request.headers.append("Call-ID", self._call_id)
-        request.headers.append("CSeq", f"{self._cseq} REGISTER")
-        request.headers.append(
-            "Contact",
-            f"<sip:{config.user}@{host}:{self.agent.port};transport={config.transport}>;"
-            f'+sip.instance="<urn:sipsync:device:{config.device}>"',
-        )
-        request.headers.append("Expires", str(expires))
-        request.headers.append("Max-Forwards", "70")
-        request.headers.append("User-Agent", "sipsync-peer/0.1")
-        if authorization:
-            request.headers.append("Authorization", authorization)
-        return request
-
-    def _host(self) -> str:
-        return f"[{self.agent.host}]" if ":" in self.agent.host else self.agent.host
+    @functools.cached_property
+    def _client(self) -> OutOfDialogClient:
+        # Built on first use: the server address in the config is checked then, not before.
+        return OutOfDialogClient(self.agent, self.config.account(), self.config.transport,
+                                 call_id=self._call_id,
+                                 from_address=f"<{self.config.address_of_record()}>")
 
     async def register_once(self, expires: int) -> int:
         """One REGISTER exchange; returns the expiry the server granted."""
-        server = self.config.server_endpoint
-        response = await self.agent.request(self._request(expires), server, timeout=REQUEST_TIMEOUT)
-        if response.status_code == 401:
-            try:
-                authorization = answer_challenges(
-                    response.headers.get("www-authenticate"), self.config.user,
-                    self.config.secret, "REGISTER", f"sip:{self.config.realm_domain}",
-                )
-            except DigestError as exc:
-                raise RegistrationError(f"cannot answer the challenge: {exc}") from None
-            response = await self.agent.request(
-                self._request(expires, authorization), server, timeout=REQUEST_TIMEOUT
+        config, client = self.config, self._client
+        instance = f';+sip.instance="<urn:sipsync:device:{config.device}>"'
+        try:
+            _, response = await client.send(
+                "REGISTER", f"sip:{config.realm_domain}", f"<{config.address_of_record()}>",
+                config.server_endpoint, timeout=REQUEST_TIMEOUT, contact=client.contact(instance),
+                headers=[("Expires", str(expires))],
             )
+        except DigestError as exc:
+            raise RegistrationError(f"cannot answer the challenge: {exc}") from None
         if response.status_code == 423:
             minimum = int(response.headers.get_first("min-expires") or expires)
             return await self.register_once(max(minimum, expires))
@@ -99,7 +76,7 @@ class Registration:
             raise RegistrationError(f"{response.status_code} {response.reason_phrase}")
         if expires == 0:
             return 0
-        return _granted(response, expires, f"@{self._host()}:{self.agent.port}")
+        return _granted(response, expires, f"@{self.agent.hostport}")
 
     async def run(self) -> None:
         """Keep the device registered until cancelled."""

@@ -19,7 +19,7 @@ from .errors import (
     UnsupportedVersion,
 )
 from .fingerprint import Fingerprint
-from .hardened import FORMAT_VERSION, MAX_BODY_BYTES, MAX_DEPTH, NAMESPACE
+from .schema import FORMAT_VERSION, MAX_BODY_BYTES, MAX_DEPTH, NAMESPACE
 from .negotiation import check_answer, negotiate
 from .progress import Phase, ProgressReport
 

@@ -7,7 +7,7 @@ from lxml import etree
 from .descriptor import DataType, Role, SessionDescriptor, SyncProtocol
 from .errors import NegotiationError
 from .fingerprint import Fingerprint
-from .hardened import FORMAT_VERSION, NAMESPACE, load
+from .schema import FORMAT_VERSION, NAMESPACE, load
 from .progress import ProgressReport
 
 SESSION_CONTENT_TYPE = "application/sipsync-session+xml"

@@ -1,193 +1,226 @@
-"""Mutual authentication of the channel's two ends after the TLS handshake; sans-I/O.
+"""The channel handshake after TLS as one sans-I/O machine for both roles: frames in, frames to
+send and an outcome (a verified peer or a typed failure) out; no sockets, no event loop.
 
-The client pins the server's TLS certificate. The server cannot pin the client inside TLS (without
-a CA, OpenSSL through Python's ssl rejects a self-signed client certificate during the handshake,
-and offers no verify callback), so the client proves itself inside the server-authenticated
-channel: it sends its certificate, the one-time token and a signature, made with its key, over a
-fresh server nonce and both fingerprints.
+The order of the exchange is the table `EXCHANGE`; the listener and the connector walk the same
+table, each sending the steps it owns and checking the ones the peer owes it.
 """
 
 from __future__ import annotations
 
-import hmac
-import os
-import struct
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-from protocols.channel.errors import ChannelError, ErrorCode
-from protocols.channel.identity import PrivateKey, fingerprint_of, parse_fingerprint
-
-PROTOCOL_VERSION = 1
-NONCE_SIZE = 32
-# Domain separation: a signature made for this purpose can be used for no other.
-_SIGNING_CONTEXT = b"sipsync data channel v1: client authentication\x00"
-_CHALLENGE = struct.Struct(">B32s")
+from protocols.channel.authentication import (
+    Challenge,
+    Hello,
+    check_server_certificate,
+    sign_hello,
+    verify_hello,
+)
+from protocols.channel.errors import ChannelError, ErrorCode, decode_error, encode_error
+from protocols.channel.framing import Frame, FrameType
+from protocols.channel.identity import PrivateKey
 
 
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """What the server sends first: its protocol version and a nonce never used before."""
+class Role(enum.Enum):
+    """Which end of the channel a machine plays."""
 
-    version: int
-    nonce: bytes
-
-    @classmethod
-    def new(cls) -> Challenge:
-        return cls(PROTOCOL_VERSION, os.urandom(NONCE_SIZE))
-
-    def encode(self) -> bytes:
-        return _CHALLENGE.pack(self.version, self.nonce)
-
-    @classmethod
-    def decode(cls, payload: bytes | bytearray) -> Challenge:
-        if len(payload) != _CHALLENGE.size:
-            raise ChannelError("the server's CHALLENGE frame is malformed", ErrorCode.PROTOCOL)
-        version, nonce = _CHALLENGE.unpack(payload)
-        if version != PROTOCOL_VERSION:
-            raise ChannelError(
-                f"the server speaks channel protocol version {version}, this device {PROTOCOL_VERSION}",
-                ErrorCode.PROTOCOL,
-            )
-        return cls(version, nonce)
+    LISTENER = "listener"  # the callee, TLS server: challenges the connector, checks its proof
+    CONNECTOR = "connector"  # the caller, TLS client: pins the listener, then proves itself
 
 
 @dataclass(frozen=True, slots=True)
-class Hello:
-    """The client's first frame: the token, its certificate and its proof of holding the key."""
+class Step:
+    """One frame of the exchange and the role that sends it."""
 
-    token: bytes
-    certificate_der: bytes
-    signature: bytes
+    sender: Role
+    kind: FrameType
 
-    def encode(self) -> bytes:
-        parts = [struct.pack(">B", PROTOCOL_VERSION)]
-        for field in (self.token, self.certificate_der, self.signature):
-            parts.append(struct.pack(">H", len(field)))
-            parts.append(field)
-        return b"".join(parts)
+
+# The whole exchange, in order. Before it, the connector pins the listener's TLS certificate
+# (`Handshake.connection_made`); an ERROR frame may replace any step, and ends the handshake.
+EXCHANGE: tuple[Step, ...] = (
+    Step(Role.LISTENER, FrameType.CHALLENGE),  # protocol version, fresh nonce
+    Step(Role.CONNECTOR, FrameType.HELLO),  # token, certificate, signature over the transcript
+    Step(Role.LISTENER, FrameType.ACCEPT),  # the connector is the pinned device
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerVerified:
+    """The handshake succeeded: the peer holds the pinned certificate's key (and, seen from the
+    listener, knows the session token)."""
+
+    fingerprint: str  # the peer certificate's, written as `fingerprint_of` writes it
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed:
+    """The handshake ended without a verified peer. `error.remote` tells whether the peer
+    reported the failure (then nothing goes back) or this end found it (then it told the peer)."""
+
+    error: ChannelError
+
+
+Outcome = PeerVerified | HandshakeFailed
+
+
+class Handshake:
+    """One end's side of the handshake; make it with `Handshake.listener` or `.connector`.
+
+    Call `connection_made` once TLS is up, then `receive_frame` with each frame from the peer
+    until `outcome` is set; every call returns the frames to send now, in order.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        pinned_peer_fingerprint: str,
+        token: str,
+        *,
+        own_fingerprint: str = "",
+        key: PrivateKey | None = None,
+        certificate_der: bytes = b"",
+    ):
+        self.role = role
+        self.outcome: Outcome | None = None
+        self._pinned_peer_fingerprint = pinned_peer_fingerprint
+        self._token = token
+        self._own_fingerprint = own_fingerprint
+        self._key = key
+        self._certificate_der = certificate_der
+        self._started = False
+        self._step = 0  # index in EXCHANGE of the next frame either side sends
+        self._challenge: Challenge | None = None
+        self._peer_fingerprint = ""
 
     @classmethod
-    def decode(cls, payload: bytes | bytearray) -> Hello:
-        payload = bytes(payload)  # cryptography takes bytes only
-        malformed = ChannelError("the client's HELLO frame is malformed", ErrorCode.PROTOCOL)
-        if not payload:
-            raise malformed
-        if payload[0] != PROTOCOL_VERSION:
-            raise ChannelError(
-                f"the client speaks channel protocol version {payload[0]}, this device {PROTOCOL_VERSION}",
-                ErrorCode.PROTOCOL,
-            )
-        fields: list[bytes] = []
-        offset = 1
-        for _ in range(3):
-            if offset + 2 > len(payload):
-                raise malformed
-            (length,) = struct.unpack_from(">H", payload, offset)
-            offset += 2
-            if offset + length > len(payload):
-                raise malformed
-            fields.append(payload[offset : offset + length])
-            offset += length
-        if offset != len(payload):
-            raise malformed
-        return cls(*fields)
+    def listener(
+        cls, own_fingerprint: str, pinned_peer_fingerprint: str, token: str
+    ) -> Handshake:
+        """The callee's side: it knows its own fingerprint (part of what the connector signs)."""
+        return cls(Role.LISTENER, pinned_peer_fingerprint, token, own_fingerprint=own_fingerprint)
 
-
-def transcript(
-    nonce: bytes, server_fingerprint: str, client_fingerprint: str, token: bytes
-) -> bytes:
-    """What the client signs. The server fingerprint keeps a malicious server from replaying the
-    signature to another one; the nonce keeps anyone from replaying it to the same server."""
-    return b"".join(
-        (
-            _SIGNING_CONTEXT,
-            nonce,
-            parse_fingerprint(server_fingerprint),
-            parse_fingerprint(client_fingerprint),
-            struct.pack(">H", len(token)),
+    @classmethod
+    def connector(
+        cls, key: PrivateKey, certificate_der: bytes, pinned_peer_fingerprint: str, token: str
+    ) -> Handshake:
+        """The caller's side: it signs with its key and shows the certificate that holds it."""
+        return cls(
+            Role.CONNECTOR,
+            pinned_peer_fingerprint,
             token,
+            key=key,
+            certificate_der=certificate_der,
         )
-    )
 
+    @property
+    def expected(self) -> FrameType | None:
+        """The frame the peer owes now; None before the start and once there is an outcome."""
+        if not self._started or self.outcome is not None:
+            return None
+        return EXCHANGE[self._step].kind
 
-def check_server_certificate(certificate_der: bytes | None, pinned_fingerprint: str) -> None:
-    """Raise unless the certificate the server presented is the pinned one."""
-    if not certificate_der:
-        raise ChannelError("the server presented no certificate", ErrorCode.PINNING)
-    _check_pin("server", certificate_der, pinned_fingerprint)
+    def connection_made(self, peer_certificate_der: bytes | None) -> list[Frame]:
+        """TLS is up; `peer_certificate_der` is the certificate the peer presented in it.
 
+        The connector pins it before it reads or sends a single frame. The listener asks for
+        none in TLS (see authentication.py) and takes the connector's certificate from HELLO.
+        """
+        if self._started:
+            raise RuntimeError("the handshake has already started")
+        self._started = True
+        if self.role is Role.CONNECTOR:
+            try:
+                self._peer_fingerprint = check_server_certificate(
+                    peer_certificate_der, self._pinned_peer_fingerprint
+                )
+            except ChannelError as error:
+                return self._fail(error)
+        return self._send_own_steps()
 
-def sign_hello(
-    key: PrivateKey,
-    certificate_der: bytes,
-    challenge: Challenge,
-    server_fingerprint: str,
-    token: str,
-) -> Hello:
-    token_bytes = _token_bytes(token)
-    data = transcript(
-        challenge.nonce, server_fingerprint, fingerprint_of(certificate_der), token_bytes
-    )
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        signature = key.sign(data)
-    else:
-        signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
-    return Hello(token_bytes, certificate_der, signature)
-
-
-def verify_hello(
-    hello: Hello,
-    challenge: Challenge,
-    server_fingerprint: str,
-    pinned_client_fingerprint: str,
-    token: str,
-) -> None:
-    """Raise unless the client is the pinned device, holds its key, and knows the token."""
-    client_fingerprint = _check_pin("client", hello.certificate_der, pinned_client_fingerprint)
-    try:
-        public_key = x509.load_der_x509_certificate(hello.certificate_der).public_key()
-    except ValueError as exc:
-        raise ChannelError(
-            "the client's certificate cannot be read", ErrorCode.AUTHENTICATION
-        ) from exc
-    data = transcript(challenge.nonce, server_fingerprint, client_fingerprint, hello.token)
-    try:
-        if isinstance(public_key, ed25519.Ed25519PublicKey):
-            public_key.verify(hello.signature, data)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(hello.signature, data, ec.ECDSA(hashes.SHA256()))
-        else:
-            raise ChannelError(
-                "the client's certificate has a key type this device does not accept",
-                ErrorCode.AUTHENTICATION,
+    def receive_frame(self, frame: Frame) -> list[Frame]:
+        """A frame from the peer; the frames that answer it."""
+        expected = self.expected
+        if expected is None:
+            state = "has not started" if not self._started else "is over"
+            raise RuntimeError(f"a {frame.kind.name} frame while the handshake {state}")
+        if frame.kind is FrameType.ERROR:
+            return self._fail(decode_error(frame.payload))
+        if frame.kind is not expected:
+            return self._fail(
+                ChannelError(
+                    f"expected a {expected.name} frame, got {frame.kind.name}", ErrorCode.PROTOCOL
+                )
             )
-    except InvalidSignature as exc:
-        raise ChannelError(
-            "the client did not prove it holds its certificate's key (bad signature)",
-            ErrorCode.AUTHENTICATION,
-        ) from exc
-    if not hmac.compare_digest(hello.token, _token_bytes(token)):
-        raise ChannelError("wrong session token", ErrorCode.AUTHENTICATION)
+        try:
+            _READERS[expected](self, frame)
+        except ChannelError as error:
+            return self._fail(error)
+        self._step += 1
+        return self._send_own_steps()
 
+    def _send_own_steps(self) -> list[Frame]:
+        """Every frame this end owes from here up to the next one the peer owes."""
+        frames: list[Frame] = []
+        while self._step < len(EXCHANGE) and EXCHANGE[self._step].sender is self.role:
+            frames.append(_WRITERS[EXCHANGE[self._step].kind](self))
+            self._step += 1
+        if self._step == len(EXCHANGE):
+            self.outcome = PeerVerified(self._peer_fingerprint)
+        return frames
 
-def _check_pin(side: str, certificate_der: bytes, pinned_fingerprint: str) -> str:
-    actual = fingerprint_of(certificate_der)
-    if not hmac.compare_digest(parse_fingerprint(actual), parse_fingerprint(pinned_fingerprint)):
-        raise ChannelError(
-            f"the {side}'s certificate {actual} is not the one pinned in the session descriptor "
-            f"({pinned_fingerprint})",
-            ErrorCode.PINNING,
+    def _fail(self, error: ChannelError) -> list[Frame]:
+        self.outcome = HandshakeFailed(error)
+        if error.remote:
+            return []  # the peer found it and has closed; nothing to tell it
+        return [Frame(FrameType.ERROR, encode_error(error.code, error.reason))]
+
+    # What each step means, for the end that sends it and for the end that receives it.
+
+    def _write_challenge(self) -> Frame:
+        self._challenge = Challenge.new()
+        return Frame(FrameType.CHALLENGE, self._challenge.encode())
+
+    def _read_challenge(self, frame: Frame) -> None:
+        self._challenge = Challenge.decode(frame.payload)
+
+    def _write_hello(self) -> Frame:
+        assert self._key is not None and self._challenge is not None
+        hello = sign_hello(
+            self._key,
+            self._certificate_der,
+            self._challenge,
+            self._pinned_peer_fingerprint,
+            self._token,
         )
-    return actual
+        return Frame(FrameType.HELLO, hello.encode())
+
+    def _read_hello(self, frame: Frame) -> None:
+        assert self._challenge is not None
+        self._peer_fingerprint = verify_hello(
+            Hello.decode(frame.payload),
+            self._challenge,
+            self._own_fingerprint,
+            self._pinned_peer_fingerprint,
+            self._token,
+        )
+
+    def _write_accept(self) -> Frame:
+        return Frame(FrameType.ACCEPT)
+
+    def _read_accept(self, frame: Frame) -> None:
+        pass  # ACCEPT carries nothing: that it came is the news
 
 
-def _token_bytes(token: str) -> bytes:
-    data = token.encode("utf-8")
-    if len(data) > 0xFFFF:
-        raise ValueError("a session token longer than 65535 bytes")
-    return data
+_WRITERS: dict[FrameType, Callable[[Handshake], Frame]] = {
+    FrameType.CHALLENGE: Handshake._write_challenge,
+    FrameType.HELLO: Handshake._write_hello,
+    FrameType.ACCEPT: Handshake._write_accept,
+}
+_READERS: dict[FrameType, Callable[[Handshake, Frame], None]] = {
+    FrameType.CHALLENGE: Handshake._read_challenge,
+    FrameType.HELLO: Handshake._read_hello,
+    FrameType.ACCEPT: Handshake._read_accept,
+}

@@ -1,6 +1,6 @@
 """TLS 1.3 contexts for the data channel: our certificate presented, no CA anywhere.
 
-Certificate checking is left to pinning (see handshake.py): a CA check would reject every
+Certificate checking is left to pinning (see authentication.py): a CA check would reject every
 self-signed device certificate, and a name check means nothing for a device.
 """
 

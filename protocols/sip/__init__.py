@@ -1,1 +1,2 @@
-"""SIP for sipsync: messages (over aiosipua), transports, transactions, digest."""
+"""SIP for sipsync: messages (over aiosipua), transports, transactions, the asyncio driver,
+user agents and digest."""

@@ -1,19 +1,19 @@
-"""A SIP user agent's asyncio glue: one transport, the transaction layer and its timers, and
-requests that can be awaited until their final response. Devices use it; what to do with a
-request or a response is theirs."""
+"""A SIP user agent on the SIP driver: requests that can be awaited until their final response,
+and received requests handed on with their server transaction. Devices use it; what to do with
+a request or a response is theirs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .endpoint import Endpoint
-from .message import SipParseError, SipRequest, SipResponse, parse_message, response_to
-from .transaction import ClientTimeout, Effect, ServerTransaction, TransactionLayer, Transmit
-from .transport import SipTransport
+from .driver import SipDriver
+from .effects import ClientTimeout, Effect, Transmit
+from .endpoint import Endpoint, bracketed
+from .message import SipRequest, SipResponse, response_to
+from .transaction import ClientTransaction, ServerTransaction, TransactionLayer
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +32,40 @@ class _Pending:
 
 
 class SipAgent:
+    """A user agent core on the SIP driver: requests it sends can be awaited, requests it
+    receives go to the handler, each in a task of its own."""
+
     def __init__(self, handler: RequestHandler) -> None:
         self._handler = handler
-        self.layer = TransactionLayer()
-        self.transport = SipTransport(self._received)
-        self._timer: asyncio.TimerHandle | None = None
+        self.driver = SipDriver(self)
         self._tasks: set[asyncio.Task] = set()
         self._acks: dict[str, tuple[bytes, Endpoint]] = {}
 
     @property
+    def layer(self) -> TransactionLayer:
+        return self.driver.layer
+
+    @property
     def host(self) -> str:
-        return self.transport.host
+        return self.driver.host
 
     @property
     def port(self) -> int:
-        return self.transport.port
+        return self.driver.port
+
+    @property
+    def hostport(self) -> str:
+        """Our host:port as a Via or Contact writes it."""
+        return f"{bracketed(self.host)}:{self.port}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        await self.transport.start(host, port)
+        await self.driver.start(host, port)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.transport.close()
+        await self.driver.close()
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -71,8 +79,7 @@ class SipAgent:
     ) -> SipResponse:
         """Send a request in a new client transaction and wait for its final response."""
         pending = _Pending(asyncio.get_running_loop().create_future(), provisional)
-        _, effects = self.layer.send_request(request, destination, time.time(), context=pending)
-        self._carry_out(effects)
+        self.driver.send_request(request, destination, context=pending)
         try:
             return await asyncio.wait_for(asyncio.shield(pending.final), timeout)
         except asyncio.TimeoutError:
@@ -84,47 +91,57 @@ class SipAgent:
         """Send the ACK for a 2xx, and send it again should the 2xx come again (the first ACK
         was lost), until the dialog is forgotten."""
         self._acks[call_id] = (data, destination)
-        self.transport.send(data, destination)
+        self.driver.send(data, destination)
 
     def forget_ack(self, call_id: str) -> None:
         self._acks.pop(call_id, None)
 
     def respond(self, txn: ServerTransaction, response: SipResponse) -> None:
-        self._carry_out(self.layer.respond(txn, response.status_code, bytes(response), time.time()))
+        self.driver.respond(txn, response)
 
-    # -- receiving -------------------------------------------------------------------------------
+    # -- what the driver hands us ----------------------------------------------------------------
 
-    def _received(self, data: bytes, source: Endpoint) -> None:
-        now = time.time()
-        try:
-            message = parse_message(data, stream=source.reliable)
-        except SipParseError as exc:
-            log.warning("malformed message from %s: %s", source, exc.reason)
-            return
-        if isinstance(message, SipResponse):
-            txn, effects = self.layer.receive_response(message, now)
-            self._carry_out(effects)
-            if txn is None and 200 <= message.status_code < 300:
-                ack = self._acks.get(message.call_id or "")
-                if ack is not None and message.cseq.method == "INVITE":
-                    self.transport.send(*ack)
-                return
-            if txn is not None and isinstance(txn.context, _Pending):
-                pending = txn.context
-                if message.status_code < 200:
-                    if pending.provisional is not None:
-                        pending.provisional(message)
-                elif not pending.final.done():
-                    pending.final.set_result(message)
-            return
-        if message.method == "ACK":
-            if not self.layer.absorb_ack(message, now):
-                self._spawn(self._handler(message, None))
-            return
-        txn, effects = self.layer.receive_request(message, source, now)
-        self._carry_out(effects)
+    def request_received(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        if request.method == "ACK":
+            if not self.layer.absorb_ack(request, now):
+                self._spawn(self._handler(request, None))
+            return []
+        txn, effects = self.layer.receive_request(request, source, now)
         if txn is not None:
-            self._spawn(self._handle(message, txn))
+            self._spawn(self._handle(request, txn))
+        return effects
+
+    def response_received(self, transaction: ClientTransaction, response: SipResponse,
+                          now: float) -> list[Effect]:
+        pending = transaction.context
+        if isinstance(pending, _Pending):
+            if response.status_code < 200:
+                if pending.provisional is not None:
+                    pending.provisional(response)
+            elif not pending.final.done():
+                pending.final.set_result(response)
+        return []
+
+    def stray_response(self, response: SipResponse, now: float) -> list[Effect]:
+        # A 2xx to our INVITE again: the ACK we sent was lost, so it goes again.
+        if 200 <= response.status_code < 300 and response.cseq.method == "INVITE":
+            ack = self._acks.get(response.call_id or "")
+            if ack is not None:
+                return [Transmit(*ack)]
+        return []
+
+    def client_timeout(self, timeout: ClientTimeout, now: float) -> list[Effect]:
+        pending = timeout.transaction.context
+        if isinstance(pending, _Pending) and not pending.final.done():
+            method = timeout.transaction.request.method
+            pending.final.set_exception(RequestTimeout(f"no answer to {method}"))
+        return []
+
+    def next_deadline(self) -> float | None:
+        return None  # every timer of ours is a transaction's
+
+    def expire(self, now: float) -> list[Effect]:
+        return []
 
     async def _handle(self, request: SipRequest, txn: ServerTransaction) -> None:
         try:
@@ -137,30 +154,3 @@ class SipAgent:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- timers ----------------------------------------------------------------------------------
-
-    def _carry_out(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, Transmit):
-                self.transport.send(effect.data, effect.destination)
-            elif isinstance(effect, ClientTimeout):
-                pending = effect.transaction.context
-                if isinstance(pending, _Pending) and not pending.final.done():
-                    method = effect.transaction.request.method
-                    pending.final.set_exception(RequestTimeout(f"no answer to {method}"))
-        self._schedule()
-
-    def _schedule(self) -> None:
-        due = self.layer.next_deadline()
-        if due is None:
-            return
-        if self._timer is not None:
-            if self._timer.when() <= asyncio.get_running_loop().time() + (due - time.time()):
-                return
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - time.time()), self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._carry_out(self.layer.expire(time.time()))

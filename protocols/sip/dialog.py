@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .endpoint import bracketed
 from .message import SipRequest, SipResponse, new_branch, parse_address, stringify_uri
 
 
@@ -61,8 +62,8 @@ class Dialog:
             self.local_cseq += 1
             cseq = self.local_cseq
         request = SipRequest(method=method, uri=self.remote_target)
-        host = f"[{via_host}]" if ":" in via_host else via_host
-        request.headers.append("Via", f"SIP/2.0/{transport} {host}:{via_port};branch={new_branch()};rport")
+        request.headers.append("Via", f"SIP/2.0/{transport} {bracketed(via_host)}:{via_port};"
+                                      f"branch={new_branch()};rport")
         request.headers.append("From", f"{self.local_uri};tag={self.local_tag}")
         request.headers.append("To", f"{self.remote_uri};tag={self.remote_tag}")
         request.headers.append("Call-ID", self.call_id)

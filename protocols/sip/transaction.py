@@ -1,4 +1,5 @@
-"""SIP transactions (RFC 3261 section 17, RFC 6026) as a sans-I/O state machine with timers.
+"""SIP transactions (RFC 3261 section 17, RFC 6026): matching messages to transactions, and
+their timers, driven by the table in `transaction_state`.
 
 The layer never touches a socket or a clock: callers pass `now`, send the `Transmit` effects it
 returns, and call `expire(now)` at `next_deadline()`. Requests and responses arrive parsed.
@@ -9,41 +10,22 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from .effects import T2, ClientTimeout, Effect, StartTimer, Timer, Transmit
 from .endpoint import Endpoint
 from .message import SipRequest, SipResponse
-
-T1 = 0.5
-T2 = 4.0
-T4 = 5.0
-
-
-class State(Enum):
-    CALLING = "calling"
-    TRYING = "trying"
-    PROCEEDING = "proceeding"
-    COMPLETED = "completed"
-    ACCEPTED = "accepted"
-    CONFIRMED = "confirmed"
-    TERMINATED = "terminated"
-
-
-@dataclass(frozen=True, slots=True)
-class Transmit:
-    data: bytes
-    destination: Endpoint
-
-
-@dataclass(frozen=True, slots=True)
-class ClientTimeout:
-    """A client transaction got no final response in time (timer B or F)."""
-
-    transaction: ClientTransaction
-
-
-Effect = Transmit | ClientTimeout
+from .transaction_state import (
+    INITIAL_STATE,
+    INITIAL_TIMERS,
+    TRANSITIONS,
+    Action,
+    Event,
+    Machine,
+    State,
+    Transition,
+    response_event,
+)
 
 
 def server_key(request: SipRequest) -> tuple[str, str, str]:
@@ -55,13 +37,19 @@ def server_key(request: SipRequest) -> tuple[str, str, str]:
 
 @dataclass(eq=False)
 class _Transaction:
+    machine: Machine
     state: State
     reliable: bool
     retransmit_at: float | None = None
-    interval: float = T1
+    retransmit_timer: Timer | None = None
+    interval: float = 0.0
     deadline: float | None = None
     # What the layer's user hangs on the transaction (a proxy context, a registrar note...).
     context: Any = None
+
+    @property
+    def is_invite(self) -> bool:
+        return self.machine in (Machine.INVITE_CLIENT, Machine.INVITE_SERVER)
 
 
 @dataclass(eq=False)
@@ -72,10 +60,6 @@ class ServerTransaction(_Transaction):
     last_response: bytes | None = None
     last_status: int = 0
 
-    @property
-    def is_invite(self) -> bool:
-        return self.key[2] == "INVITE"
-
 
 @dataclass(eq=False)
 class ClientTransaction(_Transaction):
@@ -84,10 +68,6 @@ class ClientTransaction(_Transaction):
     data: bytes = b""
     destination: Endpoint = field(default_factory=lambda: Endpoint("udp", "", 0))
     ack: bytes | None = None
-
-    @property
-    def is_invite(self) -> bool:
-        return self.key[1] == "INVITE"
 
 
 class TransactionLayer:
@@ -110,14 +90,13 @@ class TransactionLayer:
         key = server_key(request)
         txn = self.servers.get(key)
         if txn is not None:
-            if txn.last_response is not None and txn.state in (
-                State.PROCEEDING,
-                State.COMPLETED,
-            ):
-                return None, [Transmit(txn.last_response, txn.source)]
-            return None, []
+            _, effects = self._step(txn, Event.RECEIVED_REQUEST_AGAIN, now)
+            return None, effects
+        invite = request.method == "INVITE"
+        machine = Machine.INVITE_SERVER if invite else Machine.NON_INVITE_SERVER
         txn = ServerTransaction(
-            state=State.PROCEEDING if request.method == "INVITE" else State.TRYING,
+            machine=machine,
+            state=INITIAL_STATE[machine],
             reliable=source.reliable,
             key=key,
             request=request,
@@ -130,13 +109,10 @@ class TransactionLayer:
         """True when the ACK belongs to a non-2xx final response of ours and ends here;
         False for the ACK of a 2xx, which is end to end and the core routes."""
         txn = self.servers.get(server_key(ack))
-        if txn is None or txn.state not in (State.COMPLETED, State.CONFIRMED):
+        if txn is None:
             return False
-        if txn.state is State.COMPLETED:
-            txn.state = State.CONFIRMED
-            txn.retransmit_at = None
-            self._arm(txn, deadline=now + (0 if txn.reliable else T4))  # timer I
-        return True
+        transition, _ = self._step(txn, Event.RECEIVED_ACK, now)
+        return transition is not None and Action.ABSORB in transition.actions
 
     def invite_for_cancel(self, cancel: SipRequest) -> ServerTransaction | None:
         """The INVITE server transaction a CANCEL refers to (same branch and sent-by)."""
@@ -147,32 +123,9 @@ class TransactionLayer:
         self, txn: ServerTransaction, status: int, data: bytes, now: float
     ) -> list[Effect]:
         """Send a response on a server transaction and move its state."""
-        if txn.state in (State.TERMINATED, State.CONFIRMED):
-            return []
-        if txn.state is State.ACCEPTED:
-            # RFC 6026: 2xx retransmissions from the callee pass through.
-            return [Transmit(data, txn.source)] if 200 <= status < 300 else []
-        if txn.state is State.COMPLETED:
-            return []
-        txn.last_response = data
-        txn.last_status = status
-        if status < 200:
-            if txn.state is State.TRYING:
-                txn.state = State.PROCEEDING
-            return [Transmit(data, txn.source)]
-        if txn.is_invite and status < 300:
-            txn.state = State.ACCEPTED
-            self._arm(txn, deadline=now + 64 * T1)  # timer L
-        elif txn.is_invite:
-            txn.state = State.COMPLETED
-            if not txn.reliable:
-                txn.interval = T1
-                self._arm(txn, retransmit_at=now + T1)  # timer G
-            self._arm(txn, deadline=now + 64 * T1)  # timer H
-        else:
-            txn.state = State.COMPLETED
-            self._arm(txn, deadline=now + (0 if txn.reliable else 64 * T1))  # timer J
-        return [Transmit(data, txn.source)]
+        _, effects = self._step(txn, response_event(status, sent=True), now,
+                                status=status, data=data)
+        return effects
 
     # -- client side ---------------------------------------------------------------------------
 
@@ -182,8 +135,11 @@ class TransactionLayer:
         """Start a client transaction; the request's top Via must carry a fresh branch."""
         data = bytes(request)
         key = (request.via[0].branch or "", request.method)
+        invite = request.method == "INVITE"
+        machine = Machine.INVITE_CLIENT if invite else Machine.NON_INVITE_CLIENT
         txn = ClientTransaction(
-            state=State.CALLING if request.method == "INVITE" else State.TRYING,
+            machine=machine,
+            state=INITIAL_STATE[machine],
             reliable=destination.reliable,
             key=key,
             request=request,
@@ -192,9 +148,8 @@ class TransactionLayer:
             context=context,
         )
         self.clients[key] = txn
-        if not txn.reliable:
-            self._arm(txn, retransmit_at=now + T1)  # timer A or E
-        self._arm(txn, deadline=now + 64 * T1)  # timer B or F
+        for start in INITIAL_TIMERS[machine]:
+            self._start(txn, start.timer, now)
         return txn, [Transmit(data, destination)]
 
     def receive_response(
@@ -208,39 +163,15 @@ class TransactionLayer:
         vias = response.via
         if not vias:
             return None, []
-        key = (vias[0].branch or "", response.cseq.method)
-        txn = self.clients.get(key)
+        txn = self.clients.get((vias[0].branch or "", response.cseq.method))
         if txn is None:
             return None, []
-        status = response.status_code
-        if txn.state is State.COMPLETED:
-            # A retransmitted final response: the ACK we sent was lost.
-            return None, [Transmit(txn.ack, txn.destination)] if txn.ack else []
-        if txn.state is State.TERMINATED:
-            return None, []
-        if status < 200:
-            if txn.state in (State.CALLING, State.TRYING):
-                txn.state = State.PROCEEDING
-                if txn.is_invite:
-                    # The proxy's timer C takes over from timer B once the callee is alive.
-                    txn.retransmit_at = None
-                    txn.deadline = None
-                elif not txn.reliable:
-                    txn.interval = T2
-            return txn, []
-        if txn.is_invite and status < 300:
-            self._terminate(txn)
-            return txn, []
-        if txn.is_invite:
-            txn.ack = bytes(ack_for(txn.request, response))
-            txn.state = State.COMPLETED
-            txn.retransmit_at = None
-            self._arm(txn, deadline=now + (0 if txn.reliable else 32.0))  # timer D
-            return txn, [Transmit(txn.ack, txn.destination)]
-        txn.state = State.COMPLETED
-        txn.retransmit_at = None
-        self._arm(txn, deadline=now + (0 if txn.reliable else T4))  # timer K
-        return txn, []
+        transition, effects = self._step(
+            txn, response_event(response.status_code, sent=False), now, response=response
+        )
+        if transition is None or Action.PASS_UP not in transition.actions:
+            return None, effects
+        return txn, effects
 
     # -- timers --------------------------------------------------------------------------------
 
@@ -250,39 +181,92 @@ class TransactionLayer:
     def expire(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
         while self._timers and self._timers[0][0] <= now:
-            due, _, txn = heapq.heappop(self._timers)
+            _, _, txn = heapq.heappop(self._timers)
             if txn.state is State.TERMINATED:
                 continue
+            # Heap entries go stale when a timer is rearmed or stopped: the transaction's own
+            # fields say what is due.
             if txn.deadline is not None and txn.deadline <= now:
-                self._on_deadline(txn, effects)
+                effects += self._step(txn, Event.DEADLINE, now)[1]
             elif txn.retransmit_at is not None and txn.retransmit_at <= now:
-                self._retransmit(txn, now, effects)
+                effects += self._step(txn, Event.RETRANSMIT_DUE, now)[1]
         return effects
 
-    def _retransmit(self, txn: _Transaction, now: float, effects: list[Effect]) -> None:
-        if isinstance(txn, ServerTransaction):
-            if txn.last_response is not None:
-                effects.append(Transmit(txn.last_response, txn.source))
-            txn.interval = min(txn.interval * 2, T2)  # timer G
+    # -- the table at work ---------------------------------------------------------------------
+
+    def _step(
+        self,
+        txn: _Transaction,
+        event: Event,
+        now: float,
+        *,
+        status: int = 0,
+        data: bytes = b"",
+        response: SipResponse | None = None,
+    ) -> tuple[Transition | None, list[Effect]]:
+        """Look the transition up and carry out its actions; None when the table ignores
+        the event in this state."""
+        transition = TRANSITIONS.get((txn.machine, txn.state, event))
+        if transition is None:
+            return None, []
+        effects: list[Effect] = []
+        for action in transition.actions:
+            if isinstance(action, StartTimer):
+                self._start(txn, action.timer, now)
+            elif action is Action.SEND_RESPONSE:
+                assert isinstance(txn, ServerTransaction)
+                txn.last_response, txn.last_status = data, status
+                effects.append(Transmit(data, txn.source))
+            elif action is Action.PASS_RESPONSE:
+                assert isinstance(txn, ServerTransaction)
+                effects.append(Transmit(data, txn.source))
+            elif action is Action.RESEND_RESPONSE:
+                assert isinstance(txn, ServerTransaction)
+                if txn.last_response is not None:
+                    effects.append(Transmit(txn.last_response, txn.source))
+            elif action is Action.RESEND_REQUEST:
+                assert isinstance(txn, ClientTransaction)
+                effects.append(Transmit(txn.data, txn.destination))
+            elif action is Action.BACK_OFF:
+                assert txn.retransmit_timer is not None
+                txn.interval = txn.retransmit_timer.back_off(txn.interval)
+                self._arm(txn, retransmit_at=now + txn.interval)
+            elif action is Action.SEND_ACK:
+                assert isinstance(txn, ClientTransaction) and response is not None
+                txn.ack = bytes(ack_for(txn.request, response))
+                effects.append(Transmit(txn.ack, txn.destination))
+            elif action is Action.RESEND_ACK:
+                assert isinstance(txn, ClientTransaction)
+                if txn.ack:
+                    effects.append(Transmit(txn.ack, txn.destination))
+            elif action is Action.STOP_RETRANSMIT:
+                txn.retransmit_at = None
+            elif action is Action.STOP_DEADLINE:
+                txn.deadline = None
+            elif action is Action.SLOW_RETRANSMIT:
+                if not txn.reliable:
+                    txn.interval = T2
+            elif action is Action.TIME_OUT:
+                assert isinstance(txn, ClientTransaction)
+                effects.append(ClientTimeout(txn))
+            # PASS_UP and ABSORB are read by the caller.
+        txn.state = transition.to
+        if transition.to is State.TERMINATED:
+            self._terminate(txn)
+        return transition, effects
+
+    def _start(self, txn: _Transaction, timer: Timer, now: float) -> None:
+        if timer.retransmits:
+            if txn.reliable:
+                return  # a reliable transport retransmits by itself
+            txn.retransmit_timer = timer
+            txn.interval = timer.duration(False)
+            self._arm(txn, retransmit_at=now + txn.interval)
         else:
-            assert isinstance(txn, ClientTransaction)
-            effects.append(Transmit(txn.data, txn.destination))
-            # Timer A doubles without bound; timer E stops at T2.
-            txn.interval = txn.interval * 2 if txn.is_invite else min(txn.interval * 2, T2)
-        self._arm(txn, retransmit_at=now + txn.interval)
+            self._arm(txn, deadline=now + timer.duration(txn.reliable))
 
-    def _on_deadline(self, txn: _Transaction, effects: list[Effect]) -> None:
-        if isinstance(txn, ClientTransaction) and txn.state in (
-            State.CALLING,
-            State.TRYING,
-            State.PROCEEDING,
-        ):
-            effects.append(ClientTimeout(txn))
-        self._terminate(txn)
-
-    def _arm(
-        self, txn: _Transaction, *, retransmit_at: float | None = None, deadline: float | None = None
-    ) -> None:
+    def _arm(self, txn: _Transaction, *, retransmit_at: float | None = None,
+             deadline: float | None = None) -> None:
         if retransmit_at is not None:
             txn.retransmit_at = retransmit_at
             heapq.heappush(self._timers, (retransmit_at, next(self._order), txn))

@@ -1,92 +1,29 @@
-"""The callee's side of a sync (the SyncML server): it checks the anchors, compares the caller's
-offer with its own changes, resolves conflicts by its policy, writes, answers with its changes, and
-moves its anchor when the caller has applied them."""
+"""The callee's side of a sync (the SyncML server), phase by phase: it checks the anchors in the
+Alert, takes in the caller's offer (asking for content it lacks), has every item decided
+(decisions.py), writes (callee_writing.py), answers (callee_reply.py), and moves its anchor when
+the caller has applied its changes."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Callable
 
-from protocols.syncml.conflicts import Conflict, ConflictPolicy, Resolution, Side, Version, deferred, resolve
-from protocols.syncml.messages import (
-    Alert,
-    Command,
-    Header,
-    Inventory,
-    Item,
-    ItemCommand,
-    Map,
-    MapItem,
-    MessageError,
-    Status,
-    Sync,
-)
+from protocols.syncml.callee_reply import changes_for_caller, offer_statuses, records_to_send
+from protocols.syncml.callee_writing import write_decisions
+from protocols.syncml.conflicts import ConflictPolicy, Side
+from protocols.syncml.decisions import Decision, plan
+from protocols.syncml.engine import Package, SyncEngine
+from protocols.syncml.messages import Alert, Header, Inventory, Map, MapItem, MessageError, Status, Sync
 from protocols.syncml.modes import SyncMode
+from protocols.syncml.offers import Offer, offer_of_entry, take_item
 from protocols.syncml.packing import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, GetId, Unit
-from protocols.syncml.records import Anchor, Change, ChangeKind, ItemMeta, content_hash
-from protocols.syncml.session import (
-    ADDED,
-    BAD_REQUEST,
-    CALLEE_WON,
-    CALLER_WON,
-    CONCURRENT_EDIT,
-    DUPLICATED,
-    NOT_FOUND,
-    OK,
-    REFRESH_REQUIRED,
-    Session,
-    SessionState,
-)
-from protocols.syncml.store import StaleVersion, SyncStore
+from protocols.syncml.records import Anchor
+from protocols.syncml.status_codes import NOT_FOUND, OK, REFRESH_REQUIRED
+from protocols.syncml.store import SyncStore
 
 
-@dataclass(slots=True)
-class _Offer:
-    """An item the caller offered, keyed by the callee's id for it."""
-
-    source: str
-    hash: str
-    modified: float
-    deleted: bool
-    content_type: str = ""
-    kind: ChangeKind | None = None  # None: only an inventory entry, content not sent yet
-    content: bytes | None = None
-    ref: tuple[int, int] | None = None  # (MsgID, CmdID) of the item command
-    names_our_id: bool = False  # the caller gave our id (Target), so it claims we hold the item
-
-    @property
-    def version(self) -> Version:
-        return Version(self.hash, self.modified, self.deleted)
-
-
-@dataclass(slots=True)
-class _Decision:
-    """What the callee does with one item."""
-
-    expected: ItemMeta | None  # the callee's state the decision rests on
-    take: bool = False  # write the caller's version here
-    send: bool = False  # send our version to the caller
-    drop: bool = False  # delete here (refresh from caller)
-    drop_remote: bool = False  # tell the caller to delete an item we never had (refresh from callee)
-    copy_of: Side | None = None  # keep-both: which side's version becomes the copy
-    conflict: Conflict | None = None
-    touch: bool = False  # keep our change for a later sync
-    code: int = OK
-
-    @property
-    def needs_content(self) -> bool:
-        return self.take or self.copy_of is Side.CALLER
-
-
-def _version(meta: ItemMeta | None) -> Version:
-    if meta is None:
-        return Version("", 0.0, True)
-    return Version(meta.hash, meta.modified, meta.deleted)
-
-
-class SyncCallee(Session):
+class SyncCallee(SyncEngine):
     """The side that answers a sync (the SyncML server). It decides conflicts by its policy."""
 
     role = Side.CALLEE
@@ -121,9 +58,9 @@ class SyncCallee(Session):
         self._presented = ""
         self._anchor_seq = 0
         self._plan_seq = 0
-        self._offers: dict[str, _Offer] = {}
-        self._decisions: dict[str, _Decision] = {}
-        self._map_units: list[MapItem] = []
+        self._offers: dict[str, Offer] = {}
+        self._decisions: dict[str, Decision] = {}
+        self._map_units: tuple[MapItem, ...] = ()
         self._offer_statuses: list[Status] = []
 
     def _check_header(self, header: Header) -> None:
@@ -135,8 +72,7 @@ class SyncCallee(Session):
                 self.peer = header.source or None
         super()._check_header(header)
 
-    def _handle_package(self, package: list[tuple[int, Command]]) -> None:
-        self._handle_statuses(package)
+    def _handle_package(self, package: Package) -> None:
         if self._phase == "alert":
             self._on_alert(package)
         elif self._phase == "changes":
@@ -146,12 +82,8 @@ class SyncCallee(Session):
         elif self._phase == "statuses":
             self._on_statuses(package)
 
-    def _on_alert(self, package: list[tuple[int, Command]]) -> None:
-        self._require_only(package, (Alert,))
-        alerts = [(msg_id, command) for msg_id, command in package if isinstance(command, Alert)]
-        if len(alerts) != 1:
-            raise MessageError("expected one Alert")
-        msg_id, alert = alerts[0]
+    def _on_alert(self, package: Package) -> None:
+        msg_id, alert = self._one_alert(package, "expected one Alert")
         if alert.dataset != self.dataset:
             raise MessageError(f"unknown dataset {alert.dataset[:64]!r}", NOT_FOUND)
         if not alert.next or len(alert.next) > 128:
@@ -181,19 +113,20 @@ class SyncCallee(Session):
             ]
         )
 
-    # --- the caller's changes ------------------------------------------------------------------
+    # --- the caller's offer --------------------------------------------------------------------
 
-    def _on_changes(self, package: list[tuple[int, Command]]) -> None:
+    def _on_changes(self, package: Package) -> None:
         self._require_only(package, (Sync, Inventory, Map))
         statuses = self._handle_maps(package)
         for msg_id, command in package:
             if isinstance(command, Inventory):
                 for entry in command.entries:
-                    local_id = self._local_id(entry.source, entry.target)
-                    self._offers[local_id] = _Offer(entry.source, entry.hash, entry.modified, entry.deleted)
+                    self._offers[self._local_id(entry.source, entry.target)] = offer_of_entry(entry)
             elif isinstance(command, Sync):
                 for sub in command.commands:
-                    self._take_offer(msg_id, sub, statuses)
+                    refusal = take_item(self._offers, self._local_id(sub.item.source, sub.item.target), msg_id, sub)
+                    if refusal is not None:
+                        statuses.append(refusal)
         self._plan()
         wanted = [offer.source for local_id, offer in self._offers.items()
                   if self._decisions[local_id].needs_content and offer.ref is None]
@@ -204,262 +137,64 @@ class SyncCallee(Session):
         else:
             self._settle()
 
-    def _take_offer(self, msg_id: int, command: ItemCommand, statuses: list[Status]) -> None:
-        item = command.item
-        local_id = self._local_id(item.source, item.target)
-        previous = self._offers.get(local_id)
-        if previous is not None and previous.ref is not None:
-            statuses.append(Status(0, msg_id, command.cmd_id, command.kind.value, BAD_REQUEST, item.source,
-                                   "the item appears twice"))
-            return
-        deleted = command.kind is ChangeKind.DELETE
-        offer = _Offer(
-            item.source,
-            content_hash(item.content),
-            item.modified,
-            deleted,
-            item.content_type,
-            command.kind,
-            item.content,
-            (msg_id, command.cmd_id),
-            bool(item.target),
-        )
-        if previous is not None and previous.hash != offer.hash:
-            # changed on the caller between its inventory and our Get: leave it for the next sync
-            offer.kind = None
-            statuses.append(Status(0, msg_id, command.cmd_id, command.kind.value, CONCURRENT_EDIT, item.source))
-            return
-        self._offers[local_id] = offer
-
-    def _on_items(self, package: list[tuple[int, Command]]) -> None:
+    def _on_items(self, package: Package) -> None:
         self._require_only(package, (Sync,))
         for msg_id, command in package:
             if isinstance(command, Sync):
                 for sub in command.commands:
                     local_id = self._local_id(sub.item.source, sub.item.target)
-                    if local_id not in self._decisions:
-                        self._offer_statuses.append(
-                            Status(0, msg_id, sub.cmd_id, sub.kind.value, NOT_FOUND, sub.item.source, "not asked for")
-                        )
-                        continue
-                    self._take_offer(msg_id, sub, self._offer_statuses)
+                    refusal = (
+                        Status(0, msg_id, sub.cmd_id, sub.kind.value, NOT_FOUND, sub.item.source, "not asked for")
+                        if local_id not in self._decisions
+                        else take_item(self._offers, local_id, msg_id, sub)
+                    )
+                    if refusal is not None:
+                        self._offer_statuses.append(refusal)
         self._settle()
 
-    # --- deciding ------------------------------------------------------------------------------
-
     def _plan(self) -> None:
-        """Decide every item from the offers and our own changes; nothing is written yet."""
+        """Have every item decided from the offers and our own changes; nothing is written yet."""
         assert self.mode is not None and self.peer is not None
         mode = self.mode
         self._plan_seq = self.store.current_seq()
         if mode.full:
-            ours = {meta.id: meta for meta in self.store.scan()}
+            changed = {meta.id: meta for meta in self.store.scan()}
+            unchanged = {}
         else:
-            ours = {meta.id: meta for meta in self.store.scan(after_seq=self._anchor_seq, not_from=self.peer)}
-        decisions: dict[str, _Decision] = {}
-        for local_id, offer in self._offers.items():
-            mine = ours.get(local_id)
-            current = mine if mine is not None or mode.full else self.store.meta(local_id)
-            decisions[local_id] = self._decide(offer, mine, current)
-        for local_id, mine in ours.items():
-            if local_id in self._offers:
-                continue
-            decision = _Decision(mine)
-            if mode.full:
-                if mine.live:
-                    if mode is SyncMode.REFRESH_FROM_CALLER:
-                        decision.drop = True
-                    else:
-                        decision.send = True
-            elif mode.caller_writes:
-                decision.send = True
-            decisions[local_id] = decision
-        if mode is SyncMode.SLOW:
-            self._match_duplicates(decisions, ours)
-        self._decisions = decisions
-
-    def _decide(self, offer: _Offer, mine: ItemMeta | None, current: ItemMeta | None) -> _Decision:
-        mode = self.mode
-        assert mode is not None
-        decision = _Decision(current)
-        same = current is not None and (
-            (offer.deleted and current.deleted) or (not offer.deleted and current.live and offer.hash == current.hash)
-        )
-        if same:
-            return decision  # the same change on both sides, or a repeated sync: nothing to do
-        if mode is SyncMode.REFRESH_FROM_CALLER:
-            decision.take = not offer.deleted or (current is not None and current.live)
-        elif mode is SyncMode.REFRESH_FROM_CALLEE:
-            if current is not None and (current.live or not offer.deleted):
-                decision.send = True
-            elif not offer.deleted:
-                decision.drop_remote = True
-        elif mine is None:
-            if current is None and not mode.full and (offer.names_our_id or offer.kind is ChangeKind.DELETE):
-                decision.code = NOT_FOUND  # a Replace of an item we lack is an Add, as in SyncML
-            elif current is None and offer.deleted:
-                pass  # deleted on the caller, never known here
-            elif mode.callee_writes:
-                decision.take = True
-        elif mode.one_way:
-            conflict = deferred(self.policy, mine.id, offer.version, _version(mine))
-            decision.conflict = conflict
-            if mode is SyncMode.ONE_WAY_FROM_CALLER:
-                decision.code = CONCURRENT_EDIT  # the caller offers it again
-            else:
-                decision.touch = True  # and so do we
-        else:
-            conflict = resolve(self.policy, mine.id, offer.version, _version(mine))
-            decision.conflict = conflict
-            if conflict.resolution is Resolution.CALLER_WINS:
-                decision.take, decision.code = True, CALLER_WON
-            else:
-                decision.send, decision.code = True, CALLEE_WON
-            if conflict.copy_id is not None:
-                decision.copy_of = Side.CALLEE if conflict.resolution is Resolution.CALLER_WINS else Side.CALLER
-                decision.code = DUPLICATED
-        return decision
-
-    def _match_duplicates(self, decisions: dict[str, _Decision], ours: dict[str, ItemMeta]) -> None:
-        """Slow sync: an item only the caller has and one only we have, with the same content, are the
-        same item under two ids (say a card imported on both devices without UID): map, don't copy."""
-        theirs_by_hash = {
-            offer.hash: local_id
-            for local_id, offer in self._offers.items()
-            if offer.ref is None and not offer.deleted and local_id not in ours
-        }
-        for local_id, meta in ours.items():
-            if local_id in self._offers or not meta.live or meta.id in self._local_to_remote:
-                continue
-            other = theirs_by_hash.pop(meta.hash, None)
-            if other is None:
-                continue
-            remote_id = self._offers.pop(other).source
-            del decisions[other]
-            del decisions[local_id]
-            self._map_units.append(MapItem(local_id, remote_id))
+            changed = {meta.id: meta for meta in self.store.scan(after_seq=self._anchor_seq, not_from=self.peer)}
+            unchanged = {local_id: self.store.meta(local_id) for local_id in self._offers if local_id not in changed}
+        decided = plan(self._offers, changed, unchanged, mode, self.policy, self._local_to_remote)
+        for local_id in decided.matched:
+            del self._offers[local_id]
+        self._decisions = decided.decisions
+        self._map_units = decided.maps
 
     # --- writing and answering -----------------------------------------------------------------
 
     def _settle(self) -> None:
         assert self.mode is not None and self.peer is not None
-        peer = self.peer
-        copies: list[str] = []
         with self.store.batch():
             for map_item in self._map_units:
-                self.store.map_id(peer, map_item.source, map_item.target)
-                self._local_to_remote[map_item.source] = map_item.target
-                self._remote_to_local[map_item.target] = map_item.source
-            for local_id, decision in self._decisions.items():
-                offer = self._offers.get(local_id)
-                if decision.needs_content and (offer is None or offer.kind is None):
-                    # the caller's item changed meanwhile and comes again next time: so must ours,
-                    # or our anchor would move past it and the next sync would see no conflict
-                    if decision.expected is not None:
-                        self.store.touch(local_id)
-                    decision.send = False
-                    continue
-                if decision.conflict is not None:
-                    self._conflicts.append(decision.conflict)
-                    self.store.record_conflict(peer, decision.conflict)
-                if decision.copy_of is not None:
-                    copy_id = self._make_copy(local_id, decision, offer)
-                    if copy_id is not None:
-                        copies.append(copy_id)
-                if decision.take:
-                    assert offer is not None
-                    content_type = offer.content_type or (decision.expected.content_type if decision.expected else "")
-                    content = None if offer.deleted else offer.content
-                    decision.code = self._write(Change(local_id, content, content_type, offer.modified), decision)
-                if decision.drop and decision.expected is not None:
-                    self._write(Change(local_id, None, decision.expected.content_type, self._clock()), decision)
-                if decision.touch:
-                    self.store.touch(local_id)
-        units: list[Unit] = list(self._offer_statuses)
-        for local_id, offer in self._offers.items():
-            if offer.ref is not None and offer.kind is not None:
-                code = self._decisions[local_id].code
-                units.append(Status(0, offer.ref[0], offer.ref[1], offer.kind.value, code, offer.source))
+                self._remember_mapping(map_item.source, map_item.target)
+            written = write_decisions(self.store, self.peer, self._decisions, self._offers, self._clock)
+        self._decisions = written.decisions
+        self._conflicts.extend(written.conflicts)
+        self._items_applied += written.applied
+        units: list[Unit] = [*self._offer_statuses, *offer_statuses(self._offers, written.decisions)]
         units.extend(self._map_units)
         if self.mode.caller_writes:
-            units.extend(self._outgoing(copies))
+            records = self.store.get_many(records_to_send(written.decisions, written.copies))
+            units.extend(
+                changes_for_caller(written.decisions, self._offers, records, written.copies, self.mode,
+                                   self._anchor_seq, self._local_to_remote, self._clock)
+            )
         self._phase = "statuses"
         self._send_package(units)
 
-    def _write(self, change: Change, decision: _Decision) -> int:
-        assert self.peer is not None
-        expected = decision.expected.version if decision.expected else 0
-        try:
-            self.store.apply(change, expected_version=expected, origin=self.peer)
-        except StaleVersion:
-            decision.send = False  # our item changed meanwhile: the next sync sends the new one
-            return CONCURRENT_EDIT
-        self._items_applied += 1
-        return decision.code if decision.code != OK else (ADDED if expected == 0 else OK)
-
-    def _make_copy(self, local_id: str, decision: _Decision, offer: _Offer | None) -> str | None:
-        """Keep-both: store the losing version as a new item (a local add, so it reaches the caller)."""
-        assert decision.conflict is not None and decision.conflict.copy_id is not None
-        copy_id = decision.conflict.copy_id
-        if decision.copy_of is Side.CALLER:
-            assert offer is not None
-            content, content_type, modified = offer.content, offer.content_type, offer.modified
-        else:
-            record = self.store.get(local_id)
-            if record is None or record.content is None:
-                return None
-            content, content_type, modified = record.content, record.meta.content_type, record.meta.modified
-        existing = self.store.meta(copy_id)
-        if existing is not None and existing.live and existing.hash == content_hash(content):
-            return copy_id  # made by an earlier, interrupted attempt of this sync
-        try:
-            self.store.apply(
-                Change(copy_id, content, content_type, modified),
-                expected_version=existing.version if existing else 0,
-                origin=None,
-            )
-        except StaleVersion:
-            return None
-        self._items_applied += 1
-        return copy_id
-
-    def _outgoing(self, copies: list[str]) -> list[Unit]:
-        mode = self.mode
-        assert mode is not None
-        to_send = [local_id for local_id, decision in self._decisions.items() if decision.send]
-        records = self.store.get_many([*to_send, *copies])
-        units: list[Unit] = []
-        for local_id in to_send:
-            record = records.get(local_id)
-            if record is None:
-                continue
-            offer = self._offers.get(local_id)
-            if record.meta.deleted:
-                if offer is None and mode.full:
-                    continue
-                kind = ChangeKind.DELETE
-            elif offer is not None and not offer.deleted:
-                kind = ChangeKind.REPLACE
-            elif offer is None and not mode.full and record.meta.created_seq <= self._anchor_seq:
-                kind = ChangeKind.REPLACE
-            else:
-                kind = ChangeKind.ADD
-            units.append(self._item_command(record, kind))
-        units.extend(self._item_command(records[copy_id], ChangeKind.ADD) for copy_id in copies if copy_id in records)
-        for local_id, decision in self._decisions.items():
-            if decision.drop_remote:
-                target = self._offers[local_id].source
-                units.append(ItemCommand(0, ChangeKind.DELETE, Item(local_id, target, "", self._clock())))
-        return units
-
-    def _on_statuses(self, package: list[tuple[int, Command]]) -> None:
+    def _on_statuses(self, package: Package) -> None:
         self._require_only(package, (Map,))
         statuses = self._handle_maps(package)
-        assert self.mode is not None and self.peer is not None
+        assert self.mode is not None
         last_seq = self._plan_seq if self.mode.callee_changes_consumed else self._anchor_seq
-        prev = self._presented
-        self.store.save_anchor(
-            self.peer, Anchor(last=self._next, last_seq=last_seq, prev=prev, prev_seq=self._anchor_seq)
-        )
-        self.state = SessionState.DONE
+        self._finish(Anchor(last=self._next, last_seq=last_seq, prev=self._presented, prev_seq=self._anchor_seq))
         self._send_package([*statuses, Status(0, self._expected_msg_id - 1, 0, "SyncHdr", OK)])

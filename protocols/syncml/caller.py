@@ -10,25 +10,17 @@ import uuid
 from typing import Callable
 
 from protocols.syncml.conflicts import Side
-from protocols.syncml.messages import Alert, Command, Entry, Get, ItemCommand, Map, MessageError, Status, Sync
+from protocols.syncml.engine import Package, SyncEngine
+from protocols.syncml.messages import Alert, Entry, Get, ItemCommand, Map, MessageError, Status, Sync
 from protocols.syncml.modes import SyncMode
+from protocols.syncml.outcome import ItemError
 from protocols.syncml.packing import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, Unit
-from protocols.syncml.records import Anchor, Change, ChangeKind, ItemMeta, Record, content_hash
-from protocols.syncml.session import (
-    ADDED,
-    BAD_REQUEST,
-    CONCURRENT_EDIT,
-    NOT_ALLOWED,
-    NOT_FOUND,
-    OK,
-    ItemError,
-    Session,
-    SessionState,
-)
-from protocols.syncml.store import StaleVersion, SyncStore
+from protocols.syncml.records import Anchor, Change, ChangeKind, ItemMeta, Record, content_hash, content_type_for
+from protocols.syncml.status_codes import ADDED, BAD_REQUEST, CONCURRENT_EDIT, NOT_ALLOWED, NOT_FOUND, OK
+from protocols.syncml.store import SyncStore, write_if_unchanged
 
 
-class SyncCaller(Session):
+class SyncCaller(SyncEngine):
     """The side that starts the sync (the SyncML client). Its first message is ready at once."""
 
     role = Side.CALLER
@@ -66,8 +58,7 @@ class SyncCaller(Session):
         last = self._anchor.last if mode.needs_anchors else ""
         self._send_package([Alert(0, mode, dataset, last, self._next)])
 
-    def _handle_package(self, package: list[tuple[int, Command]]) -> None:
-        self._handle_statuses(package)
+    def _handle_package(self, package: Package) -> None:
         if self._phase == "alert":
             self._on_alert(package)
         elif self._phase == "changes":
@@ -79,12 +70,12 @@ class SyncCaller(Session):
             self._require_only(package, ())
             self._commit()
 
-    def _on_alert(self, package: list[tuple[int, Command]]) -> None:
-        self._require_only(package, (Alert,))
-        alerts = [command for _, command in package if isinstance(command, Alert)]
-        if len(alerts) != 1 or alerts[0].next != self._next or alerts[0].dataset != self.dataset:
-            raise MessageError("expected one Alert answering ours")
-        mode = alerts[0].mode
+    def _on_alert(self, package: Package) -> None:
+        refusal = "expected one Alert answering ours"
+        _, alert = self._one_alert(package, refusal)
+        if alert.next != self._next or alert.dataset != self.dataset:
+            raise MessageError(refusal)
+        mode = alert.mode
         if mode is not self.requested_mode and mode is not SyncMode.SLOW:
             raise MessageError(f"callee answered {mode.value} to {self.requested_mode.value}", NOT_ALLOWED)
         self.mode = mode
@@ -114,7 +105,7 @@ class SyncCaller(Session):
             kind = ChangeKind.REPLACE
         return self._item_command(record, kind)
 
-    def _on_get(self, package: list[tuple[int, Command]]) -> None:
+    def _on_get(self, package: Package) -> None:
         self._require_only(package, (Get,))
         units: list[Unit] = []
         for msg_id, command in package:
@@ -128,7 +119,7 @@ class SyncCaller(Session):
                     units.append(Status(0, msg_id, command.cmd_id, "Get", NOT_FOUND, ref=item_id))
         self._send_package(units)
 
-    def _on_changes(self, package: list[tuple[int, Command]]) -> None:
+    def _on_changes(self, package: Package) -> None:
         self._require_only(package, (Sync, Map))
         statuses: list[Unit] = list(self._handle_maps(package))
         assert self.mode is not None
@@ -155,7 +146,7 @@ class SyncCaller(Session):
             if current is not None and current.live:
                 code = self._write(Change(local_id, None, current.content_type, item.modified), current)
         elif current is None or current.deleted or current.hash != content_hash(item.content):
-            content_type = item.content_type or (current.content_type if current else "")
+            content_type = content_type_for(item.content_type, current)
             if not content_type:
                 code = BAD_REQUEST
             else:
@@ -167,16 +158,12 @@ class SyncCaller(Session):
         return Status(0, msg_id, command.cmd_id, command.kind.value, code, ref=item.source)
 
     def _write(self, change: Change, current: ItemMeta | None) -> int:
-        assert self.peer is not None
-        try:
-            self.store.apply(change, expected_version=current.version if current else 0, origin=self.peer)
-        except StaleVersion:
+        if not write_if_unchanged(self.store, change, current, self.peer):
             return CONCURRENT_EDIT
         self._items_applied += 1
         return OK
 
     def _commit(self) -> None:
-        assert self.mode is not None and self.peer is not None
+        assert self.mode is not None
         last_seq = self._start_seq if self.mode.caller_changes_consumed else self._anchor.last_seq
-        self.store.save_anchor(self.peer, Anchor(last=self._next, last_seq=last_seq))
-        self.state = SessionState.DONE
+        self._finish(Anchor(last=self._next, last_seq=last_seq))

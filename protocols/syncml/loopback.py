@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from protocols.syncml.callee import SyncCallee
 from protocols.syncml.caller import SyncCaller
-from protocols.syncml.session import SessionState
+from protocols.syncml.outcome import SessionState
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,12 @@ class Change:
         return self.content is None
 
 
+def content_type_for(offered: str, current: ItemMeta | None) -> str:
+    """The content type a write from a sync gives an item: the one offered, or, when the offer
+    leaves it out (as a Delete may), the one the item has here; empty when neither says."""
+    return offered or (current.content_type if current else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Anchor:
     """Where the last completed sync with one remote device left off, as in SyncML's Last/Next.

@@ -33,9 +33,9 @@ class SyncStore(Protocol):
         """Items (tombstones included) whose last write is after `after_seq` (all when None),
         leaving out those last written by a sync with `not_from`, which already has them."""
 
-    def apply(self, change: Change, *, expected_version: int, origin: str) -> ItemMeta:
-        """Write a change from a sync with `origin` if the item is still at `expected_version`
-        (0: absent), else raise StaleVersion."""
+    def apply(self, change: Change, *, expected_version: int, origin: str | None) -> ItemMeta:
+        """Write a change from a sync with `origin` (None: a copy made here, a local add) if the
+        item is still at `expected_version` (0: absent), else raise StaleVersion."""
 
     def touch(self, item_id: str) -> None:
         """Log the item as changed again without altering it, so the next sync offers it."""
@@ -53,3 +53,13 @@ class SyncStore(Protocol):
     def map_id(self, peer: str, local_id: str, remote_id: str) -> None: ...
 
     def record_conflict(self, peer: str, conflict: Conflict) -> None: ...
+
+
+def write_if_unchanged(store: SyncStore, change: Change, expected: ItemMeta | None, origin: str | None) -> bool:
+    """Apply `change` if the item is still as `expected` (None: absent); False if it changed since,
+    and then nothing was written."""
+    try:
+        store.apply(change, expected_version=expected.version if expected else 0, origin=origin)
+    except StaleVersion:
+        return False
+    return True

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from control_server.admin_datadir import DataDirBackend
+from control_server.admin.datadir_backend import DataDirBackend
 
 from ..integration.conftest import free_port
+from ..waiting import wait_until
+from .http_client import Client
 
 # SIP users stored before the server starts (the server reloads later changes only each second).
 SIP_USERS = [("ev", "ev-pw"), ("mx", "mx-pw"), ("carol", "carol-pw"), ("dv", "dv-pw")]
@@ -35,9 +35,9 @@ class AdminServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def client(self, token: str | None = None) -> httpx.Client:
+    def client(self, token: str | None = None) -> Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return Client(self.url, headers=headers, timeout=10)
 
     def logs(self) -> str:
         return self.log_path.read_text()
@@ -45,7 +45,7 @@ class AdminServer:
 
 def start_admin_server(data_dir: Path) -> AdminServer:
     backend = DataDirBackend(data_dir)
-    backend.store.realm("sipsync.test")
+    backend.directory.realm("sipsync.test")
     backend.import_users(SIP_USERS)
     backend.add_admin("root", ADMIN_PASSWORD, "admin")
     backend.add_admin("watcher", VIEWER_PASSWORD, "viewer")
@@ -61,14 +61,17 @@ def start_admin_server(data_dir: Path) -> AdminServer:
              "--admin-port", "0", "--admin-port-file", str(admin_port_file)],
             stdout=log, stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 15
-    while not port_file.exists() or not port_file.read_text().strip():
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise TimeoutError("server did not start")
-        time.sleep(0.02)
+        return port_file.exists() and bool(port_file.read_text().strip())
+
+    try:
+        wait_until(listening, what="the server's port file", timeout=15, interval=0.02)
+    except AssertionError:
+        process.kill()
+        raise
     return AdminServer(data_dir, process, int(port_file.read_text()),
                        int(admin_port_file.read_text()), admin_token, viewer_token, log_path)
 
@@ -92,13 +95,3 @@ def fresh_admin_server(tmp_path):
     server = start_admin_server(tmp_path / "data")
     yield server
     stop_admin_server(server)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Poll until the predicate gives something true; return it (or the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)

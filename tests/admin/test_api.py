@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, wait_for
+from ..waiting import wait_until
+from .conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from .traffic import sip_register
 
 READS = ["/api/status", "/api/devices", "/api/devices?online=1", "/api/users", "/api/shares",
@@ -271,17 +272,18 @@ def test_disabling_a_device_takes_it_offline_and_its_register_gets_403(admin_ser
     with admin_server.client(admin_server.admin_token) as http:
         assert ("dv", "pad") in online(http)
         # A device made by its first REGISTER reaches the store with the next write-behind.
-        assert wait_for(lambda: "pad" in device_flags(http, "dv"))
+        wait_until(lambda: "pad" in device_flags(http, "dv"), what="dv/pad in the store")
         assert http.patch("/api/devices/dv/pad", json={"disabled": True}).status_code == 200
-        assert wait_for(lambda: ("dv", "pad") not in online(http)), "dv/pad is still online"
-        assert wait_for(lambda: "dv/pad disabled by an admin" in admin_server.logs())
+        wait_until(lambda: ("dv", "pad") not in online(http), what="dv/pad offline")
+        wait_until(lambda: "dv/pad disabled by an admin" in admin_server.logs(),
+                   what="the server logging dv/pad disabled")
         refused = sip_register(port, "dv", "dv-pw", "pad")
         assert (refused.status_code, refused.reason_phrase) == (403, "Device disabled")
         assert sip_register(port, "dv", "dv-pw", "phone").status_code == 200
         assert http.patch("/api/devices/dv/pad", json={"disabled": False}).status_code == 200
         # The server picks the change up within a second.
-        assert wait_for(lambda: sip_register(port, "dv", "dv-pw", "pad").status_code == 200,
-                        interval=0.2)
+        wait_until(lambda: sip_register(port, "dv", "dv-pw", "pad").status_code == 200,
+                   what="dv/pad registering again", interval=0.2)
 
 
 def device_flags(http, user: str) -> dict[str, bool]:
@@ -340,18 +342,17 @@ def test_the_openapi_document_describes_every_route(admin_server):
         document = http.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.")
     described = {(path, method) for path, item in document["paths"].items() for method in item}
-    from control_server.admin_api import AdminApi
+    from control_server.admin.api import AdminApi
 
     # The routes as the app registers them, without starting one.
     class _Server:
-        config = type("C", (), {"data_dir": admin_server.data_dir})
+        counts = metrics = None
 
-    api = AdminApi(_Server())  # type: ignore[arg-type]
+    api = AdminApi(_Server(), admin_server.data_dir)  # type: ignore[arg-type]
     try:
         routes = {(r.resource.canonical, r.method.lower()) for r in api.app.router.routes()
                   if r.method != "HEAD" and r.resource.canonical.startswith(("/api", "/metrics",
                                                                              "/healthz"))}
     finally:
-        api._db.shutdown()
-        api.store.close()
+        api.close()
     assert routes <= described, routes - described

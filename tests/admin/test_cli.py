@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from control_server.admin_cli import main
+from control_server.admin.cli import main
 
 
 @pytest.fixture

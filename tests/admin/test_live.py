@@ -8,11 +8,12 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import wait_for
+from ..waiting import wait_until
 from .traffic import progress_session, register
 
 pytestmark = pytest.mark.sipp
@@ -24,10 +25,10 @@ class EventReader:
     def __init__(self, server) -> None:
         self.events: queue.Queue = queue.Queue()
         self._client = server.client(server.admin_token)
-        self._response = self._client.send(self._client.build_request("GET", "/api/events"),
-                                           stream=True)
+        self._response = self._client.stream("GET", "/api/events")
         assert self._response.status_code == 200
         assert self._response.headers["content-type"].startswith("text/event-stream")
+        self._closing = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -39,16 +40,25 @@ class EventReader:
                 elif line.startswith("data: ") and kind:
                     self.events.put((kind, json.loads(line[6:])))
                     kind = None
-        except Exception:
-            pass  # closed by the test
+        except Exception as exc:
+            if not self._closing.is_set():
+                self.events.put((None, exc))  # the test's thread raises it
 
     def next_of(self, kind: str, timeout: float = 15.0, where=lambda data: True) -> dict:
+        """The next event of `kind` whose data satisfies `where`, within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
         while True:
-            got, data = self.events.get(timeout=timeout)
+            try:
+                got, data = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {kind} event within {timeout:g} s") from None
+            if got is None:
+                raise AssertionError("reading the event stream failed") from data
             if got == kind and where(data):
                 return data
 
     def close(self) -> None:
+        self._closing.set()
         self._response.close()
         self._client.close()
 
@@ -100,8 +110,12 @@ def test_metrics_parse_and_count_real_registrations_sessions_and_failures(admin_
     callee_port = register(admin_server.sip_port, tmp_path, "mx", "mx-pw", "phone")
     progress_session(admin_server.sip_port, tmp_path, "mx", "mx-pw", "phone", callee_port)
     ended = 'sipsync_sessions_total{"outcome": "ended", "status": "200"}'
-    after = wait_for(lambda: (m := metrics(admin_server)).get(ended, 0) > before.get(ended, 0) and m)
-    assert after, "no ended session counted"
+
+    def counted() -> dict[str, float] | None:
+        now = metrics(admin_server)
+        return now if now.get(ended, 0) > before.get(ended, 0) else None
+
+    after = wait_until(counted, what="the ended session counted")
     assert after["sipsync_registrations_total{}"] >= before["sipsync_registrations_total{}"] + 1
     assert after['sipsync_sip_requests_total{"method": "INFO"}'] >= \
         before.get('sipsync_sip_requests_total{"method": "INFO"}', 0) + 4
@@ -114,7 +128,7 @@ def test_metrics_parse_and_count_real_registrations_sessions_and_failures(admin_
 
 
 def admin_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "control_server.admin_cli", *args],
+    return subprocess.run([sys.executable, "-m", "control_server.admin.cli", *args],
                           capture_output=True, text=True, timeout=30)
 
 

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from protocols.channel.connection import Timeouts, connect, listen
+from protocols.channel import Timeouts, connect, listen
 from protocols.channel.identity import DeviceIdentity
 
 # Short enough that a hung test fails fast, long enough for a loaded 2-core machine.

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from protocols.channel.connection import Timeouts, connect, listen
+from protocols.channel import Timeouts, connect, listen
 from protocols.channel.errors import ChannelError, ErrorCode, decode_error
 from protocols.channel.framing import Frame, FrameDecoder, FrameType, encode_frame
-from protocols.channel.handshake import Challenge, sign_hello
+from protocols.channel.authentication import Challenge, sign_hello
 from protocols.channel.tls import client_context
 
 from .conftest import QUICK, open_pair

@@ -5,7 +5,8 @@ import pytest
 from control_server.directory import Account, Directory
 from control_server.location import LocationTable
 from control_server.registrar import Registrar, RegistrarPolicy
-from protocols.sip.digest import Algorithm, DigestAuthenticator, ha1
+from protocols.sip.digest import Algorithm, ha1
+from protocols.sip.digest_server import DigestAuthenticator
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 

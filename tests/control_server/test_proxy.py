@@ -10,7 +10,8 @@ from control_server.proxy import Proxy, ProxyPolicy
 from control_server.sessions import SessionRegistry
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipRequest, parse_message, response_to
-from protocols.sip.transaction import TransactionLayer, Transmit
+from protocols.sip.effects import Transmit
+from protocols.sip.transaction import TransactionLayer
 
 from .sip_client import answer, build
 

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from control_server.store import DB_NAME, Store, UnknownName
+from control_server.store import DB_NAME, DirectoryStore, UnknownName
 
 # The devices table as it was before the `disabled` column.
 _OLD_DEVICES = """
@@ -22,7 +22,7 @@ INSERT INTO devices VALUES ('alice', 'phone', 2.0, 3.0);
 
 @pytest.fixture
 def store(tmp_path):
-    store = Store(tmp_path)
+    store = DirectoryStore.open(tmp_path)
     store.add_user("alice", "pw")
     store.add_device("alice", "phone")
     yield store
@@ -49,7 +49,7 @@ def test_an_old_database_gains_the_disabled_column_and_keeps_its_devices(tmp_pat
     with sqlite3.connect(tmp_path / DB_NAME) as old:
         old.executescript(_OLD_DEVICES)
     old.close()
-    store = Store(tmp_path)
+    store = DirectoryStore.open(tmp_path)
     try:
         (row,) = store.devices()
         assert (row.user, row.name, row.last_seen, row.disabled) == ("alice", "phone", 3.0, False)
@@ -57,4 +57,29 @@ def test_an_old_database_gains_the_disabled_column_and_keeps_its_devices(tmp_pat
         assert store.devices()[0].disabled
     finally:
         store.close()
-    Store(tmp_path).close()  # opening it again finds the column there and leaves it be
+    # Opening it again finds the column there and leaves it be.
+    DirectoryStore.open(tmp_path).close()
+
+
+def test_the_servers_own_writes_leave_its_data_version_and_an_admins_change_moves_it(tmp_path):
+    from control_server.location import Binding
+    from control_server.store import Database, StateStore
+    from protocols.sip.endpoint import Endpoint
+
+    database = Database(tmp_path)
+    directory, state = DirectoryStore(database), StateStore(database)
+    try:
+        directory.add_user("bob", "pw")
+        before = state.data_version()
+        phone = Binding(user="bob", device="phone", contact="sip:bob@127.0.0.1:5070",
+                        source=Endpoint("udp", "127.0.0.1", 5070), user_agent="ua",
+                        registered_at=1.0, last_seen=1.0, expires_at=61.0, call_id="c", cseq=1)
+        state.write_batch([phone], [], [], [("bob", "phone", 1.0)])
+        assert state.data_version() == before
+        assert [b.key for b in state.bindings(2.0)] == [("bob", "phone")]
+        admin = DirectoryStore.open(tmp_path)
+        admin.set_device_disabled("bob", "phone", True)
+        admin.close()
+        assert state.data_version() != before
+    finally:
+        database.close()

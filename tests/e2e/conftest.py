@@ -6,14 +6,14 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
 
 from ..integration.conftest import ServerProcess
+from ..waiting import wait_until
 
 
 def peer_cli(data_dir: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -23,21 +23,10 @@ def peer_cli(data_dir: Path, *args: str, timeout: float = 90) -> subprocess.Comp
 
 def admin_json(data_dir: Path, *args: str) -> list[dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(data_dir), *args,
+        [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir), *args,
          "--json"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 class Device:
@@ -65,7 +54,7 @@ class Device:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "peer.cli", "--data-dir", str(self.data_dir), "daemon"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: (self.data_dir / "control.sock").exists(), what="the daemon's socket")
+        wait_until(lambda: (self.data_dir / "control.sock").exists(), what="the daemon's socket")
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -85,14 +74,14 @@ class Deployment:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.server_dir = root / "server"
-        store = Store(self.server_dir)
+        store = DirectoryStore.open(self.server_dir)
         store.realm("sipsync.test")
         store.close()
         self.server: ServerProcess | None = None
         self.devices: list[Device] = []
 
     def user(self, name: str, password: str) -> None:
-        store = Store(self.server_dir)
+        store = DirectoryStore.open(self.server_dir)
         store.add_user(name, password)
         store.close()
 

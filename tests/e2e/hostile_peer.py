@@ -3,7 +3,7 @@
 Run as `python -m tests.e2e.hostile_peer --data-dir DIR daemon` (the arguments of sipsync-peer).
 """
 
-from peer import transfers
+from peer import transfer_registry
 from peer.folder_sync import FolderSync
 from protocols.channel.framing import FrameType
 from protocols.rsync.manifest import FileEntry, Manifest
@@ -24,7 +24,7 @@ class ClimbingOut(FolderSync):
 
 
 if __name__ == "__main__":
-    transfers.TRANSFERS[SyncProtocol.RSYNC] = ClimbingOut()
+    transfer_registry.TRANSFERS[SyncProtocol.RSYNC] = ClimbingOut()
     from peer.cli import main
 
     main()

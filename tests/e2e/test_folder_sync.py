@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import wait_for
+from ..waiting import wait_until
 from .test_peers import fill, tree, two_devices
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def online(deployment, laptop, phone):
     laptop.start(), phone.start()
-    wait_for(lambda: len(deployment.online()) == 2, what="both devices online")
+    wait_until(lambda: len(deployment.online()) == 2, what="both devices online")
 
 
 def sync(laptop, *args: str) -> dict:
@@ -48,8 +48,8 @@ def test_a_push_carries_new_files_edits_a_rename_and_deletions(deployment, tmp_p
     # What the phone had on its own is its own: a push deletes only what the laptop deleted.
     assert tree(target) == {**tree(source), "mine.txt": b"only on the phone"}
 
-    latest = wait_for(lambda: [s for s in deployment.history() if s["progress"]["bytes"]
-                               == second["bytes"]], what="the second session in history")[0]
+    latest = wait_until(lambda: [s for s in deployment.history() if s["progress"]["bytes"]
+                                 == second["bytes"]], what="the second session in history")[0]
     assert latest["state"] == "ended" and latest["progress"]["phase"] == "done"
 
 
@@ -112,16 +112,16 @@ def test_a_manifest_path_that_climbs_out_of_the_dataset_is_refused(deployment, t
     laptop.process = subprocess.Popen(
         [sys.executable, "-m", "tests.e2e.hostile_peer", "--data-dir", str(laptop.data_dir),
          "daemon"], stdout=laptop.log, stderr=subprocess.STDOUT, cwd=REPO)
-    wait_for(lambda: (laptop.data_dir / "control.sock").exists(), what="the hostile daemon")
+    wait_until(lambda: (laptop.data_dir / "control.sock").exists(), what="the hostile daemon")
     phone.start()
-    wait_for(lambda: len(deployment.online()) == 2, what="both devices online")
+    wait_until(lambda: len(deployment.online()) == 2, what="both devices online")
 
     result = laptop.invite("alice/phone", "--dataset", "photos")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "refused an unsafe path from alice/laptop" in result.stdout
     assert "'../escape.txt'" in result.stdout
-    failed = wait_for(lambda: [s for s in deployment.history() if s["state"] == "failed"],
-                      what="the refusal in history")
+    failed = wait_until(lambda: [s for s in deployment.history() if s["state"] == "failed"],
+                        what="the refusal in history")
     assert "refused an unsafe path from alice/laptop" in failed[0]["reason"]
     assert not (target.parent / "escape.txt").exists()
     assert tree(target) == {"keep.txt": b"untouched"}

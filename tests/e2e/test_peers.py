@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 
-from .conftest import wait_for
+from ..waiting import wait_until
 
 
 def fill(folder, files: dict[str, bytes]) -> None:
@@ -42,8 +42,8 @@ def test_a_scripted_invite_moves_a_folder_directly_and_lands_in_history(deployme
                "trip/day2.jpg": os.urandom(700_000)}
     fill(source, content)
     laptop.start(), phone.start()
-    wait_for(lambda: deployment.online() == {("alice", "laptop"), ("alice", "phone")},
-             what="both devices online")
+    wait_until(lambda: deployment.online() == {("alice", "laptop"), ("alice", "phone")},
+               what="both devices online")
 
     result = laptop.invite("alice/phone", "--dataset", "photos", "--json")
     outcome = json.loads(result.stdout)
@@ -53,7 +53,7 @@ def test_a_scripted_invite_moves_a_folder_directly_and_lands_in_history(deployme
     assert 1_000_005 < outcome["bytes"] < 1_010_000
     assert tree(target) == content
 
-    session = wait_for(lambda: deployment.history(), what="the session in history")[0]
+    session = wait_until(lambda: deployment.history(), what="the session in history")[0]
     assert (session["caller"], session["callee"]) == ("alice/laptop", "alice/phone")
     assert session["state"] == "ended" and session["reason"] == "ended by BYE"
     assert session["data_type"] == "files" and session["dataset"] == "photos"
@@ -70,7 +70,7 @@ def test_a_pull_brings_the_callee_folder_to_the_caller(deployment, tmp_path):
     laptop, phone, source, target = two_devices(deployment, tmp_path)
     fill(target, {"notes/todo.txt": b"buy milk"})
     laptop.start(), phone.start()
-    wait_for(lambda: len(deployment.online()) == 2, what="both devices online")
+    wait_until(lambda: len(deployment.online()) == 2, what="both devices online")
     result = laptop.invite("alice/phone", "--dataset", "photos", "--direction", "pull")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("done: 1 file(s), ")
@@ -88,9 +88,9 @@ def test_refusals_give_their_exit_code_and_reason(deployment, tmp_path):
     fill(source, {"x": b"1"})
     for device in (laptop, phone, desk, tablet):
         device.start()
-    wait_for(lambda: len(deployment.online()) == 4, what="four devices online")
+    wait_until(lambda: len(deployment.online()) == 4, what="four devices online")
     tablet.stop()
-    wait_for(lambda: ("alice", "tablet") not in deployment.online(), what="the tablet offline")
+    wait_until(lambda: ("alice", "tablet") not in deployment.online(), what="the tablet offline")
 
     cases = {
         "alice/nosuch": (3, "refused: 404 No such device"),
@@ -114,7 +114,7 @@ def test_the_daemon_comes_back_online_after_a_server_restart_and_a_removal(deplo
     deployment.user("alice", "alice-pw")
     server = deployment.start_server("--min-expires", "2")
     phone = deployment.device("alice", "alice-pw", "phone", expires=3).start()
-    wait_for(lambda: ("alice", "phone") in deployment.online(), what="the phone online")
+    wait_until(lambda: ("alice", "phone") in deployment.online(), what="the phone online")
 
     # The server dies and its record of the binding is lost with it.
     port = server.port
@@ -123,15 +123,15 @@ def test_the_daemon_comes_back_online_after_a_server_restart_and_a_removal(deplo
     with sqlite3.connect(deployment.server_dir / "sipsync.db") as db:
         db.execute("DELETE FROM bindings")
     deployment.start_server("--min-expires", "2", port=port)
-    wait_for(lambda: ("alice", "phone") in deployment.online(), timeout=30,
-             what="the phone online again after the restart")
+    wait_until(lambda: ("alice", "phone") in deployment.online(), timeout=30,
+               what="the phone online again after the restart")
 
     # An admin removes the device; the daemon's next refresh registers it again.
-    subprocess.run([sys.executable, "-m", "control_server.admin_cli", "--data-dir",
+    subprocess.run([sys.executable, "-m", "control_server.admin.cli", "--data-dir",
                     str(deployment.server_dir), "devices", "remove", "alice/phone"], check=True)
-    wait_for(lambda: ("alice", "phone") not in deployment.online(), what="the removal")
-    wait_for(lambda: ("alice", "phone") in deployment.online(), timeout=30,
-             what="the phone online again after its removal")
+    wait_until(lambda: ("alice", "phone") not in deployment.online(), what="the removal")
+    wait_until(lambda: ("alice", "phone") in deployment.online(), timeout=30,
+               what="the phone online again after its removal")
 
 
 def test_a_caller_killed_mid_transfer_leaves_the_callee_files_intact_and_a_retry_resumes(
@@ -146,7 +146,7 @@ def test_a_caller_killed_mid_transfer_leaves_the_callee_files_intact_and_a_retry
         for _ in range(256):
             big.write(piece)
     laptop.start(), phone.start()
-    wait_for(lambda: len(deployment.online()) == 2, what="both devices online")
+    wait_until(lambda: len(deployment.online()) == 2, what="both devices online")
     invite = subprocess.Popen([sys.executable, "-m", "peer.cli", "--data-dir", str(laptop.data_dir),
                                "invite", "alice/phone", "--dataset", "photos"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -158,14 +158,14 @@ def test_a_caller_killed_mid_transfer_leaves_the_callee_files_intact_and_a_retry
         return any(p and 0 < json.loads(p).get("bytes", 0) < json.loads(p).get("bytes_total", 0)
                    for (p,) in rows)
 
-    wait_for(moving, what="the transfer under way")
+    wait_until(moving, what="the transfer under way")
     laptop.process.send_signal(signal.SIGSTOP)  # frozen mid-transfer, then gone
     laptop.stop(signal.SIGKILL)
     invite.wait(timeout=30)
     # The callee's BYE goes to a dead device: the server files the session when its relay of
     # that BYE times out (timer F, 32 s), keeping the reason the callee gave.
-    failed = wait_for(lambda: [s for s in deployment.history() if s["state"] == "failed"],
-                      timeout=120, what="the session ended with a reason")
+    failed = wait_until(lambda: [s for s in deployment.history() if s["state"] == "failed"],
+                        timeout=120, what="the session ended with a reason")
     assert "data channel" in failed[0]["reason"]
     # The half-received big.bin replaced nothing; it waits beside it, hidden, for a retry.
     visible = {p.name for p in target.iterdir() if not p.name.startswith(".sipsync-partial-")}
@@ -175,8 +175,8 @@ def test_a_caller_killed_mid_transfer_leaves_the_callee_files_intact_and_a_retry
 
     # Back again, the same push resumes where the phone's partial copy ends.
     laptop.start()
-    wait_for(lambda: len(deployment.online()) == 2, what="the laptop online again")
-    result = wait_for(lambda: (lambda r: r if r.returncode != 3 else None)(
+    wait_until(lambda: len(deployment.online()) == 2, what="the laptop online again")
+    result = wait_until(lambda: (lambda r: r if r.returncode != 3 else None)(
         laptop.invite("alice/phone", "--dataset", "photos", "--json")),
         timeout=90, what="the phone free for a new session")
     outcome = json.loads(result.stdout)

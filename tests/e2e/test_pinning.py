@@ -14,7 +14,7 @@ from protocols.channel.errors import ChannelError
 from protocols.channel.identity import DeviceIdentity
 from session_xml import DataType, SyncProtocol
 
-from .conftest import wait_for
+from ..waiting import wait_until
 
 
 def make_peer(root, name: str, port: int, folder) -> Peer:
@@ -49,6 +49,6 @@ async def test_a_caller_presenting_another_certificate_is_refused_and_nothing_is
         await session.hang_up("pinning test: the impostor was refused")
     assert [p.name for p in (tmp_path / "phone-photos").iterdir()] == ["keep.txt"]
     assert (tmp_path / "phone-photos" / "keep.txt").read_bytes() == b"untouched"
-    failed = wait_for(lambda: [s for s in deployment.history() if s["state"] == "failed"],
-                      what="the session in history")
+    failed = wait_until(lambda: [s for s in deployment.history() if s["state"] == "failed"],
+                        what="the session in history")
     assert failed[0]["callee"] == "alice/phone"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from .conftest import peer_cli, wait_for
+from ..waiting import wait_until
+from .conftest import peer_cli
 
 
 def vcard(uid: str, name: str, phone: str = "") -> str:
@@ -51,7 +52,7 @@ def two_address_books(deployment, tmp_path, *phone_options: str):
 def start(deployment, *devices) -> None:
     for device in devices:
         device.start()
-    wait_for(lambda: len(deployment.online()) == len(devices), what="the devices online")
+    wait_until(lambda: len(deployment.online()) == len(devices), what="the devices online")
 
 
 def test_a_two_way_sync_merges_two_address_books_and_settles_a_conflict_by_the_newest_edit(
@@ -82,7 +83,7 @@ def test_a_two_way_sync_merges_two_address_books_and_settles_a_conflict_by_the_n
     def in_history() -> dict | None:
         return next((s for s in deployment.history() if s["call_id"] == outcome["call_id"]), None)
 
-    session = wait_for(in_history, what="the session in history")
+    session = wait_until(in_history, what="the session in history")
     assert session["state"] == "ended" and session["protocol"] == "syncml"
     assert session["data_type"] == "contacts" and session["dataset"] == "contacts"
     progress = session["progress"]

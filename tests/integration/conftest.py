@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
+
+from ..tools import require_tool
+from ..waiting import wait_until
 
 SCENARIOS = Path(__file__).parents[2] / "sipp"
 
@@ -51,13 +51,13 @@ class ServerProcess:
              "--sip-port", str(port), "--port-file", str(port_file), "--no-admin", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 15
-        while not port_file.exists() or not port_file.read_text().strip():
+
+        def listening() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.02)
+            return port_file.exists() and bool(port_file.read_text().strip())
+
+        wait_until(listening, what="the server's port file", timeout=15, interval=0.02)
         self.port = int(port_file.read_text())
         return self
 
@@ -74,7 +74,7 @@ class ServerProcess:
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     directory = tmp_path / "data"
-    store = Store(directory)
+    store = DirectoryStore.open(directory)
     store.realm("sipsync.test")
     store.close()
     return directory
@@ -87,20 +87,11 @@ def server(data_dir):
     process.stop()
 
 
-def sipp_binary() -> str:
-    found = shutil.which("sipp")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("sipp is not installed (Debian package sip-tester); CI must install it")
-        pytest.skip("sipp is not installed (apt-get install sip-tester)")
-    return found
-
-
 def run_sipp(scenario: str, target_port: int, *args: str, cwd: Path, timeout: float = 60,
              transport: str = "u1", local_port: int | None = None, background: bool = False):
     """Run sipp to completion; returns its exit code (0: every call succeeded) and output."""
     command = [
-        sipp_binary(), f"127.0.0.1:{target_port}", "-sf", str(SCENARIOS / scenario),
+        require_tool("sipp", "sip-tester"), f"127.0.0.1:{target_port}", "-sf", str(SCENARIOS / scenario),
         "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-t", transport,
         "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
         "-trace_msg", *args,

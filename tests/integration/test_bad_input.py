@@ -1,11 +1,16 @@
 """Hostile and broken SIP input: each gets a 400 or is dropped, with a log line, and the server
-keeps serving."""
+(or a peer) keeps serving."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 
 import pytest
+
+from peer.config import PeerConfig
+from peer.peer import Peer
 
 from .conftest import ServerProcess
 
@@ -98,3 +103,29 @@ def test_the_server_listens_on_ipv6_loopback(data_dir):
         assert status_of(reply) == 200
     finally:
         server.stop()
+
+
+async def _udp_exchange_async(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send a datagram from a raw socket and wait for the answer, without blocking the loop
+    the peer runs on."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        await loop.sock_sendto(sock, data, ("127.0.0.1", port))
+        reply, _ = await asyncio.wait_for(loop.sock_recvfrom(sock, 70_000), timeout)
+        return reply
+
+
+async def test_a_malformed_request_to_a_peer_gets_400_like_one_to_the_server(
+        server, tmp_path, caplog):
+    config = PeerConfig(data_dir=tmp_path / "peer", server=f"127.0.0.1:{server.port}",
+                        user="nobody", password="pw", device="phone")
+    caplog.set_level(logging.WARNING)
+    async with Peer(config) as peer:
+        reply = await _udp_exchange_async(peer.agent.port, BROKEN["missing Call-ID"])
+        assert reply.startswith(b"SIP/2.0 400 missing mandatory header(s): call-id")
+        assert "malformed message from udp:127.0.0.1" in caplog.text
+        # and the peer keeps answering
+        after = await _udp_exchange_async(peer.agent.port, options(branch="z9hG4bKafter"))
+        assert status_of(after) == 200

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from control_server.store import Store
+from control_server.store import DirectoryStore
 
+from ..waiting import wait_until
 from .conftest import SCENARIOS, ServerProcess, free_port, run_sipp, write_users_csv
 
 pytestmark = pytest.mark.sipp
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sipp
 
 def admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "control_server.admin_cli", "--data-dir", str(data_dir), *args],
+        [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir), *args],
         capture_output=True, text=True, timeout=30,
     )
 
@@ -37,19 +37,9 @@ def history(data_dir: Path) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def wait_for(predicate, timeout=10.0):
-    """Poll the store (which the server writes behind) until the predicate holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def add_users(data_dir: Path, count: int) -> list[tuple[str, str]]:
     users = [(f"user{i}", f"pw{i}") for i in range(1, count + 1)]
-    store = Store(data_dir)
+    store = DirectoryStore.open(data_dir)
     store.import_users(users)
     store.close()
     return users
@@ -64,7 +54,12 @@ def test_many_users_register_with_digest_and_get_200(data_dir, tmp_path, transpo
         code, output = run_sipp("register.xml", server.port, "-inf", str(csv),
                                 "-r", "200", "-m", "300", cwd=tmp_path, transport=transport)
         assert code == 0, output
-        bound = wait_for(lambda: len(online(data_dir)) == 300 and online(data_dir))
+
+        def all_bound() -> list[dict] | None:
+            rows = online(data_dir)  # the server writes bindings behind: poll the store
+            return rows if len(rows) == 300 else None
+
+        bound = wait_until(all_bound, what="300 devices online")
         assert {row["user"] for row in bound} == {name for name, _ in users}
         assert {row["transport"] for row in bound} == {"udp" if transport == "u1" else "tcp"}
         assert all(row["device"] == "default" and 50 < row["expires_in"] <= 60 for row in bound)
@@ -78,7 +73,7 @@ def server_with_users(data_dir):
     started = []
 
     def start(users=(), devices=(), shares=()) -> ServerProcess:
-        store = Store(data_dir)
+        store = DirectoryStore.open(data_dir)
         for name, password in users:
             store.add_user(name, password)
         for user, device in devices:
@@ -95,15 +90,19 @@ def server_with_users(data_dir):
 
 
 def test_a_wrong_password_never_gets_200(data_dir, tmp_path, server_with_users):
-    server = server_with_users([(f"user{i}", f"pw{i}") for i in range(1, 21)])
+    server = server_with_users([(f"user{i}", f"pw{i}") for i in range(1, 21)]
+                               + [("witness", "witness-pw")])
     wrong = [(f"user{i}", "not-the-password") for i in range(1, 21)]
     csv = write_users_csv(tmp_path / "wrong.csv", wrong)
     # The scenario succeeds only when the answer to the challenge is another 401.
     code, output = run_sipp("register_wrong_password.xml", server.port, "-inf", str(csv),
                             "-r", "50", "-m", "20", cwd=tmp_path)
     assert code == 0, output
-    time.sleep(0.5)  # the server writes behind: give it its flush interval and more
-    assert online(data_dir) == []
+    # Bindings are written behind, all pending ones in each flush: once a device registered
+    # after the wrong attempts is in the store, so is anything those attempts could have bound.
+    register_device(server.port, tmp_path, "witness", "witness-pw", "phone", free_port())
+    bound = wait_until(lambda: online(data_dir), what="the witness device online")
+    assert [(row["user"], row["device"]) for row in bound] == [("witness", "phone")]
     assert "wrong credentials" in server.logs()
 
 
@@ -145,7 +144,7 @@ def test_a_session_between_two_devices_goes_through_the_proxy_into_history(
     finally:
         if callee.poll() is None:
             callee.kill()
-    sessions = wait_for(lambda: history(data_dir))
+    sessions = wait_until(lambda: history(data_dir), what="the session in history")
     assert len(sessions) == 1
     session = sessions[0]
     assert session["caller"] == "carol/laptop" and session["callee"] == "carol/phone"
@@ -169,12 +168,13 @@ def test_invites_are_refused_with_the_right_status(data_dir, tmp_path, server_wi
     # Unknown device, device known but offline.
     assert refused(server.port, tmp_path, "dave", "dave-pw", "nosuch", 404)[0] == 0
     assert refused(server.port, tmp_path, "dave", "dave-pw", "desk", 480)[0] == 0
-    failed = wait_for(lambda: [s for s in history(data_dir) if s["status"] == 480])
+    failed = wait_until(lambda: [s for s in history(data_dir) if s["status"] == 480],
+                        what="the 480 in history")
     assert failed[0]["state"] == "failed" and failed[0]["reason"] == "Device offline"
 
 
 def test_a_restarted_server_still_knows_its_online_devices_and_history(data_dir, tmp_path):
-    store = Store(data_dir)
+    store = DirectoryStore.open(data_dir)
     store.add_user("carol", "carol-pw")
     store.close()
     server = ServerProcess(data_dir).start()
@@ -184,7 +184,7 @@ def test_a_restarted_server_still_knows_its_online_devices_and_history(data_dir,
         callee = start_callee(server.port, tmp_path, uas_port)
         assert call(server.port, tmp_path, "carol", "carol-pw", "phone")[0] == 0
         callee.wait(timeout=30)
-        assert wait_for(lambda: history(data_dir))
+        wait_until(lambda: history(data_dir), what="the session in history")
     finally:
         server.stop()
     port = server.port
@@ -197,6 +197,6 @@ def test_a_restarted_server_still_knows_its_online_devices_and_history(data_dir,
         code, output = call(server.port, tmp_path, "carol", "carol-pw", "phone")
         assert code == 0, output
         callee.wait(timeout=30)
-        assert wait_for(lambda: len(history(data_dir)) == 2)
+        wait_until(lambda: len(history(data_dir)) == 2, what="the second session in history")
     finally:
         server.stop()

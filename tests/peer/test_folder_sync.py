@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from peer.transfer import TransferContext, TransferError
+from peer.transfer_interface import TransferContext, TransferError
 from peer.config import Dataset
 from peer.folder_sync import FolderSync
 from protocols.channel.errors import ChannelError

@@ -15,7 +15,7 @@ from session_xml import (
     parse_descriptor,
     parse_progress,
 )
-from session_xml.hardened import parser
+from protocols.untrusted_xml import parser
 from tests.session_xml.examples import ANSWER, OFFER, with_text
 
 OFFER_BODY = build_descriptor(OFFER)

@@ -1,13 +1,10 @@
 """Server-side digest: RFC vectors, nonces, replays, staleness."""
 
-from protocols.sip.digest import (
-    Algorithm,
+from protocols.sip.digest import Algorithm, DigestError, expected_response, ha1
+from protocols.sip.digest_server import (
     Credentials,
     DigestAuthenticator,
-    DigestError,
     Verdict,
-    expected_response,
-    ha1,
     parse_credentials,
 )
 

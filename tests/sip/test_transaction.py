@@ -2,14 +2,9 @@
 
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipResponse, parse_message, response_to
-from protocols.sip.transaction import (
-    T1,
-    T2,
-    ClientTimeout,
-    State,
-    TransactionLayer,
-    Transmit,
-)
+from protocols.sip.effects import T1, T2, ClientTimeout, Transmit
+from protocols.sip.transaction import TransactionLayer
+from protocols.sip.transaction_state import State
 
 UDP = Endpoint("udp", "127.0.0.1", 5071)
 TCP = Endpoint("tcp", "127.0.0.1", 5071)

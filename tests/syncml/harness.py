@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from peer.record_store import RecordStore
-from protocols.syncml import ConflictPolicy, SyncCallee, SyncCaller, SyncMode
+from protocols.syncml import ConflictPolicy, SyncCallee, SyncCaller, SyncMode, SyncStore
 from protocols.syncml.loopback import WireStats, run
+from protocols.syncml.records import Record
 
 
 class Clock:
@@ -33,8 +34,8 @@ def card(name: str, uid: str | None = None) -> bytes:
 
 
 def sync(
-    a: RecordStore,
-    b: RecordStore,
+    a: SyncStore,
+    b: SyncStore,
     mode: SyncMode = SyncMode.TWO_WAY,
     policy: ConflictPolicy = ConflictPolicy.NEWEST_WINS,
     *,
@@ -49,11 +50,17 @@ def sync(
     return Outcome(caller, callee, run(caller, callee, cut_after=cut_after))
 
 
-def contents(store: RecordStore) -> dict[str, bytes]:
+class ListsItems(Protocol):
+    """A store whose items a test can list: the in-memory store and the SQLite store both."""
+
+    def items(self) -> list[Record]: ...
+
+
+def contents(store: ListsItems) -> dict[str, bytes]:
     return {record.id: record.content for record in store.items() if record.content is not None}
 
 
-def names(store: RecordStore) -> dict[str, str]:
+def names(store: ListsItems) -> dict[str, str]:
     """id -> FN, the readable form of a store's live items."""
     found = {}
     for item_id, content in contents(store).items():

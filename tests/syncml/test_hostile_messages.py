@@ -2,7 +2,6 @@
 
 import pytest
 
-from peer.record_store import RecordStore
 from protocols.syncml import SessionState, SyncCallee, SyncCaller
 from protocols.syncml.messages import (
     MAX_MESSAGE_BYTES,
@@ -19,16 +18,17 @@ from protocols.syncml.messages import (
 )
 from protocols.syncml.records import ChangeKind
 from tests.syncml.harness import Clock, card, contents, sync
+from tests.syncml.memory_store import MemoryStore
 
 
 @pytest.fixture
 def stores():
     clock = Clock()
-    with RecordStore(":memory:", clock=clock) as a, RecordStore(":memory:", clock=clock) as b:
-        a.add(card("Ann", uid="ann"))
-        b.add(card("Bob", uid="bob"))
-        sync(a, b)
-        yield a, b
+    a, b = MemoryStore(clock=clock), MemoryStore(clock=clock)
+    a.add(card("Ann", uid="ann"))
+    b.add(card("Bob", uid="bob"))
+    sync(a, b)
+    return a, b
 
 
 def _snapshot(store):
@@ -67,7 +67,11 @@ def _replace(cmd_id, item_id, target=""):
         b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
         b"<SyncML><SyncHdr><VerProto>&b;</VerProto></SyncHdr></SyncML>",
         b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><SyncML>&e;</SyncML>',
+        b"<SyncML>" + b"<SyncBody>" * 16 + b"</SyncBody>" * 16 + b"</SyncML>",
+        b"<SyncML><SyncHdr>\xc3(</SyncHdr></SyncML>",
+        b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE x+AD4-<SyncML/>',
     ],
+    ids=["truncated", "binary", "html", "billion-laughs", "xxe", "deep", "bad-utf-8", "utf-7-dtd"],
 )
 def test_a_message_that_is_not_clean_syncml_xml_gets_400_and_changes_nothing(stores, data):
     a, b = stores
@@ -88,7 +92,7 @@ def test_an_oversized_message_is_refused_before_parsing(stores):
 
 def test_a_package_that_never_ends_is_cut_off_at_the_package_cap(stores, monkeypatch):
     a, b = stores
-    monkeypatch.setattr("protocols.syncml.session.MAX_PACKAGE_BYTES", 20_000)
+    monkeypatch.setattr("protocols.syncml.engine.MAX_PACKAGE_BYTES", 20_000)
     caller, callee = _callee_waiting_for_changes(a, b)
     before = _snapshot(b)
     for msg_id in range(2, 40):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from peer.record_store import RecordStore
 from protocols.syncml import ConflictPolicy, Resolution, SessionState, Side, SyncCallee, SyncCaller, SyncMode
 from tests.syncml.harness import Clock, card, names, sync
+from tests.syncml.memory_store import MemoryStore
 
 
 @pytest.fixture
@@ -14,14 +14,12 @@ def clock():
 
 @pytest.fixture
 def a(clock):
-    with RecordStore(":memory:", clock=clock) as store:
-        yield store
+    return MemoryStore(clock=clock)
 
 
 @pytest.fixture
 def b(clock):
-    with RecordStore(":memory:", clock=clock) as store:
-        yield store
+    return MemoryStore(clock=clock)
 
 
 @pytest.fixture
@@ -155,11 +153,11 @@ def test_a_slow_sync_sends_hashes_then_only_the_items_that_differ(synced):
 def test_when_the_callee_lost_its_anchors_the_sync_falls_back_to_slow(synced, clock):
     a, b = synced
     a.replace("ann", card("Annie", uid="ann"))
-    with RecordStore(":memory:", clock=clock) as fresh:
-        fresh.add(card("Zed", uid="zed"))
-        outcome = sync(a, fresh)
-        assert outcome.callee.mode is SyncMode.SLOW and outcome.wire.completed
-        assert names(a) == names(fresh) == {"ann": "Annie", "bob": "Bob", "cy": "Cy", "zed": "Zed"}
+    fresh = MemoryStore(clock=clock)
+    fresh.add(card("Zed", uid="zed"))
+    outcome = sync(a, fresh)
+    assert outcome.callee.mode is SyncMode.SLOW and outcome.wire.completed
+    assert names(a) == names(fresh) == {"ann": "Annie", "bob": "Bob", "cy": "Cy", "zed": "Zed"}
 
 
 def test_a_slow_sync_maps_the_same_card_stored_under_two_ids_instead_of_copying_it(a, b):
@@ -288,21 +286,21 @@ def test_a_callee_edit_made_during_the_sync_is_not_overwritten(synced):
 
 def test_a_sync_broken_at_any_message_is_repeated_without_duplicates_or_losses(clock):
     for cut in range(12):
-        with RecordStore(":memory:", clock=clock) as a, RecordStore(":memory:", clock=clock) as b:
-            a.add(card("Ann", uid="ann"))
-            a.add(card("Bob", uid="bob"))
-            sync(a, b)
-            a.replace("ann", card("Ann by A", uid="ann"))
-            b.replace("ann", card("Ann by B", uid="ann"))
-            a.add(card("Dee"))
-            b.delete("bob")
-            broken = sync(a, b, policy=ConflictPolicy.KEEP_BOTH, cut_after=cut)
-            again = sync(a, b, policy=ConflictPolicy.KEEP_BOTH)
-            assert again.wire.completed, cut
-            final = sorted(names(a).values())
-            assert final == ["Ann by A", "Ann by B", "Dee"], (cut, broken.wire)
-            assert names(a) == names(b)
-            assert sync(a, b).callee.report.items_applied == 0
+        a, b = MemoryStore(clock=clock), MemoryStore(clock=clock)
+        a.add(card("Ann", uid="ann"))
+        a.add(card("Bob", uid="bob"))
+        sync(a, b)
+        a.replace("ann", card("Ann by A", uid="ann"))
+        b.replace("ann", card("Ann by B", uid="ann"))
+        a.add(card("Dee"))
+        b.delete("bob")
+        broken = sync(a, b, policy=ConflictPolicy.KEEP_BOTH, cut_after=cut)
+        again = sync(a, b, policy=ConflictPolicy.KEEP_BOTH)
+        assert again.wire.completed, cut
+        final = sorted(names(a).values())
+        assert final == ["Ann by A", "Ann by B", "Dee"], (cut, broken.wire)
+        assert names(a) == names(b)
+        assert sync(a, b).callee.report.items_applied == 0
 
 
 def test_a_lost_final_acknowledgement_repeats_the_sync_from_the_anchor_before(synced):

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peer.record_store import RecordStore
 from protocols.syncml import ConflictPolicy, Resolution, SyncCallee, SyncCaller, SyncMode
 from protocols.syncml.records import content_hash
 from tests.syncml.harness import Clock, card, contents, sync
+from tests.syncml.memory_store import MemoryStore
 
 UIDS = ["u0", "u1", "u2", "u3"]
 MODES = [SyncMode.TWO_WAY, SyncMode.SLOW, SyncMode.ONE_WAY_FROM_CALLER, SyncMode.ONE_WAY_FROM_CALLEE]
@@ -33,7 +33,7 @@ class World:
 
     def __init__(self) -> None:
         self.clock = Clock()
-        self.stores = {"A": RecordStore(":memory:", clock=self.clock), "B": RecordStore(":memory:", clock=self.clock)}
+        self.stores = {"A": MemoryStore(clock=self.clock), "B": MemoryStore(clock=self.clock)}
         self.counter = itertools.count()
         self.written: set[bytes] = set()
         self.superseded: set[bytes] = set()

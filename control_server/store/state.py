@@ -1,0 +1,143 @@
+"""The state that changes every second: bindings of online devices and sessions (active, then
+history). The server writes it behind, in one batch per flush, so that a restart loses no online
+device; admins read it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from protocols.sip.endpoint import Endpoint
+
+from ..location import Binding
+from ..sessions import SessionRecord
+from .database import StorePart
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which ended sessions to list: every filter optional; times are Unix seconds."""
+
+    device: str | None = None  # USER/DEVICE, caller or callee
+    user: str | None = None  # caller or callee belongs to this user
+    outcome: str | None = None  # "ended" or "failed"
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class StateStore(StorePart):
+    def write_batch(
+        self,
+        bindings: Iterable[Binding],
+        unbound: Iterable[tuple[str, str]],
+        sessions: Iterable[SessionRecord],
+        new_devices: Iterable[tuple[str, str, float]],
+    ) -> None:
+        """One transaction for everything the server changed since its last flush.
+
+        The devices a first REGISTER created, and every device's last-seen time, belong to the
+        directory's table but change at the pace of registrations: they ride in this batch."""
+        bindings = list(bindings)
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO devices (user, name, created_at) VALUES (?, ?, ?)",
+                new_devices,
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO bindings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        b.user, b.device, b.contact, b.source.transport, b.source.host,
+                        b.source.port, b.user_agent, b.registered_at, b.last_seen,
+                        b.expires_at, b.call_id, b.cseq,
+                    )
+                    for b in bindings
+                ],
+            )
+            seen = [(b.last_seen, b.user, b.device) for b in bindings]
+            self.db.executemany("UPDATE devices SET last_seen=? WHERE user=? AND name=?", seen)
+            self.db.executemany("DELETE FROM bindings WHERE user=? AND device=?", unbound)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        s.call_id, s.caller, s.callee, s.data_type, s.protocol, s.dataset,
+                        s.state, s.status, s.reason, s.started_at, s.established_at,
+                        s.ended_at, json.dumps(s.progress) if s.progress else None,
+                    )
+                    for s in sessions
+                ],
+            )
+
+    def bindings(self, now: float | None = None) -> list[Binding]:
+        """The stored bindings, by user and device; with `now`, only those not yet expired."""
+        query = "SELECT * FROM bindings"
+        args: tuple = ()
+        if now is not None:
+            query += " WHERE expires_at > ?"
+            args = (now,)
+        return [
+            Binding(
+                user=u, device=d, contact=c, source=Endpoint(t, h, p), user_agent=ua,
+                registered_at=ra, last_seen=ls, expires_at=ex, call_id=ci, cseq=cs,
+            )
+            for u, d, c, t, h, p, ua, ra, ls, ex, ci, cs in self.db.execute(
+                query + " ORDER BY user, device", args
+            )
+        ]
+
+    def sessions(self, *, history: bool, limit: int = 100) -> list[SessionRecord]:
+        where = "ended_at IS NOT NULL" if history else "ended_at IS NULL"
+        order = "ended_at DESC" if history else "started_at"
+        rows = self.db.execute(
+            f"SELECT * FROM sessions WHERE {where} ORDER BY {order} LIMIT ?", (limit,)
+        )
+        return [_session_record(r) for r in rows]
+
+    def end_interrupted_sessions(self, now: float) -> int:
+        """Sessions still open when the server last stopped cannot be resumed: close them."""
+        with self.db:
+            return self.db.execute(
+                "UPDATE sessions SET state='failed', reason='control server restarted', "
+                "ended_at=? WHERE ended_at IS NULL",
+                (now,),
+            ).rowcount
+
+    def session_history(self, query: HistoryQuery) -> tuple[list[SessionRecord], int]:
+        """Ended sessions, newest first, filtered and paged; with how many match in all."""
+        where, args = ["ended_at IS NOT NULL"], []
+        if query.device:
+            where.append("(caller = ? OR callee = ?)")
+            args += [query.device, query.device]
+        if query.user:
+            where.append("(caller LIKE ? ESCAPE '\\' OR callee LIKE ? ESCAPE '\\')")
+            pattern = query.user.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+            args += [pattern, pattern]
+        if query.outcome:
+            where.append("state = ?")
+            args.append(query.outcome)
+        if query.since is not None:
+            where.append("started_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("started_at < ?")
+            args.append(query.until)
+        condition = " AND ".join(where)
+        total = self.db.execute(f"SELECT COUNT(*) FROM sessions WHERE {condition}", args).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT * FROM sessions WHERE {condition} ORDER BY ended_at DESC LIMIT ? OFFSET ?",
+            [*args, query.limit, query.offset],
+        )
+        return [_session_record(r) for r in rows], total
+
+
+def _session_record(r: tuple) -> SessionRecord:
+    return SessionRecord(
+        call_id=r[0], caller=r[1], callee=r[2], data_type=r[3], protocol=r[4],
+        dataset=r[5], state=r[6], status=r[7], reason=r[8], started_at=r[9],
+        established_at=r[10], ended_at=r[11],
+        progress=json.loads(r[12]) if r[12] else {},
+    )

@@ -1,0 +1,217 @@
+"""The server's side of SIP digest authentication (RFC 7616, RFC 8760): challenges, stateless
+nonces, replay guard, and verification of a client's credentials.
+
+Sans-I/O: the caller passes the time and a lookup of stored HA1 digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from .digest import PARAMETER, Algorithm, DigestError, expected_response
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The parameters of an Authorization or Proxy-Authorization header."""
+
+    username: str
+    realm: str
+    nonce: str
+    uri: str
+    response: str
+    algorithm: str = "MD5"
+    qop: str | None = None
+    nc: str | None = None
+    cnonce: str | None = None
+    opaque: str | None = None
+
+
+def parse_credentials(value: str) -> Credentials:
+    """Read `Digest k=v, k="v"` into Credentials; commas inside quotes are kept."""
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise DigestError(f"not a Digest credential: {scheme!r}")
+    if rest.count('"') % 2:
+        raise DigestError("unterminated quoted value")
+    params = {
+        key.lower(): quoted.replace('\\"', '"') if quoted else plain
+        for key, quoted, plain in PARAMETER.findall(rest)
+    }
+    try:
+        return Credentials(
+            username=params["username"],
+            realm=params["realm"],
+            nonce=params["nonce"],
+            uri=params["uri"],
+            response=params["response"],
+            algorithm=params.get("algorithm", "MD5"),
+            qop=params.get("qop"),
+            nc=params.get("nc"),
+            cnonce=params.get("cnonce"),
+            opaque=params.get("opaque"),
+        )
+    except KeyError as missing:
+        raise DigestError(f"credential lacks {missing.args[0]}") from None
+
+
+class Verdict(Enum):
+    OK = "ok"
+    STALE = "stale"  # right password, expired nonce: challenge again with stale=true
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdict: Verdict
+    username: str
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.OK
+
+
+class NonceIssuer:
+    """Stateless nonces: timestamp and salt signed with a server secret, so any restart or
+    process sharing the secret can check them, and each challenge gets a unique one."""
+
+    _layout = struct.Struct(">d8s")
+
+    def __init__(self, secret: bytes, lifetime: float) -> None:
+        self._secret = secret
+        self.lifetime = lifetime
+
+    def issue(self, now: float) -> str:
+        payload = self._layout.pack(now, os.urandom(8))
+        return payload.hex() + self._sign(payload)
+
+    def issued_at(self, nonce: str) -> float | None:
+        """When the nonce was made, or None when it is not one of ours."""
+        size = self._layout.size * 2
+        if len(nonce) != size + 32:
+            return None
+        try:
+            payload = bytes.fromhex(nonce[:size])
+        except ValueError:
+            return None
+        if not hmac.compare_digest(self._sign(payload), nonce[size:]):
+            return None
+        return self._layout.unpack(payload)[0]
+
+    def _sign(self, payload: bytes) -> str:
+        return hmac.new(self._secret, payload, hashlib.sha256).hexdigest()[:32]
+
+
+class ReplayGuard:
+    """Remembers the highest nonce-count per (nonce, user, cnonce) for as long as nonces live.
+
+    A request carrying the same count on the same branch is a retransmission, not a replay.
+    Entries sit in one-second buckets so forgetting them costs nothing per request.
+    """
+
+    def __init__(self, lifetime: float) -> None:
+        self._lifetime = lifetime
+        self._seen: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self._buckets: dict[int, list[tuple[str, str, str]]] = {}
+
+    def admit(self, key: tuple[str, str, str], count: int, branch: str, issued: float) -> bool:
+        previous = self._seen.get(key)
+        if previous is not None:
+            last_count, last_branch = previous
+            if count < last_count or (count == last_count and branch != last_branch):
+                return False
+        else:
+            self._buckets.setdefault(int(issued + self._lifetime) + 1, []).append(key)
+        self._seen[key] = (count, branch)
+        return True
+
+    def forget_expired(self, now: float) -> None:
+        for second in [s for s in self._buckets if s < now]:
+            for key in self._buckets.pop(second):
+                self._seen.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+HA1Lookup = Callable[[str, Algorithm], str | None]
+
+# Verification work for an unknown user, so its timing does not tell it apart from a known one.
+_DECOY_HA1 = {a: a.hash("decoy") for a in Algorithm}
+
+
+class DigestAuthenticator:
+    """Challenges and verifies digest credentials for one realm."""
+
+    def __init__(
+        self,
+        realm: str,
+        secret: bytes,
+        *,
+        nonce_lifetime: float = 300.0,
+        algorithms: tuple[Algorithm, ...] = (Algorithm.MD5, Algorithm.SHA256),
+    ) -> None:
+        # MD5 first by default: common clients (sipp 3.6) take the first challenge they see.
+        self.realm = realm
+        self.algorithms = algorithms
+        self.nonces = NonceIssuer(secret, nonce_lifetime)
+        self.replays = ReplayGuard(nonce_lifetime)
+
+    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
+        """One WWW-Authenticate / Proxy-Authenticate value per algorithm, sharing a nonce."""
+        nonce = self.nonces.issue(now)
+        tail = ", stale=true" if stale else ""
+        return [
+            f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", '
+            f"algorithm={algorithm.value}{tail}"
+            for algorithm in self.algorithms
+        ]
+
+    def verify(
+        self,
+        credentials: Credentials,
+        method: str,
+        lookup: HA1Lookup,
+        *,
+        branch: str,
+        now: float,
+    ) -> Outcome:
+        user = credentials.username
+        algorithm = Algorithm.named(credentials.algorithm)
+        if algorithm is None or algorithm not in self.algorithms:
+            return Outcome(Verdict.FAILED, user, f"algorithm {credentials.algorithm} not offered")
+        if credentials.realm != self.realm:
+            return Outcome(Verdict.FAILED, user, f"realm {credentials.realm!r} is not ours")
+        if credentials.qop != "auth" or not credentials.nc or not credentials.cnonce:
+            return Outcome(Verdict.FAILED, user, "qop=auth with nc and cnonce is required")
+        try:
+            count = int(credentials.nc, 16)
+        except ValueError:
+            return Outcome(Verdict.FAILED, user, "nonce-count is not hexadecimal")
+        issued = self.nonces.issued_at(credentials.nonce)
+        if issued is None:
+            return Outcome(Verdict.FAILED, user, "nonce was not issued by this server")
+
+        stored = lookup(user, algorithm)
+        ha1_value = stored if stored is not None else _DECOY_HA1[algorithm]
+        # HA2 uses the header's uri, not the Request-URI: clients such as sipp put the
+        # server's address there.
+        expected = expected_response(
+            algorithm, ha1_value, method, credentials.uri, credentials.nonce, credentials.nc,
+            credentials.cnonce,
+        )
+        if stored is None or not hmac.compare_digest(expected, credentials.response.lower()):
+            return Outcome(Verdict.FAILED, user, "wrong credentials")
+        if now - issued > self.nonces.lifetime:
+            return Outcome(Verdict.STALE, user, "nonce expired")
+        key = (credentials.nonce, user, credentials.cnonce)
+        if not self.replays.admit(key, count, branch, issued):
+            return Outcome(Verdict.FAILED, user, "nonce-count replayed")
+        return Outcome(Verdict.OK, user)

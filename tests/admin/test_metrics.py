@@ -1,0 +1,58 @@
+"""`/metrics` from the server's plain numbers reads as prometheus_client's own objects would."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from control_server.admin.metrics import MetricsExposition
+from control_server.metrics import REGISTER_BUCKETS, ServerCounts, ServerMetrics
+
+# On an edge, between edges, under the first and past the last.
+OBSERVED = [0.00005, 0.0001, 0.0003, 0.001, 0.02, 0.1, 0.5, 3.0]
+COUNTS = ServerCounts(counters={"registrations": 3}, requests={"REGISTER": 4}, online=2,
+                      active_sessions=1, server_transactions=0, client_transactions=0)
+
+
+def samples(text: bytes, family: str) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text.decode()) if f.name == family
+            for s in f.samples if not s.name.endswith("_created")}
+
+
+def test_register_latency_buckets_count_and_sum_match_a_prometheus_histogram():
+    metrics = ServerMetrics()
+    reference = CollectorRegistry()
+    histogram = Histogram("sipsync_register_seconds", "Time to handle one REGISTER in the server",
+                          buckets=REGISTER_BUCKETS, registry=reference)
+    for seconds in OBSERVED:
+        metrics.register_seconds.observe(seconds)
+        histogram.observe(seconds)
+    ours = MetricsExposition(lambda: COUNTS, metrics).render()
+    assert samples(ours, "sipsync_register_seconds") == \
+        samples(generate_latest(reference), "sipsync_register_seconds")
+
+
+def test_sessions_ended_are_counted_by_outcome_and_status_as_a_prometheus_counter_would():
+    metrics = ServerMetrics()
+    reference = CollectorRegistry()
+    counter = Counter("sipsync_sessions", "Sessions ended", ["outcome", "status"],
+                      registry=reference)
+    for outcome, status in [("ended", 200), ("ended", 200), ("failed", 486), ("failed", None)]:
+        metrics.session_ended(outcome, status)
+        counter.labels(outcome, str(status or "")).inc()
+    ours = MetricsExposition(lambda: COUNTS, metrics).render()
+    assert samples(ours, "sipsync_sessions") == samples(generate_latest(reference),
+                                                        "sipsync_sessions")
+    assert b"sipsync_sessions_created" in ours
+
+
+def test_counts_are_read_at_scrape_time():
+    metrics, counts = ServerMetrics(), [COUNTS]
+    exposition = MetricsExposition(lambda: counts[0], metrics)
+    first = samples(exposition.render(), "sipsync_online_devices")
+    counts[0] = ServerCounts({}, {}, online=7, active_sessions=0, server_transactions=0,
+                             client_transactions=0)
+    assert first == {("sipsync_online_devices", ()): 2.0}
+    assert samples(exposition.render(), "sipsync_online_devices") == \
+        {("sipsync_online_devices", ()): 7.0}
