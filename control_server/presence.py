@@ -192,6 +192,14 @@ class Presence:
             ended.append(self._final(sub, "deactivated", now))
         return ended
 
+    def end(self, sub_id: str) -> bool:
+        """Forget a subscription whose subscriber stopped answering; True if it was there."""
+        sub = self.subscriptions.get(sub_id)
+        if sub is None:
+            return False
+        self._drop(sub)
+        return True
+
     def expire(self, now: float) -> list[Notify]:
         ended = []
         while self._due and self._due[0][0] <= now:

@@ -22,12 +22,13 @@ from . import config as peer_config
 from .callee import Callee
 from .caller import Caller
 from .config import ConfigError, PeerConfig
+from .presence_watch import PresenceWatch
 from .registration import Registration
 from .sync_outcome import EXIT_USAGE, ProgressCallback, SessionOutcome
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 
 
 class Peer:
@@ -36,10 +37,13 @@ class Peer:
         self.identity = DeviceIdentity.load_or_create(config.data_dir / "identity", config.device)
         self.agent = SipAgent(self._request)
         self.registration = Registration(self.agent, config)
+        self.presence = PresenceWatch(self.agent, config, self.registration)
+        self.registration.on_restored(self.presence.registration_restored)
         self.callee = Callee(self.agent, config, self.identity)
         self.outgoing: dict[str, Caller] = {}
         self.history: list[SessionOutcome] = []
         self._registering: asyncio.Task | None = None
+        self._watching: asyncio.Task | None = None
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path) -> Peer:
@@ -48,8 +52,13 @@ class Peer:
     async def start(self) -> None:
         await self.agent.start(self.config.sip_host, 0)
         self._registering = asyncio.create_task(self.registration.run())
+        self._watching = asyncio.create_task(self.presence.run())
 
     async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
+            await self.presence.unsubscribe()
         if self._registering is not None:
             self._registering.cancel()
             await asyncio.gather(self._registering, return_exceptions=True)
@@ -67,8 +76,7 @@ class Peer:
     async def wait_online(self, timeout: float = 10.0) -> None:
         """Until the first registration succeeded (TimeoutError otherwise)."""
         async with asyncio.timeout(timeout):
-            while not self.registration.state.online:
-                await asyncio.sleep(0.02)
+            await self.registration.online_event.wait()
 
     async def invite(self, target: str, dataset: str, *, protocol: str | None = None,
                      direction: str = "push", mode: str | None = None,
@@ -128,6 +136,8 @@ class Peer:
         in_dialog = ";tag=" in (request.headers.get_first("to") or "")
         if method == "INVITE" and not in_dialog:
             await self.callee.invite(request, txn)
+        elif method == "NOTIFY":
+            self.presence.notify(request, txn)
         elif method == "BYE":
             self.callee.bye(request, txn)
         elif method == "CANCEL":
