@@ -124,11 +124,11 @@ def content_lines(lines: list[str], start: int = 0, stop: int | None = None) -> 
         index += 1
         while index < stop:
             following = lines[index]
-            if following[:1] in (" ", "\t") and following.strip():
-                parts.append(following[1:])
-            elif quoted_printable and parts[-1].endswith("=") and following.strip():
+            if quoted_printable and parts[-1].endswith("=") and following.strip():
                 parts[-1] = parts[-1][:-1]  # a soft line break joins without the '='
                 parts.append(following)
+            elif following[:1] in (" ", "\t") and following.strip():
+                parts.append(following[1:])
             else:
                 break
             index += 1
