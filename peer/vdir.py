@@ -98,7 +98,9 @@ class VdirFolder:
                     skipped.append((path.name, f"holds {len(items)} items; a vdir file holds one"))
                     continue
                 item = items[0]
-                item_id = item_id_for(item)
+                # A card without UID keeps the id it was first read under, edit after edit.
+                has_uid = record_formats.uid_of(item) is not None
+                item_id = entry.item_id if entry is not None and not has_uid else item_id_for(item)
                 if entry is not None and entry.item_id != item_id:
                     self._delete_if_live(entry.item_id)  # its UID changed: another item now
                 current = self.store.meta(item_id)

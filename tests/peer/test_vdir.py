@@ -49,6 +49,15 @@ def test_an_edit_by_another_program_is_picked_up_by_its_etag(store, folder):
     assert store.get("ann").content == card("Annie", uid="ann") and store.get("ann").meta.version == 2
 
 
+def test_a_card_without_uid_keeps_its_id_when_another_program_edits_it(store, folder):
+    vdir = VdirFolder(store, folder, VCARD)
+    write_as_another_program(folder / "nameless.vcf", card("Nameless"))
+    (first,) = vdir.refresh().read
+    write_as_another_program(folder / "nameless.vcf", card("Named at last"), bump=1_000_000)
+    assert vdir.refresh().read == (first,)
+    assert [(r.id, r.meta.version) for r in store.items()] == [(first, 2)]
+
+
 def test_a_removed_file_deletes_its_item(store, folder):
     vdir = VdirFolder(store, folder, VCARD)
     write_as_another_program(folder / "ann.vcf", card("Ann", uid="ann"))
