@@ -38,6 +38,7 @@ _BARE_CALENDAR_COMPONENTS = frozenset({"VTIMEZONE", "VEVENT", "VTODO", "VJOURNAL
 # Calendar properties that every item and every file has anyway: alone they are no calendar data.
 _PLAIN_HEADER = frozenset({"VERSION", "PRODID"})
 _DEFAULT_HEADER = ["VERSION:2.0", "PRODID:-//sipsync//records//EN"]
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +49,13 @@ class ParsedFile:
     content_type: str
     items: tuple[bytes, ...]
     calendar: bytes | None = None
+    uids: tuple[str | None, ...] = ()  # each item's UID, as uid_of would find it
 
 
 def sniff(data: bytes) -> str | None:
     """The content type of a vCard or iCalendar file, from its first line."""
     text = data[:4096].decode("utf-8", errors="replace").lstrip("\ufeff")
-    for line in text.splitlines():
+    for line in _LINE_BREAK.split(text):
         if line.strip():
             head, _, value = line.partition(":")
             if head.strip().upper() != "BEGIN":
@@ -77,8 +79,8 @@ def _checked_size(item: bytes, line: int) -> bytes:
     return item
 
 
-def _vcards(lines: list[str], tree: list[Component]) -> list[bytes]:
-    items = []
+def _vcards(lines: list[str], tree: list[Component]) -> ParsedFile:
+    items, uids = [], []
     for card in tree:
         if card.kind != "VCARD":
             raise RecordFormatError(f"expected BEGIN:VCARD, found BEGIN:{card.kind}", card.first + 1)
@@ -86,7 +88,8 @@ def _vcards(lines: list[str], tree: list[Component]) -> list[bytes]:
         check_charsets(lines, card, allow_charset_param=version == "2.1")
         record_validation.check_vcard(lines, card)
         items.append(_checked_size(encode_lines(_slice(lines, card)), card.first + 1))
-    return items
+        uids.append((card.value_of("UID") or "").strip() or None)
+    return ParsedFile(VCARD, tuple(items), None, tuple(uids))
 
 
 def _tzids_used(component: Component) -> list[str]:
@@ -130,8 +133,8 @@ def _calendars(lines: list[str], tree: list[Component]) -> ParsedFile:
             uid = (component.value_of("UID") or "").strip() or f"\x00{component.first}:{number}"
             groups.setdefault(uid, _Group(header, [])).components.append(component)
     used: set[str] = set()
-    items = []
-    for group in groups.values():
+    items, uids = [], []
+    for uid, group in groups.items():
         first_line = group.components[0].first + 1
         record_validation.check_calendar_components(lines, group.components, first_line)
         wanted = {tzid for component in group.components for tzid in _tzids_used(component)}
@@ -142,6 +145,7 @@ def _calendars(lines: list[str], tree: list[Component]) -> ParsedFile:
             item_lines.extend(_slice(lines, component))
         item_lines.append("END:VCALENDAR")
         items.append(_checked_size(encode_lines(item_lines), first_line))
+        uids.append(None if uid.startswith("\x00") else uid)
     unreferenced = [tz for tzid, tz in timezones.items() if tzid not in used]
     if unreferenced:
         record_validation.check_calendar_components(lines, unreferenced, unreferenced[0].first + 1)
@@ -153,7 +157,7 @@ def _calendars(lines: list[str], tree: list[Component]) -> ParsedFile:
             calendar_lines.extend(_slice(lines, timezone))
         calendar_lines.append("END:VCALENDAR")
         calendar = encode_lines(calendar_lines)
-    return ParsedFile(ICALENDAR, tuple(items), calendar)
+    return ParsedFile(ICALENDAR, tuple(items), calendar, tuple(uids))
 
 
 def parse(data: bytes, content_type: str | None = None) -> ParsedFile:
@@ -167,7 +171,7 @@ def parse(data: bytes, content_type: str | None = None) -> ParsedFile:
     if not tree:
         raise RecordFormatError("the file holds no vCard or iCalendar data")
     if content_type == VCARD:
-        return ParsedFile(VCARD, tuple(_vcards(lines, tree)))
+        return _vcards(lines, tree)
     return _calendars(lines, tree)
 
 
@@ -217,7 +221,7 @@ def _unescape(value: str) -> str:
 def summary_of(content: bytes, width: int = 60) -> str:
     """One line that names an item for a person: a card's FN, an event's SUMMARY, or the first
     line of other text."""
-    lines = content.decode("utf-8", errors="replace").splitlines()
+    lines = _LINE_BREAK.split(content.decode("utf-8", errors="replace"))
     logical = content_lines(lines)
     first = logical[0] if logical else None
     wanted = None

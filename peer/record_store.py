@@ -93,7 +93,10 @@ def store_path(folder: str | Path) -> Path:
 
 def item_id_for(content: bytes) -> str:
     """An item's global id: its UID where it has a usable one, else a fresh uuid."""
-    uid = record_formats.uid_of(content)
+    return item_id_for_uid(record_formats.uid_of(content))
+
+
+def item_id_for_uid(uid: str | None) -> str:
     if uid is None:
         return str(uuid.uuid4())
     if len(uid) <= _MAX_UID_CHARS and uid.isprintable():
@@ -284,8 +287,8 @@ class RecordStore:
         added, replaced, unchanged = [], [], []
         calendar_changed = False
         with self.batch():
-            for piece in parsed.items:
-                item_id = item_id_for(piece)
+            for piece, uid in zip(parsed.items, parsed.uids):
+                item_id = item_id_for_uid(uid)
                 current = self.meta(item_id)
                 if current is None or current.deleted:
                     added.append(self.add(piece, content_type, item_id=item_id).id)

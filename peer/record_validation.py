@@ -55,9 +55,24 @@ def _check_values(component: Component) -> None:
         _check_values(child)
 
 
+def _has_encoded_values(component: Component) -> bool:
+    return any(line.param("ENCODING") for part in component.walk() for line in part.properties)
+
+
 def check_vcard(lines: list[str], card: Component) -> None:
-    """Refuse a card vobject cannot read, or with a value that does not decode."""
+    """Refuse a card vobject cannot read, or with a value that does not decode. Every card is held
+    to content-line syntax here; vobject judges more than that only where a value is encoded
+    (base64, quoted-printable), so only such cards cost its parse (most of an import's time
+    otherwise: 0.8 ms a card)."""
     _check_values(card)
+    for part in card.walk():
+        for line in part.properties:
+            # vobject's own first rule, so that a card it is not asked about is held to it too
+            if ":" not in "".join(lines[line.first : line.last + 1]):
+                raise RecordFormatError(f"not a content line (NAME:value): {lines[line.first][:60]!r}",
+                                        line.first + 1)
+    if not _has_encoded_values(card):
+        return
     text = _unfolded_text(lines, card).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     try:
         with warnings.catch_warnings():
