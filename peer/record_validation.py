@@ -16,6 +16,10 @@ import vobject
 from .record_text import Component, ContentLine, RecordFormatError
 
 _QP_ESCAPE = re.compile(r"=(?![0-9A-Fa-f]{2})")
+# A vCard content line up to its colon, as vobject parses it: a name (after an optional group),
+# then parameters, each a name with values (quoted or not), or vCard 2.1's bare TYPE value.
+_PARAM_VALUE = r'(?:"[^"]*"|[^";:,"]*)'
+_VCARD_HEAD = re.compile(rf"^(?:[A-Za-z0-9_-]+\.)?[A-Za-z0-9_-]+(?:;[A-Za-z0-9_-]+(?:={_PARAM_VALUE}(?:,{_PARAM_VALUE})*)?)*$")
 
 
 def _check_encoded_value(line: ContentLine) -> None:
@@ -67,8 +71,10 @@ def check_vcard(lines: list[str], card: Component) -> None:
     _check_values(card)
     for part in card.walk():
         for line in part.properties:
-            # vobject's own first rule, so that a card it is not asked about is held to it too
-            if ":" not in "".join(lines[line.first : line.last + 1]):
+            # vobject's own rules for a content line, so that a card it is not asked about is
+            # held to them too
+            raw_name = lines[line.first].split(":", 1)[0].split(";", 1)[0]
+            if ":" not in "".join(lines[line.first : line.last + 1]) or not _VCARD_HEAD.match(raw_name + line.params):
                 raise RecordFormatError(f"not a content line (NAME:value): {lines[line.first][:60]!r}",
                                         line.first + 1)
     if not _has_encoded_values(card):

@@ -127,3 +127,16 @@ def test_an_ics_of_bare_vtimezones_is_read_as_one_calendar_of_time_zones():
     assert record_formats.sniff(ics) == ICALENDAR
     parsed = record_formats.parse(ics)
     assert parsed.items == () and b"TZID:Europe/Oslo" in parsed.calendar
+
+
+@pytest.mark.parametrize("line", ["garbage without a colon", "TEL;=x:1", 'TEL;TYPE="open:1', ";TYPE=x:1"])
+def test_a_card_line_that_is_no_content_line_is_refused_as_vobject_would(line):
+    card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\n{line}\r\nEND:VCARD\r\n".encode()
+    error = refusal(card)
+    assert error.line == 4 and "not a content line" in error.reason
+
+
+def test_a_quoted_printable_value_that_is_not_text_in_its_charset_is_refused_by_vobject():
+    card = b"BEGIN:VCARD\r\nVERSION:2.1\r\nN;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:=C3=28\r\nEND:VCARD\r\n"
+    error = refusal(card)
+    assert error.line == 1 and "unreadable" in error.reason and "utf-8" in error.reason
