@@ -100,9 +100,12 @@ def dataset() -> None:
 @click.option("--policy", type=click.Choice([p.value for p in ConflictPolicy]),
               help="Records: how conflicts are settled when another device syncs with this one "
                    "[default: newest-wins].")
+@click.option("--layout", type=click.Choice(list(peer_config.LAYOUTS)),
+              help="Contacts, calendar: vdir keeps one .vcf or .ics file per item in the folder, "
+                   "as vdirsyncer, khal and khard do [default: store].")
 @click.pass_obj
 def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols: str | None,
-                allow: str, policy: str | None) -> None:
+                allow: str, policy: str | None, layout: str | None) -> None:
     """Serve a dataset: a folder of files, or a folder holding a record store (records.db)."""
     config = _load(data_dir)
     if policy is not None and data_type == DataType.FILES:
@@ -115,8 +118,10 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
     path.mkdir(parents=True, exist_ok=True)
     entry = Dataset(name=name, data_type=DataType(data_type), path=path.resolve(),
                     protocols=chosen, allow=tuple(u.strip() for u in allow.split(",") if u.strip()),
-                    policy=ConflictPolicy(policy) if policy else None)
+                    policy=ConflictPolicy(policy) if policy else None,
+                    layout=None if layout in (None, "store") else layout)
     try:
+        peer_config.check_layout(entry)
         peer_config.save(peer_config.with_dataset(config, entry))
     except ConfigError as exc:
         _fail(str(exc))

@@ -19,6 +19,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DEFAULT_PROTOCOLS = {DataType.FILES: (SyncProtocol.RSYNC,)}
 USER_AGENT = "sipsync-peer/0.1"
 
+# How a record dataset's folder holds its items: only in the store, or also as a vdir.
+LAYOUTS = ("store", "vdir")
+_VDIR_TYPES = (DataType.CONTACTS, DataType.CALENDAR)
+
 
 class ConfigError(Exception):
     """A setting that cannot work, with the reason a person reads."""
@@ -32,6 +36,7 @@ class Dataset:
     protocols: tuple[SyncProtocol, ...]
     allow: tuple[str, ...] = ()  # users besides the owner who may sync it; the server checks shares too
     policy: ConflictPolicy | None = None  # records: how this device settles conflicts as callee
+    layout: str | None = None  # "vdir": contacts or calendar also kept as one file per item
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,16 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def check_layout(dataset: Dataset, where: str = "") -> None:
+    if dataset.layout is None:
+        return
+    if dataset.layout not in LAYOUTS:
+        raise ConfigError(f"{where}dataset {dataset.name!r}: layout must be one of {', '.join(LAYOUTS)}")
+    if dataset.layout == "vdir" and dataset.data_type not in _VDIR_TYPES:
+        raise ConfigError(f"{where}dataset {dataset.name!r}: a vdir holds contacts or calendar, "
+                          f"not {dataset.data_type.value}")
+
+
 def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
     path = data_dir / CONFIG_NAME
     try:
@@ -108,8 +123,9 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
         datasets[name] = Dataset(
             name=name, data_type=data_type, path=Path(spec["path"]),
             protocols=protocols or _DEFAULT_PROTOCOLS.get(data_type, (SyncProtocol.SYNCML,)),
-            allow=tuple(spec.get("allow", ())), policy=policy,
+            allow=tuple(spec.get("allow", ())), policy=policy, layout=spec.get("layout"),
         )
+        check_layout(datasets[name], where=f"{path}: ")
     config = PeerConfig(
         data_dir=data_dir,
         server=str(peer.get("server", "127.0.0.1:5060")),
@@ -151,6 +167,8 @@ def save(config: PeerConfig) -> Path:
                   "allow = [" + ", ".join(_quote(u) for u in dataset.allow) + "]"]
         if dataset.policy is not None:
             lines.append(f"policy = {_quote(dataset.policy.value)}")
+        if dataset.layout is not None:
+            lines.append(f"layout = {_quote(dataset.layout)}")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     path = config.data_dir / CONFIG_NAME
     temp = path.with_suffix(".tmp")
