@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .conftest import wait_for
+from ..waiting import wait_until
 from .test_record_sync import address_book, import_cards, start, sync, vcard
 
 
@@ -32,5 +32,5 @@ def test_cards_edited_in_a_vdir_by_another_program_sync_and_synced_cards_land_th
     os.utime(book / "ann.vcf", ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000))
     (book / "bob.vcf").unlink()
     sync(laptop, "--mode", "two-way")
-    wait_for(lambda: address_book(laptop) == {"ann": "Ann Edited"}, what="the vdir's edits on the laptop")
+    wait_until(lambda: address_book(laptop) == {"ann": "Ann Edited"}, what="the vdir's edits on the laptop")
     assert sorted(path.name for path in book.glob("*.vcf")) == ["ann.vcf"]
