@@ -1,9 +1,11 @@
-"""The file a patch writes: literals and short copies gathered into big writes, long copies made by
-the kernel straight from the basis, and a running whole-file hash of exactly what was written.
+"""The file a patch writes: literals and short copies gathered into big writes, long copies read
+into the same buffer or made by the kernel straight from the basis, and a running whole-file hash.
 
 Adjacent COPY ranges are merged before they are carried out, whoever encoded the delta. A range the
-kernel copied never passes through Python, so it is hashed by reading it back from the output, in
-pieces small enough to stay in the CPU cache between the read and the hash.
+kernel copied never passes through Python, so it is hashed by reading the basis range after the
+copy (a basis changed meanwhile then fails the hash: it cannot pass unnoticed), in pieces small
+enough to stay in the CPU cache between the read and the hash. The basis is read, not mapped: a
+file truncated under a mapping would kill the process with SIGBUS.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ class PatchOutput:
     """Writes the new file into `fd` (open for reading and writing) from `start` on.
 
     `size` counts every byte added, written or still pending; `flush()` puts them all in the file.
-    With `kernel_copy=False` (or once the OS refuses it) copies go through memory.
+    With `kernel_copy=True` long copies are made by the kernel until the OS refuses.
     """
 
-    def __init__(self, fd: int, hasher: Hasher, *, start: int = 0, kernel_copy: bool = True) -> None:
+    def __init__(self, fd: int, hasher: Hasher, *, start: int = 0, kernel_copy: bool = False) -> None:
         self._fd = fd
         self._hasher = hasher
         self._buf = bytearray(WRITE_BUFFER)
@@ -50,7 +52,7 @@ class PatchOutput:
 
     def hash_existing(self) -> None:
         """Hash the `start` bytes already in the file (a resumed partial output)."""
-        self._hash_back(0, self._file_pos)
+        self._hash_range(self._fd, 0, self._file_pos)
 
     # ------------------------------------------------------------------ adding
     def add_literal(self, data) -> None:
@@ -106,7 +108,7 @@ class PatchOutput:
                 break
             if got == 0:
                 break  # the basis ends early, or this file system copies nothing: memory decides
-            self._hash_back(self._file_pos, got)
+            self._hash_range(fd, offset, got)
             self._file_pos += got
             self.kernel_copied += got
             offset += got
@@ -129,16 +131,17 @@ class PatchOutput:
             self._fill += got
             offset += got
 
-    def _hash_back(self, pos: int, length: int) -> None:
-        """Hash what the file holds at [pos, pos + length)."""
+    def _hash_range(self, fd: int, pos: int, length: int) -> None:
+        """Hash what `fd` holds at [pos, pos + length)."""
         if self._back is None:
             self._back = memoryview(bytearray(READ_PIECE))
         end = pos + length
         while pos < end:
             piece = self._back[:end - pos]
-            got = os.preadv(self._fd, [piece], pos)
+            got = os.preadv(fd, [piece], pos)
             if not got:
-                raise IntegrityError("the output file is shorter than what was written to it")
+                raise (BasisMismatch("the basis shrank while being patched") if fd != self._fd
+                       else IntegrityError("the partial output is shorter than its state says"))
             self._hasher.update(piece[:got])
             pos += got
 

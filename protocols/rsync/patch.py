@@ -18,6 +18,7 @@ from pathlib import Path
 from . import partial
 from .errors import BasisMismatch, IntegrityError, LimitExceeded, ResumeMismatch, RsyncError, TruncatedStream
 from .hashes import HashKind, file_hasher
+from .kernel_io import copy_shares_blocks
 from .output import PatchOutput
 from .wire import DEFAULT_LIMITS, CopyOp, DeltaEnd, DeltaHeader, DeltaReader, LiteralOp, Limits
 
@@ -44,16 +45,16 @@ class FilePatcher:
     `expected_digest` (from the sender's manifest) is checked as well as the delta's own end
     record. `mode` and `mtime_ns` are applied before the rename; by default the old file's mode
     is kept. Call `feed()` per received chunk, then `finish()`; on a broken connection call
-    `abort()`, which keeps the partial output for `partial.resume_offset()`. `kernel_copy=False`
-    copies basis ranges through memory even where the OS could copy them itself; `clock` times
-    the checkpoints.
+    `abort()`, which keeps the partial output for `partial.resume_offset()`. `kernel_copy` says
+    whether long basis ranges are copied by the kernel (default: where the file system shares or
+    offloads the blocks) or through memory; `clock` times the checkpoints.
     """
 
     def __init__(self, target: str | os.PathLike, basis: str | os.PathLike | None = None, *,
                  expected_digest: bytes | None = None, mode: int | None = None,
                  mtime_ns: int | None = None, limits: Limits = DEFAULT_LIMITS,
                  checkpoint_bytes: int = CHECKPOINT_BYTES,
-                 checkpoint_seconds: float = CHECKPOINT_SECONDS, kernel_copy: bool = True,
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS, kernel_copy: bool | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.target = Path(target)
         self._basis_path = Path(basis) if basis is not None else self.target
@@ -157,15 +158,20 @@ class FilePatcher:
             self._out_fd = os.open(ppath, os.O_RDWR | os.O_CLOEXEC)
             os.ftruncate(self._out_fd, state.offset)
             self._output = PatchOutput(self._out_fd, hasher, start=state.offset,
-                                       kernel_copy=self._kernel_copy)
+                                       kernel_copy=self._use_kernel_copy())
             self._output.hash_existing()
             self._checkpointed = state.offset
         else:
             partial.discard(self.target)
             self._out_fd = os.open(ppath, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                                    PARTIAL_MODE)
-            self._output = PatchOutput(self._out_fd, hasher, kernel_copy=self._kernel_copy)
+            self._output = PatchOutput(self._out_fd, hasher, kernel_copy=self._use_kernel_copy())
         self._checkpointed_at = self._clock()
+
+    def _use_kernel_copy(self) -> bool:
+        if self._kernel_copy is not None:
+            return self._kernel_copy
+        return self._basis_fd is not None and copy_shares_blocks(self._out_fd)
 
     def _open_basis(self, basis_size: int) -> None:
         try:

@@ -10,6 +10,7 @@ import pytest
 from protocols.rsync import (
     DeltaEncoder, FilePatcher, IntegrityError, Signature, apply_delta, delta_of, signature_of, wire,
 )
+from protocols.rsync import kernel_io
 from protocols.rsync.partial import load_state
 from protocols.rsync.wire import DeltaReader, LiteralOp
 
@@ -32,7 +33,7 @@ def patch(tmp_path, delta=DELTA, basis=BASIS, **options):
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the system calls a patch makes, keeping their real effect."""
-    calls = {"copy_file_range": 0, "pwrite": 0}
+    calls = {"copy_file_range": 0, "pwrite": 0, "preadv": 0}
     for name in calls:
         real = getattr(os, name)
 
@@ -62,8 +63,8 @@ def hand_made_delta(ops, basis: bytes = BASIS) -> tuple[bytes, bytes]:
     return b"".join(records), bytes(out)
 
 
-def test_long_copies_are_made_by_the_kernel_and_the_file_is_right(tmp_path):
-    target, patcher = patch(tmp_path)
+def test_long_copies_can_be_made_by_the_kernel_and_the_file_is_right(tmp_path):
+    target, patcher = patch(tmp_path, kernel_copy=True)
     assert target.read_bytes() == NEW
     assert patcher.kernel_copied > len(NEW) // 2
 
@@ -75,24 +76,24 @@ def test_where_the_os_refuses_copy_file_range_the_patch_copies_through_memory(tm
         asked.append(args)
         raise OSError(errno.EXDEV, "Invalid cross-device link")
     monkeypatch.setattr(os, "copy_file_range", refuse)
-    target, patcher = patch(tmp_path)
+    target, patcher = patch(tmp_path, kernel_copy=True)
     assert target.read_bytes() == NEW and patcher.kernel_copied == 0
     assert len(asked) == 1, "once refused, the kernel is not asked again for that file"
 
 
 def test_without_copy_file_range_at_all_the_patch_still_works(tmp_path, monkeypatch):
     monkeypatch.delattr(os, "copy_file_range")
-    target, patcher = patch(tmp_path)
+    target, patcher = patch(tmp_path, kernel_copy=True)
     assert target.read_bytes() == NEW and patcher.kernel_copied == 0
 
 
 def test_a_kernel_copy_that_copies_nothing_hands_over_to_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "copy_file_range", lambda *args: 0)
-    target, _ = patch(tmp_path)
+    target, _ = patch(tmp_path, kernel_copy=True)
     assert target.read_bytes() == NEW
 
 
-def test_copies_can_be_turned_off_kernel_side(tmp_path, counted):
+def test_copies_can_be_kept_out_of_the_kernel(tmp_path, counted):
     target, patcher = patch(tmp_path, kernel_copy=False)
     assert target.read_bytes() == NEW and counted["copy_file_range"] == 0
 
@@ -102,21 +103,24 @@ def test_an_unexpected_copy_error_is_not_hidden(tmp_path, monkeypatch):
         raise OSError(errno.EIO, "Input/output error")
     monkeypatch.setattr(os, "copy_file_range", broken)
     with pytest.raises(OSError):
-        patch(tmp_path)
+        patch(tmp_path, kernel_copy=True)
     assert (tmp_path / "file").read_bytes() == BASIS
 
 
 def test_adjacent_copies_are_merged_into_one_kernel_copy(tmp_path, counted):
     ops = [(i * 4096, 4096) for i in range(64)]  # 256 KiB in 64 ops that follow one another
     delta, new = hand_made_delta(ops)
-    target, patcher = patch(tmp_path, delta)
+    target, patcher = patch(tmp_path, delta, kernel_copy=True)
     assert target.read_bytes() == new
     assert counted["copy_file_range"] == 1 and patcher.kernel_copied == 64 * 4096
+    counted["preadv"] = 0
+    target, _ = patch(tmp_path, delta, kernel_copy=False)
+    assert target.read_bytes() == new and counted["preadv"] == 1, "one 256 KiB read"
 
 
 def test_copies_that_do_not_follow_one_another_stay_apart(tmp_path, counted):
     delta, new = hand_made_delta([(0, 100_000), (200_000, 100_000)])
-    target, _ = patch(tmp_path, delta)
+    target, _ = patch(tmp_path, delta, kernel_copy=True)
     assert target.read_bytes() == new and counted["copy_file_range"] == 2
 
 
@@ -130,16 +134,44 @@ def test_short_copies_and_literals_are_gathered_into_few_writes(tmp_path, counte
     assert counted["pwrite"] == 1 and counted["copy_file_range"] == 0
 
 
-def test_a_basis_changed_in_place_fails_the_whole_file_hash_even_for_kernel_copies(tmp_path):
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_a_basis_changed_in_place_fails_the_whole_file_hash(tmp_path, kernel_copy):
     changed = bytearray(BASIS)
-    changed[100] ^= 1  # same size, so only the hash of what was written can tell
+    changed[100] ^= 1  # same size, so only the hash of what was copied can tell
     target = tmp_path / "file"
     target.write_bytes(changed)
-    patcher = FilePatcher(target)
+    patcher = FilePatcher(target, kernel_copy=kernel_copy)
     patcher.feed(DELTA)
     with pytest.raises(IntegrityError):
         patcher.finish()
     assert target.read_bytes() == changed
+
+
+@pytest.mark.parametrize("file_system, shares", [("btrfs", True), ("xfs", True), ("ext4", False)])
+def test_by_default_the_kernel_copies_only_where_the_file_system_shares_blocks(
+        tmp_path, monkeypatch, file_system, shares):
+    device = os.stat(tmp_path).st_dev
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"22 27 0:21 / /proc rw - proc proc rw\n"
+                         f"29 1 {os.major(device)}:{os.minor(device)} / / rw - {file_system} /dev/x rw\n")
+    monkeypatch.setattr(kernel_io, "MOUNTINFO", str(mountinfo))
+    kernel_io._file_system_type.cache_clear()
+    try:
+        target, patcher = patch(tmp_path)
+    finally:
+        kernel_io._file_system_type.cache_clear()
+    assert target.read_bytes() == NEW
+    assert (patcher.kernel_copied > 0) is shares
+
+
+def test_without_mount_information_the_patch_copies_through_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(kernel_io, "MOUNTINFO", str(tmp_path / "absent"))
+    kernel_io._file_system_type.cache_clear()
+    try:
+        target, patcher = patch(tmp_path)
+    finally:
+        kernel_io._file_system_type.cache_clear()
+    assert target.read_bytes() == NEW and patcher.kernel_copied == 0
 
 
 def test_checkpoints_wait_for_bytes_and_seconds_both(tmp_path):
