@@ -98,8 +98,9 @@ class PatchOutput:
         if length < KERNEL_COPY_MIN:
             self._copy_into_buffer(fd, offset, length)
             return
-        self._write_buffer()
         end = offset + length
+        if self._kernel_copy:
+            self._write_buffer()  # the kernel writes at the file's end: what is gathered goes first
         while offset < end and self._kernel_copy:
             want = min(KERNEL_COPY_PIECE, end - offset)
             got = copy_file_range(fd, offset, self._fd, self._file_pos, want)
@@ -113,8 +114,10 @@ class PatchOutput:
             self.kernel_copied += got
             offset += got
             self._maybe_writeback()
-        while offset < end:
-            step = min(WRITE_BUFFER, end - offset)
+        while offset < end:  # the buffer filled to the brim each time: every write is 1 MiB
+            if self._fill == WRITE_BUFFER:
+                self._write_buffer()
+            step = min(WRITE_BUFFER - self._fill, end - offset)
             self._copy_into_buffer(fd, offset, step)
             offset += step
 
