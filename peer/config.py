@@ -18,6 +18,7 @@ from .versions import VersionKind, VersionPolicy
 CONFIG_NAME = "peer.toml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DEFAULT_PROTOCOLS = {DataType.FILES: (SyncProtocol.RSYNC,)}
+VERSIONING_OFF = "off"  # a folder's `versioning` when it keeps no versions
 
 
 class ConfigError(Exception):
@@ -136,12 +137,9 @@ def _versions_of(spec: dict) -> VersionPolicy | None:
     if kind == VERSIONING_OFF:
         return None
     days = spec.get("versions_days")
-    if days is not None and not isinstance(days, (int, float)):
+    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float))):
         raise ValueError(f"versions_days must be a number of days, not {days!r}")
     return VersionPolicy(VersionKind(kind), days)
-
-
-VERSIONING_OFF = "off"
 
 
 def _quote(value: str) -> str:
