@@ -6,12 +6,10 @@ any failure leaves the old file as it was; an interruption keeps the partial out
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +64,7 @@ class FilePatcher:
         self._checkpoint_seconds = checkpoint_seconds
         self._kernel_copy = kernel_copy
         self._clock = clock
-        self._reader = DeltaReader(limits, offload=_decompress_pool().submit)
+        self._reader = DeltaReader(limits)
         self._basis_fd: int | None = None
         self._out_fd: int | None = None
         self._output: PatchOutput | None = None
@@ -235,13 +233,6 @@ class FilePatcher:
         if self._basis_fd is not None:
             os.close(self._basis_fd)
             self._basis_fd = None
-
-
-@functools.cache
-def _decompress_pool() -> ThreadPoolExecutor:
-    """One thread for every patcher of the process: the reader hands it half of a feed's
-    compressed literals while it decompresses the other half itself."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sipsync-decompress")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -6,8 +6,6 @@ Readers are sans-I/O (bytes in, typed records out) and check every length and of
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,29 +185,20 @@ class DeltaReader:
     Records are read straight from the fed buffer; only a record cut by the end of a feed is
     gathered (at most one compressed literal, `Limits.max_literal`). Raw literal bytes are never
     gathered: they go out as `LiteralOp`s over the fed buffer as soon as they arrive.
-
-    The compressed literals of one feed are decompressed together at its end. Given `offload`
-    (e.g. a thread pool's `submit`), half of them are decompressed there meanwhile: zstd releases
-    the GIL, so on a second core a text delta is rebuilt almost twice as fast.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, *,
-                 offload: Callable[[Callable[[], list[bytes]]], Future] | None = None) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._pending = bytearray()  # the start of a record the last feed cut
         self._literal_left = 0  # raw literal bytes still to come
         self.header: DeltaHeader | None = None
         self.ended = False
-        self._offload = offload
         self._dctx = zstandard.ZstdDecompressor()
-        self._offloaded_dctx = zstandard.ZstdDecompressor() if offload else None  # one per thread
-        self._frames: list[tuple[int, memoryview, int]] = []  # this feed's: event index, frame, size
 
     def feed(self, data) -> list[DeltaEvent]:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
-        self._frames = []
         events: list[DeltaEvent] = []
         pos, n = 0, len(view)
         while pos < n:
@@ -230,8 +219,6 @@ class DeltaReader:
                 break
             self._parse(view, pos, events)
             pos += need
-        if self._frames:
-            self._decompress_frames(events)
         return events
 
     def finish(self) -> None:
@@ -292,8 +279,8 @@ class DeltaReader:
         elif tag == OP_LITERAL_ZSTD:
             _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
             start = pos + LITERAL_ZSTD.size
-            self._frames.append((len(events), memoryview(buf)[start:start + comp_len], raw_len))
-            events.append(None)  # filled in at the end of the feed, with its neighbours
+            events.append(LiteralOp(_decompress(self._dctx, memoryview(buf)[start:start + comp_len],
+                                                raw_len)))
         else:  # OP_END: _record_size let no other tag through
             _, size, digest = END.unpack_from(buf, pos)
             if size > self._limits.max_file_size:
@@ -327,26 +314,6 @@ class DeltaReader:
             raise WireFormatError("literal of zero bytes")
         if length > self._limits.max_literal:
             raise LimitExceeded(f"literal of {length} bytes above {self._limits.max_literal}")
-
-    def _decompress_frames(self, events: list) -> None:
-        frames, self._frames = self._frames, []
-        jobs = [(frame, raw_len) for _, frame, raw_len in frames]
-        half = len(jobs) // 2
-        if self._offload is not None and half and sum(len(f) for f, _ in jobs) >= OFFLOAD_MIN:
-            dctx = self._offloaded_dctx
-            later = self._offload(lambda: [_decompress(dctx, *job) for job in jobs[half:]])
-            try:
-                out = [_decompress(self._dctx, *job) for job in jobs[:half]]
-            finally:
-                rest = later.result()  # waited for even on an error: its frames are our memory
-            out += rest
-        else:
-            out = [_decompress(self._dctx, *job) for job in jobs]
-        for (index, _, _), data in zip(frames, out):
-            events[index] = LiteralOp(data)
-
-
-OFFLOAD_MIN = 64 << 10  # compressed bytes in one feed below which a thread costs more than it saves
 
 
 def _decompress(dctx: zstandard.ZstdDecompressor, frame: memoryview, raw_len: int) -> bytes:

@@ -212,24 +212,3 @@ def test_a_compressed_literal_whose_frame_claims_another_size_is_refused():
     evil = header(0) + wire.LITERAL_ZSTD.pack(wire.OP_LITERAL_ZSTD, 4000, len(frame)) + frame
     with pytest.raises(wire.WireFormatError):
         DeltaReader().feed(evil)
-
-
-def test_half_of_a_feeds_compressed_literals_are_offloaded_and_the_order_is_kept():
-    text = b"".join(b"%d,name %d,street %d\n" % (i, i * 7, i * 13) for i in range(60_000))
-    sig = Signature.from_wire(signature_of(b""))
-    delta = DeltaEncoder(sig, literal_piece=16384)
-    delta = b"".join(delta.feed(text) + delta.finish())
-    offloaded = []
-
-    def offload(job):
-        from concurrent.futures import Future
-        done = Future()
-        result = job()
-        offloaded.append(len(result))
-        done.set_result(result)
-        return done
-    reader = DeltaReader(offload=offload)
-    events = reader.feed(delta)
-    rebuilt = b"".join(bytes(e.data) for e in events if isinstance(e, LiteralOp))
-    assert rebuilt == text and offloaded and offloaded[0] >= 2
-    assert apply_delta(b"", delta) == text
