@@ -15,7 +15,7 @@ from session_xml import DataType
 
 from . import config as peer_config
 from .config import ConfigError
-from .session import EXIT_FAILED
+from .sync_outcome import EXIT_FAILED
 from .versions import Version, VersionError, VersionStore
 
 
