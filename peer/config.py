@@ -30,6 +30,8 @@ class Dataset:
     protocols: tuple[SyncProtocol, ...]
     allow: tuple[str, ...] = ()  # users besides the owner who may sync it; the server checks shares too
     policy: ConflictPolicy | None = None  # records: how this device settles conflicts as callee
+    # folders: symlinks whose target leads out of the dataset are synced as links, not refused
+    allow_external_links: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
             name=name, data_type=data_type, path=Path(spec["path"]),
             protocols=protocols or _DEFAULT_PROTOCOLS.get(data_type, (SyncProtocol.SYNCML,)),
             allow=tuple(spec.get("allow", ())), policy=policy,
+            allow_external_links=bool(spec.get("allow_external_links", False)),
         )
     config = PeerConfig(
         data_dir=data_dir,
@@ -145,6 +148,8 @@ def save(config: PeerConfig) -> Path:
                   "allow = [" + ", ".join(_quote(u) for u in dataset.allow) + "]"]
         if dataset.policy is not None:
             lines.append(f"policy = {_quote(dataset.policy.value)}")
+        if dataset.allow_external_links:
+            lines.append("allow_external_links = true")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     path = config.data_dir / CONFIG_NAME
     temp = path.with_suffix(".tmp")

@@ -1,7 +1,8 @@
-"""Payloads of the folder-sync frames: manifest pieces, file requests, end-of-delta figures.
+"""Payloads of the folder-sync frames: the hello, manifest changes, file requests, figures.
 
 Encoders and checked decoders only (sans-I/O); which frame carries which payload is in
-`protocols/channel/framing.py` (RSYNC_*), the order of the exchange in `exchange.py`.
+`protocols/channel/framing.py` (RSYNC_*), the order of the exchange in peer/folder_sync.py, the
+pipelined records in `records.py`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import zstandard
+
 from .errors import LimitExceeded, WireFormatError
-from .manifest import Manifest
+from .manifest import FileEntry, Manifest, Skipped, _skips
+
+# Version of the folder-sync exchange (hello, manifests, records); a peer speaking another one
+# is refused with both numbers, never half understood.
+EXCHANGE_VERSION = 2
 
 PIECE = 256 << 10  # manifest bytes per frame: well under the channel's frame cap
 MAX_MANIFEST = 256 << 20  # a peer's manifest larger than this is refused before it is parsed
@@ -39,6 +46,69 @@ class ManifestAssembler:
             return Manifest.from_json(self._buf.decode())
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
+
+    def finish_changes(self, base: Manifest | None) -> Manifest:
+        """The peer's manifest from its changes against `base` (the state both named)."""
+        return apply_changes(bytes(self._buf), base, self._limit)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Opens a folder sync: the exchange version and the digest of the last-synced state the
+    sender remembers with this peer ("" for none). When both name the same state, manifests
+    travel as changes against it, so a sync with nothing to do costs a few hundred bytes."""
+
+    version: int
+    base: str
+
+    def encode(self) -> bytes:
+        return json.dumps({"version": self.version, "base": self.base}).encode()
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "Hello":
+        raw = _object(payload, "folder-sync hello")
+        version, base = raw.get("version"), raw.get("base")
+        if not isinstance(version, int) or not isinstance(base, str) or len(base) > 128:
+            raise WireFormatError("malformed folder-sync hello")
+        return cls(version, base)
+
+
+def manifest_changes(manifest: Manifest, base: Manifest | None) -> bytes:
+    """What differs between `manifest` and `base` (entries set, paths dropped), compressed;
+    with no base, the whole manifest. The skipped list always travels: the peer reports it."""
+    old = base.entries if base is not None else {}
+    changed = [e.row() for path, e in manifest.entries.items()
+               if (o := old.get(path)) is None or o.row() != e.row()]
+    dropped = [path for path in old if path not in manifest.entries]
+    text = json.dumps({"set": changed, "drop": dropped,
+                       "skipped": [[s.path, s.reason] for s in manifest.skipped]})
+    return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(text.encode())
+
+
+def apply_changes(payload: bytes, base: Manifest | None, limit: int = MAX_MANIFEST) -> Manifest:
+    try:
+        size = zstandard.frame_content_size(payload)
+        if size < 0 or size > 4 * limit:
+            raise LimitExceeded(f"the peer's manifest announces {size} bytes")
+        raw = json.loads(zstandard.ZstdDecompressor().decompress(payload, max_output_size=size))
+        entries = dict(base.entries) if base is not None else {}
+        for path in raw["drop"]:
+            if not isinstance(path, str):
+                raise ValueError("a dropped path is not a string")
+            entries.pop(path, None)
+        for row in raw["set"]:
+            entry = FileEntry.from_row(row)
+            entries[entry.path] = entry
+        skipped: tuple[Skipped, ...] = _skips(raw.get("skipped", ()))
+    except LimitExceeded:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, zstandard.ZstdError) as exc:
+        raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
+    return Manifest(dict(sorted(entries.items())), skipped)
+
+
+def changes_pieces(data: bytes) -> list[bytes]:
+    return [data[i:i + PIECE] for i in range(0, len(data), PIECE)] or [b""]
 
 
 def _object(payload: bytes, what: str) -> dict:

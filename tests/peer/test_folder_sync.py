@@ -14,7 +14,8 @@ from protocols.channel.errors import ChannelError
 from protocols.channel.framing import FrameType
 from protocols.channel.identity import DeviceIdentity
 from protocols.rsync.manifest import FileEntry, Manifest
-from protocols.rsync.messages import ManifestEnd, manifest_pieces
+from protocols.rsync.messages import EXCHANGE_VERSION, Hello, changes_pieces, manifest_changes
+from protocols.rsync.records import BatchEncoder, encode, encode_request, Tag
 from session_xml import DataType, Direction, SyncProtocol
 
 from ..channel.conftest import open_pair
@@ -82,6 +83,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def open_as_caller(channel, manifest: Manifest) -> None:
+    """What a (hostile) caller sends first: the hello, then its whole manifest."""
+    await channel.send(FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION, "").encode())
+    for piece in changes_pieces(manifest_changes(manifest, None)):
+        await channel.send(FrameType.RSYNC_MANIFEST, piece)
+    await channel.send(FrameType.RSYNC_MANIFEST_END)
+
+
 def test_a_push_creates_changes_renames_and_deletes_files_on_the_callee(identities, devices):
     laptop, phone = devices
     big = os.urandom(600_000)
@@ -142,9 +151,7 @@ def test_a_manifest_path_that_climbs_out_is_refused_and_nothing_is_written(ident
     class Hostile(FolderSync):
         async def as_caller(self, channel, context):
             entry = FileEntry(hostile_path, 5, 0, 0o644, bytes(16))
-            for piece in manifest_pieces(Manifest({hostile_path: entry})):
-                await channel.send(FrameType.RSYNC_MANIFEST, piece)
-            await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
+            await open_as_caller(channel, Manifest({hostile_path: entry}))
             while True:
                 await channel.receive()
 
@@ -174,13 +181,15 @@ def test_a_request_for_a_file_the_plan_does_not_send_is_refused(identities, devi
 
     class Greedy(FolderSync):
         async def as_caller(self, channel, context):
-            for piece in manifest_pieces(Manifest()):
-                await channel.send(FrameType.RSYNC_MANIFEST, piece)
-            await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
-            while (await channel.receive()).kind is not FrameType.RSYNC_DONE:
+            await open_as_caller(channel, Manifest())
+            while (await channel.receive()).kind is not FrameType.RSYNC_MANIFEST_END:
                 pass
-            await channel.send(FrameType.RSYNC_REQUEST, b'{"path": "secret.txt", "resume": 0}')
-            await channel.receive()
+            batch = BatchEncoder()
+            batch.add(encode_request("secret.txt", 0))
+            batch.add(encode(Tag.SIGNATURE_END))
+            await channel.send(FrameType.RSYNC_BATCH, batch.take())
+            while True:
+                await channel.receive()
 
     caller, callee = run(sync(identities, laptop, phone, transfer=Greedy()))
     assert isinstance(callee, TransferError) and "'secret.txt'" in str(callee)

@@ -8,8 +8,6 @@ from protocols.rsync.manifest import FileEntry, Manifest
 from protocols.rsync.messages import DeltaFigures, FileRequest, ManifestAssembler, ManifestEnd, manifest_pieces
 from protocols.rsync.plan import Direction
 
-MIRROR = {Direction.PUSH: Direction.PULL, Direction.PULL: Direction.PUSH,
-          Direction.TWO_WAY: Direction.TWO_WAY}
 
 
 def entry(path, content, mtime=1):
@@ -23,7 +21,7 @@ def manifest(*entries):
 def both(laptop, phone, direction, base=None):
     """The caller's (laptop's) exchange and the callee's (phone's), as each side prepares it."""
     return (prepare(laptop, phone, direction, base, local_name="laptop", remote_name="phone"),
-            prepare(phone, laptop, MIRROR[direction], base, local_name="phone", remote_name="laptop"))
+            prepare(phone, laptop, direction.opposite, base, local_name="phone", remote_name="laptop"))
 
 
 @pytest.mark.parametrize("direction", list(Direction))
