@@ -28,6 +28,7 @@ from protocols.rsync.messages import (
     EXCHANGE_VERSION,
     Hello,
     ManifestAssembler,
+    changed_paths,
     changes_pieces,
     manifest_changes,
 )
@@ -174,10 +175,15 @@ class _Side:
         last = _load(state / LAST_SYNCED)
         base = await self._hello(last)
         # Both at once: a big manifest must not wait for the peer's to be read first.
-        remote = (await asyncio.gather(self._send_manifest(local, base),
-                                       self._receive_manifest(base)))[1]
+        remote, theirs = (await asyncio.gather(self._send_manifest(local, base),
+                                               self._receive_manifest(base)))[1]
+        # With an agreed base only the paths either side changed are planned.
+        changed = None
+        if base is not None:
+            ours, dropped = changed_paths(local, base)
+            changed = theirs | set(ours) | set(dropped)
         exchange = prepare(local, remote, self.direction, base, local_name=self.local_name,
-                           remote_name=self.remote_name)
+                           remote_name=self.remote_name, changed=changed)
         self.meter.total = exchange.bytes_to_move
         self.meter.report(Phase.DELTA)
         skipped = list(exchange.skipped)
@@ -188,6 +194,10 @@ class _Side:
         return TransferResult(files=self.meter.files, bytes=self.meter.wire,
                               detail=exchange.summary(),
                               skipped=tuple(str(s) for s in _unique(skipped)))
+
+    def _save_synced(self, synced: Manifest) -> None:
+        if manifest_digest(synced) != self._base_digest:  # a no-op sync rewrites nothing
+            _save(self.context.state_dir / LAST_SYNCED, synced)
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -211,6 +221,7 @@ class _Side:
     async def _hello(self, last: Manifest | None) -> Manifest | None:
         """Exchange versions and the last-synced state each remembers; the agreed base or None."""
         mine = Hello(EXCHANGE_VERSION, manifest_digest(last))
+        self._base_digest = mine.base
         if self.caller:
             await self._send(FrameType.RSYNC_HELLO, mine.encode())
         theirs = Hello.decode((await self._receive(FrameType.RSYNC_HELLO)).payload)
@@ -229,7 +240,7 @@ class _Side:
             await self._send(FrameType.RSYNC_MANIFEST, piece)
         await self._send(FrameType.RSYNC_MANIFEST_END)
 
-    async def _receive_manifest(self, base: Manifest | None) -> Manifest:
+    async def _receive_manifest(self, base: Manifest | None) -> tuple[Manifest, set[str]]:
         assembler = ManifestAssembler()
         while True:
             frame = await self._receive(FrameType.RSYNC_MANIFEST, FrameType.RSYNC_MANIFEST_END)
@@ -242,7 +253,7 @@ class _Side:
 
     async def _transfer(self, exchange: Exchange) -> list[Skipped]:
         keep = self._versions(self.root)
-        server = FileServer(exchange)
+        server = FileServer(exchange, self.root)
         receiver = FileReceiver(exchange, self.root, keep_version=keep)
         receiver.on_file = lambda item, literal, matched: self.meter.count(item.entry.size, literal, matched)
         tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links)
@@ -288,7 +299,7 @@ class _Side:
             while True:
                 if server.jobs:
                     job = server.jobs.popleft()
-                    records = delta_records(self.root, job)
+                    records = delta_records(job)
                     big = job.entry.size > SMALL_FILE
                     figures = (0, 0)
                     while (record := (await asyncio.to_thread(next, records, None) if big
@@ -316,7 +327,8 @@ class _Side:
                     changed.clear()
                     await changed.wait()
                 await requesting
-                tree.after_transfer(exchange.synced())
+                synced = exchange.synced()
+                tree.after_transfer(synced)
                 self.meter.files += tree.applied
                 await asyncio.to_thread(_sync_file_system, self.root)
                 mine = receiver.skipped + tree.skipped
@@ -324,10 +336,10 @@ class _Side:
                     await self._send(FrameType.RSYNC_DONE, _encode_skipped(mine))
                 await reading
                 if not self.caller:
-                    _save(self.context.state_dir / LAST_SYNCED, exchange.synced())
+                    self._save_synced(synced)
                     await self._send(FrameType.RSYNC_FINISHED, _encode_skipped(mine))
             if self.caller:
-                _save(self.context.state_dir / LAST_SYNCED, exchange.synced())
+                self._save_synced(synced)
         except BaseException:
             # What arrived of a big file stays beside it, never over it: the next sync resumes.
             receiver.abort()
@@ -372,17 +384,30 @@ def _sync_file_system(root: Path) -> None:
         os.close(fd)
 
 
+# The daemon lives long: a last-synced manifest parsed once is reused while its file is unchanged.
+_LOADED: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
+
+
 def _load(path: Path) -> Manifest | None:
     try:
-        return Manifest.from_json(path.read_text())
+        st = os.stat(path)
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        cached = _LOADED.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        manifest = Manifest.from_json(path.read_text())
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    _LOADED[path] = (key, manifest)
+    return manifest
 
 
 def _save(path: Path, manifest: Manifest) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(manifest.to_json())
     os.replace(tmp, path)
+    st = os.stat(path)
+    _LOADED[path] = ((st.st_size, st.st_mtime_ns, st.st_ino), manifest)
 
 
 def _reason(exc: BaseException, remote: str) -> str:

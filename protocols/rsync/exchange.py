@@ -13,7 +13,7 @@ from .errors import ExchangeError, UnsafePath, WireFormatError
 from .hashes import DIGEST_LEN
 from .manifest import EntryKind, FileEntry, Manifest, Skipped, state_digest
 from .messages import FileRequest
-from .paths import check_relative
+from .paths import check_path_text
 from .plan import Action, Direction, Plan, Side, make_plan
 from enum import Enum
 
@@ -47,6 +47,8 @@ class Exchange:
     keep_copies: tuple[tuple[str, str], ...]  # (path, conflict copy): this side lost, keep its version
     deletions: tuple[str, ...]  # local paths to remove once everything has arrived
     applies: tuple[FileEntry, ...] = ()  # the peer's folders, links and metadata-only changes
+    base: Manifest | None = None  # with `changed`: only those paths differ from it on either side
+    changed: frozenset[str] | None = None
 
     @property
     def bytes_to_move(self) -> int:
@@ -73,10 +75,17 @@ class Exchange:
 
     def synced(self) -> Manifest:
         """The state both sides hold once every step is done: the base of the next sync."""
-        agreed: dict[str, FileEntry] = {}
-        for path in self.plan.unchanged:
-            lo, re = self.local.get(path), self.remote.get(path)
-            if lo is not None and re is not None and lo.same(re):
+        local, remote = self.local.entries, self.remote.entries
+        if self.changed is not None and self.base is not None:
+            if not self.changed:
+                return self.base  # nothing changed anywhere: the same state (its digest known)
+            agreed = {p: e for p, e in self.base.entries.items() if p not in self.changed}
+            unchanged = [p for p in self.plan.unchanged if p in self.changed]
+        else:
+            agreed, unchanged = {}, self.plan.unchanged
+        for path in unchanged:
+            lo, re = local.get(path), remote.get(path)
+            if lo is not None and re is not None and (lo is re or lo.same(re)):
                 agreed[path] = lo
         for item in self.plan.items:
             lo, re = self.local.get(item.path), self.remote.get(item.path)
@@ -125,7 +134,7 @@ class Exchange:
 def check_remote(remote: Manifest) -> None:
     """Every path and field of the peer's manifest, before anything is planned from it."""
     for path, entry in remote.entries.items():
-        check_relative(path)
+        check_path_text(path)
         if path != entry.path:
             raise UnsafePath(f"manifest entry {entry.path!r} filed under {path!r}")
         if entry.kind is EntryKind.FILE and (entry.size < 0 or len(entry.digest) != DIGEST_LEN):
@@ -142,12 +151,15 @@ def manifest_digest(manifest: Manifest | None) -> str:
 
 
 def prepare(local: Manifest, remote: Manifest, direction: Direction, base: Manifest | None, *,
-            local_name: str, remote_name: str) -> Exchange:
+            local_name: str, remote_name: str, changed: set[str] | None = None) -> Exchange:
     """This side's part of the sync. `direction` is from this side's point of view (the callee
-    takes the opposite of the caller's); `base` is the last-synced state both sides named."""
-    check_remote(remote)
+    takes the opposite of the caller's); `base` is the last-synced state both sides named.
+    `changed` (see `make_plan`) names the paths where either side differs from `base`; the
+    remote entries outside it are `base`'s own, checked when that state was agreed."""
+    check_remote(remote if changed is None else
+                 Manifest({p: remote.entries[p] for p in changed if p in remote.entries}))
     plan = make_plan(local, remote, direction, base, local_name=local_name,
-                     remote_name=remote_name)
+                     remote_name=remote_name, changed=changed)
     by_digest: dict[bytes, str] = {}
     for path, entry in local.entries.items():
         if entry.kind is EntryKind.FILE:
@@ -181,4 +193,5 @@ def prepare(local: Manifest, remote: Manifest, direction: Direction, base: Manif
                 keep.append((item.path, item.conflict_copy))
                 incoming.append(Incoming(item.path, item.path, re, item.path, Arrival.CONFLICT))
     return Exchange(plan, local, remote, tuple(incoming), frozenset(serves), tuple(keep),
-                    tuple(deletions), tuple(applies))
+                    tuple(deletions), tuple(applies), base,
+                    frozenset(changed) if changed is not None else None)

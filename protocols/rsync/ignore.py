@@ -7,7 +7,8 @@ on the other side (each side applies its own rules to its own scan).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import pathspec
 
@@ -31,6 +32,15 @@ DEFAULT_PATTERNS = (
 @dataclass(frozen=True)
 class IgnoreRules:
     spec: pathspec.PathSpec
+    # One regex for "does any pattern match at all": most paths match none, and one search
+    # is much cheaper than one per pattern; a hit goes through the spec's full rules.
+    _any: re.Pattern | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        regexes = [p.regex.pattern.replace("(?P<ps_d>", "(?:")
+                   for p in self.spec.patterns if p.include is not None and p.regex is not None]
+        object.__setattr__(self, "_any", re.compile("|".join(f"(?:{r})" for r in regexes))
+                           if regexes else None)
 
     @classmethod
     def from_lines(cls, lines=()) -> "IgnoreRules":
@@ -47,4 +57,7 @@ class IgnoreRules:
         return cls.from_lines(lines)
 
     def ignored(self, rel: str, *, is_dir: bool) -> bool:
-        return self.spec.match_file(rel + "/" if is_dir else rel)
+        path = rel + "/" if is_dir else rel
+        if self._any is None or self._any.match(path) is None:
+            return False
+        return self.spec.match_file(path)

@@ -6,6 +6,7 @@ not read again on the next scan. What a sync will not carry is listed with the r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,12 +54,19 @@ class FileEntry:
 
     @classmethod
     def from_row(cls, row) -> "FileEntry":
-        if not isinstance(row, list) or len(row) not in (5, 7):
+        # exact type checks (no bool for int): a manifest holds thousands of rows
+        if type(row) is not list:
             raise ValueError("malformed manifest entry")
-        path, size, mtime_ns, mode, digest = row[:5]
-        kind, target = (EntryKind(row[5]), row[6]) if len(row) == 7 else (EntryKind.FILE, "")
-        if not (isinstance(path, str) and isinstance(target, str) and isinstance(digest, str)
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in (size, mtime_ns, mode))):
+        if len(row) == 5:
+            path, size, mtime_ns, mode, digest = row
+            kind, target = EntryKind.FILE, ""
+        elif len(row) == 7:
+            path, size, mtime_ns, mode, digest, kind, target = row
+            kind = EntryKind(kind)
+        else:
+            raise ValueError("malformed manifest entry")
+        if type(path) is not str or type(target) is not str or type(digest) is not str \
+                or type(size) is not int or type(mtime_ns) is not int or type(mode) is not int:
             raise ValueError("malformed manifest entry")
         return cls(path, size, mtime_ns, mode & 0o7777, bytes.fromhex(digest), kind, target)
 
@@ -84,6 +92,16 @@ class Manifest:
 
     def get(self, path: str) -> FileEntry | None:
         return self.entries.get(path)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Names this state by every path, kind, content, mode and mtime (`state_digest`)."""
+        h = hashlib.sha256()
+        entries = self.entries
+        h.update("".join(
+            f"{e.path}\0{e.kind.value}\0{e.size}\0{e.mtime_ns}\0{e.mode}\0{e.digest.hex()}\0{e.target}\n"
+            for e in (entries[path] for path in sorted(entries))).encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.entries)
@@ -117,12 +135,7 @@ def _skips(rows) -> tuple[Skipped, ...]:
 
 def state_digest(manifest: Manifest | None) -> str:
     """Names a synced state by every path, kind, content, mode and mtime ("" for none)."""
-    if manifest is None:
-        return ""
-    h = hashlib.sha256()
-    for path in sorted(manifest.entries):
-        h.update(json.dumps(manifest.entries[path].row()).encode() + b"\n")
-    return h.hexdigest()
+    return "" if manifest is None else manifest.digest
 
 
 class HashCache:

@@ -47,8 +47,9 @@ class ManifestAssembler:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
 
-    def finish_changes(self, base: Manifest | None) -> Manifest:
-        """The peer's manifest from its changes against `base` (the state both named)."""
+    def finish_changes(self, base: Manifest | None) -> tuple[Manifest, set[str]]:
+        """The peer's manifest from its changes against `base` (the state both named), and
+        the paths those changes name."""
         return apply_changes(bytes(self._buf), base, self._limit)
 
 
@@ -73,38 +74,47 @@ class Hello:
         return cls(version, base)
 
 
+def changed_paths(manifest: Manifest, base: Manifest | None) -> tuple[list[str], list[str]]:
+    """Paths whose entry differs from `base` (or is new), and paths `base` has and it lacks."""
+    old = base.entries if base is not None else {}
+    now = manifest.entries
+    changed = [path for path, e in now.items() if (o := old.get(path)) is None or o != e]
+    return changed, [path for path in old if path not in now]
+
+
 def manifest_changes(manifest: Manifest, base: Manifest | None) -> bytes:
     """What differs between `manifest` and `base` (entries set, paths dropped), compressed;
     with no base, the whole manifest. The skipped list always travels: the peer reports it."""
-    old = base.entries if base is not None else {}
-    changed = [e.row() for path, e in manifest.entries.items()
-               if (o := old.get(path)) is None or o.row() != e.row()]
-    dropped = [path for path in old if path not in manifest.entries]
-    text = json.dumps({"set": changed, "drop": dropped,
+    changed, dropped = changed_paths(manifest, base)
+    text = json.dumps({"set": [manifest.entries[p].row() for p in changed], "drop": dropped,
                        "skipped": [[s.path, s.reason] for s in manifest.skipped]})
     return zstandard.ZstdCompressor(level=3, write_content_size=True).compress(text.encode())
 
 
-def apply_changes(payload: bytes, base: Manifest | None, limit: int = MAX_MANIFEST) -> Manifest:
+def apply_changes(payload: bytes, base: Manifest | None,
+                  limit: int = MAX_MANIFEST) -> tuple[Manifest, set[str]]:
     try:
         size = zstandard.frame_content_size(payload)
         if size < 0 or size > 4 * limit:
             raise LimitExceeded(f"the peer's manifest announces {size} bytes")
         raw = json.loads(zstandard.ZstdDecompressor().decompress(payload, max_output_size=size))
         entries = dict(base.entries) if base is not None else {}
+        named: set[str] = set()
         for path in raw["drop"]:
             if not isinstance(path, str):
                 raise ValueError("a dropped path is not a string")
             entries.pop(path, None)
+            named.add(path)
         for row in raw["set"]:
             entry = FileEntry.from_row(row)
             entries[entry.path] = entry
+            named.add(entry.path)
         skipped: tuple[Skipped, ...] = _skips(raw.get("skipped", ()))
     except LimitExceeded:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, zstandard.ZstdError) as exc:
         raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
-    return Manifest(dict(sorted(entries.items())), skipped)
+    return Manifest(dict(sorted(entries.items())), skipped), named
 
 
 def changes_pieces(data: bytes) -> list[bytes]:

@@ -11,15 +11,19 @@ from .errors import UnrepresentableName, UnsafePath
 
 def check_relative(rel: str) -> PurePosixPath:
     """Parse a '/'-separated relative path from the wire; absolute, '..', '.' or empty parts fail."""
+    return PurePosixPath(*check_path_text(rel))
+
+
+def check_path_text(rel: str) -> list[str]:
+    """The checks of `check_relative` on the text alone; its parts."""
     if not rel or "\0" in rel:
         raise UnsafePath(f"empty path or NUL byte in {rel!r}")
-    if rel.startswith("/"):
+    if rel[0] == "/":
         raise UnsafePath(f"absolute path {rel!r}")
     parts = rel.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise UnsafePath(f"path {rel!r} has an empty, '.' or '..' component")
-    return PurePosixPath(*parts)
+    if "" in parts or "." in parts or ".." in parts:
+        raise UnsafePath(f"path {rel!r} has an empty, '.' or '..' component")
+    return parts
 
 
 def check_name_fits(root: Path, rel: PurePosixPath) -> None:
@@ -62,3 +66,60 @@ def resolve_inside(root: str | os.PathLike, rel: str) -> Path:
         if last and not stat.S_ISREG(st.st_mode):
             raise UnsafePath(f"{rel!r} exists and is not a regular file (device, pipe, socket or folder)")
     return current
+
+
+class InsideResolver:
+    """`resolve_inside` for the many paths of one sync: a folder found to be a real directory
+    (not a symlink) is remembered, so each file costs one lstat instead of one per component."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self._root_text = os.fspath(self.root)
+        self._dirs: set[str] = set()
+        try:
+            self._name_max = os.pathconf(self.root, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            self._name_max = 255
+
+    def resolve(self, rel: str) -> Path:
+        parts = check_path_text(rel)
+        parent = rel.rpartition("/")[0]
+        if parent and parent not in self._dirs:
+            path = resolve_inside(self.root, rel)
+            self._remember(parent)
+            return path
+        name = parts[-1]
+        try:
+            if len(os.fsencode(name)) > self._name_max:
+                check_name_fits(self.root, PurePosixPath(name))
+        except UnicodeEncodeError:
+            raise UnrepresentableName(f"{name!r} cannot be encoded for this file system") from None
+        path = self.root / rel
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(f"{rel!r} goes through the symlink {path}")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"{rel!r} exists and is not a regular file (device, pipe, socket or folder)")
+        return path
+
+    def forget(self) -> None:
+        """Folders may have changed (created, removed): check them again from now on."""
+        self._dirs.clear()
+
+    def _remember(self, parent: str) -> None:
+        # resolve_inside just walked these: every existing component was a real directory
+        chain = []
+        while parent:
+            chain.append(parent)
+            parent = parent.rpartition("/")[0]
+        for folder in reversed(chain):
+            try:
+                st = os.lstat(os.path.join(self._root_text, folder))
+            except FileNotFoundError:
+                return
+            if not stat.S_ISDIR(st.st_mode):
+                return
+            self._dirs.add(folder)

@@ -89,15 +89,24 @@ def conflict_name(path: str, side_name: str, mtime_ns: int) -> str:
 
 def make_plan(local: Manifest, remote: Manifest, direction: Direction,
               last_synced: Manifest | None = None, *, local_name: str = "local",
-              remote_name: str = "remote") -> Plan:
+              remote_name: str = "remote", changed: set[str] | None = None) -> Plan:
     """Push and pull make the target follow the source, deleting only what the source deleted
     since `last_synced` (and the target did not change since); mirror deletes whatever the
     source does not have. Two-way merges both sides; a file whose content changed on both is a
-    conflict won by the newer mtime; nothing is lost."""
+    conflict won by the newer mtime; nothing is lost.
+
+    `changed`, when given, names every path where either side differs from `last_synced`:
+    only those are planned (the rest is the same on both sides), so a sync where little
+    changed costs little."""
     base = last_synced or Manifest()
     items: list[PlanItem] = []
     unchanged: list[str] = []
-    for path in sorted(set(local) | set(remote)):
+    if changed is None:
+        paths = sorted(set(local) | set(remote))
+    else:
+        unchanged = [p for p in base if p not in changed and p in local.entries]
+        paths = sorted(changed)
+    for path in paths:
         lo, re, ba = local.get(path), remote.get(path), base.get(path)
         if _same(lo, re):
             unchanged.append(path)
@@ -116,7 +125,7 @@ def make_plan(local: Manifest, remote: Manifest, direction: Direction,
             unchanged.append(path)
         else:
             items.append(item)
-    return Plan(tuple(items), tuple(unchanged))
+    return Plan(tuple(items), tuple(sorted(unchanged)) if changed is not None else tuple(unchanged))
 
 
 def _transfer(path: str, action: Action, src: FileEntry, dst: FileEntry | None) -> PlanItem:

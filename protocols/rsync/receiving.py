@@ -19,9 +19,9 @@ from .errors import ExchangeError, IntegrityError
 from .exchange import Exchange, Incoming
 from .hashes import HashKind, file_hasher
 from .manifest import Skipped
-from .partial import discard, resume_offset
+from .partial import resume_offset
 from .patch import FilePatcher, apply_delta
-from .paths import resolve_inside
+from .paths import InsideResolver
 from .records import Record, Tag, decode_delta_end, encode, encode_request, pieces
 from .signature import SignatureBuilder
 from .wire import DELTA_HEADER, Limits
@@ -41,13 +41,21 @@ def _no_versions(relative: str) -> None:
 
 def install_bytes(target: Path, data: bytes, mode: int, mtime_ns: int) -> None:
     """Write `data` beside `target` and rename it over: the old file or the new one, never half."""
-    tmp = target.with_name(f"{TMP_PREFIX}{os.getpid()}-{id(data):x}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    tmp = os.path.join(os.path.dirname(target), f"{TMP_PREFIX}{os.getpid()}")
     try:
-        with os.fdopen(fd, "wb", closefd=True) as out:
-            out.write(data)
-            os.fchmod(out.fileno(), mode)
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:  # left by a process that died here; this pid's name is ours
+        os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -130,6 +138,8 @@ class FileReceiver:
     def __init__(self, exchange: Exchange, root: Path, *,
                  keep_version: KeepVersion = _no_versions) -> None:
         self._exchange, self._root, self._keep = exchange, root, keep_version
+        self._paths = InsideResolver(root)
+        self._made: set[Path] = set()
         self._asked: deque[_Landing] = deque()
         self._current: _Landing | None = None
         self.pending = len(exchange.incoming)
@@ -150,13 +160,13 @@ class FileReceiver:
         """REQUEST, SIGNATURE pieces, SIGNATURE_END per incoming file, then REQUESTS_DONE.
         Each step reads at most one chunk of a basis, so the daemon can step it between frames."""
         for item in self._exchange.incoming:
-            target = resolve_inside(self._root, item.target)
+            target = self._paths.resolve(item.target)
             # No basis: the target itself (absent, or the patcher would refuse it as a basis).
-            basis = resolve_inside(self._root, item.basis) if item.basis else target
-            target.parent.mkdir(parents=True, exist_ok=True)
+            basis = self._paths.resolve(item.basis) if item.basis else target
+            if target.parent not in self._made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(target.parent)
             resume = resume_offset(target, item.entry.digest) if item.entry.size > SMALL_FILE else 0
-            if item.entry.size <= SMALL_FILE:
-                discard(target)  # an old partial of a file that is now small is of no use
             yield encode_request(item.path, resume)
             try:
                 source = open(basis, "rb") if item.basis is not None else None

@@ -19,7 +19,7 @@ from .exchange import Exchange
 from .hashes import file_hasher
 from .manifest import FileEntry
 from .messages import FileRequest
-from .paths import resolve_inside
+from .paths import InsideResolver
 from .records import PIECE, Record, Tag, decode_request, encode, encode_delta_end, pieces
 from .signature import Signature
 from .wire import DeltaHeader, SignatureReader, encode_delta_header, encode_end, encode_literal
@@ -32,13 +32,15 @@ class Job:
     request: FileRequest
     entry: FileEntry  # this side's, as scanned: what the file must still be
     signature: Signature
+    path: Path  # where it is, checked by the receiving-side rules too
 
 
 class FileServer:
     """Collects the peer's requests; `jobs` holds the complete ones, oldest first."""
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, root: Path) -> None:
         self._exchange = exchange
+        self.paths = InsideResolver(root)
         self._open: tuple[FileRequest, FileEntry, SignatureReader] | None = None
         self.jobs: deque[Job] = deque()
         self.requests_done = False
@@ -62,19 +64,19 @@ class FileServer:
         elif record.tag is Tag.SIGNATURE_END and self._open is not None:
             request, entry, reader = self._open
             self._open = None
-            self.jobs.append(Job(request, entry, Signature.from_records(*reader.finish())))
+            self.jobs.append(Job(request, entry, Signature.from_records(*reader.finish()),
+                                 self.paths.resolve(request.path)))
         elif record.tag is Tag.REQUESTS_DONE and self._open is None:
             self.requests_done = True
         else:
             raise ExchangeError(f"unexpected {record.tag.name} record from the peer")
 
 
-def delta_records(root: Path, job: Job) -> Iterator[bytes]:
+def delta_records(job: Job) -> Iterator[bytes]:
     """Records answering one job: DELTA pieces then DELTA_END, or MISSING when the file is no
     longer the one in the manifest (the receiver keeps its old version; the next sync sends it)."""
     try:
-        path = resolve_inside(root, job.request.path)
-        source = open(path, "rb")
+        source = open(job.path, "rb")
     except FileNotFoundError:
         yield encode(Tag.MISSING, b"vanished at the source during the sync")
         return

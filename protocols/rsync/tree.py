@@ -107,6 +107,9 @@ class TreeChanges:
     def _clear_folder_in_the_way(self, rel: str) -> None:
         """A file or link replaces a folder: what the plan deletes in it goes first, then the
         folder (anything else in it, such as ignored files, stops the sync with the reason)."""
+        mine = self._exchange.local.get(rel)
+        if mine is None or mine.kind is not EntryKind.DIR:  # this side's scan saw no folder here
+            return
         path, st = resolve_entry(self._root, rel)
         if st is None or not stat.S_ISDIR(st.st_mode):
             return
