@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 FRAME_HEADER = 6
 HASH_CACHE = "hashes.json"
 LAST_SYNCED = "last-synced.json"
-REPORT_EVERY = 0.05  # seconds between progress reports while files stream
+REPORT_EVERY = 0.05  # seconds between progress reports while files stream...
+REPORT_BYTES = 1 << 20  # ...unless this many more bytes were moved
 REQUESTS_PER_FLUSH = 256  # the first requests leave early, so the peer starts sending at once
 _SERVER_TAGS = frozenset({Tag.REQUEST, Tag.SIGNATURE, Tag.SIGNATURE_END, Tag.REQUESTS_DONE})
 
@@ -98,13 +99,16 @@ class _Meter:
         self._progress = context.progress
         self.total = self.done = self.literal = self.matched = self.files = self.wire = 0
         self._last = 0.0
+        self._last_done = 0
 
     def report(self, phase: Phase, done: int | None = None, *, force: bool = True) -> None:
+        """`force=False`: only if time or bytes moved on enough since the last report."""
         now = time.monotonic()
-        if not force and now - self._last < REPORT_EVERY:
+        done = self.done if done is None else done
+        if not force and now - self._last < REPORT_EVERY and done - self._last_done < REPORT_BYTES:
             return
-        self._last = now
-        self._progress(phase, bytes_done=self.done if done is None else done,
+        self._last, self._last_done = now, done
+        self._progress(phase, bytes_done=done,
                        bytes_total=self.total,
                        counters={"bytesLiteral": self.literal, "bytesMatched": self.matched,
                                  "files": self.files})
@@ -258,7 +262,8 @@ class _Side:
         receiver.on_file = lambda item, literal, matched: self.meter.count(item.entry.size, literal, matched)
         tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links)
         outbox = _Outbox(self)
-        changed = asyncio.Event()
+        work = asyncio.Event()  # the server has something new: a request, or the last one
+        progress = asyncio.Event()  # a file landed or the server finished
         peer_skipped: list[Skipped] = []
 
         async def read() -> None:
@@ -284,7 +289,8 @@ class _Side:
                                               force=False)
                         else:
                             receiver.feed(record)
-                changed.set()
+                work.set()
+                progress.set()
 
         async def request() -> None:
             asked = 0
@@ -299,7 +305,9 @@ class _Side:
             while True:
                 if server.jobs:
                     job = server.jobs.popleft()
-                    records = delta_records(job)
+                    start = self.meter.done
+                    records = delta_records(job, lambda offset: self.meter.report(
+                        Phase.DELTA, start + offset, force=False))
                     big = job.entry.size > SMALL_FILE
                     figures = (0, 0)
                     while (record := (await asyncio.to_thread(next, records, None) if big
@@ -310,12 +318,14 @@ class _Side:
                     self.meter.count(job.entry.size, *figures)
                 elif server.idle:
                     await outbox.flush()
-                    changed.set()
+                    progress.set()
                     return
                 else:
                     await outbox.flush()
-                    changed.clear()
-                    await changed.wait()
+                    if server.jobs or server.idle:  # a request came in while the batch went out
+                        continue
+                    work.clear()
+                    await work.wait()
 
         try:
             tree.before_transfer()
@@ -324,12 +334,12 @@ class _Side:
                 serving = tasks.create_task(serve())
                 reading = tasks.create_task(read())
                 while not (receiver.done and serving.done()):
-                    changed.clear()
-                    await changed.wait()
+                    progress.clear()
+                    await progress.wait()
                 await requesting
                 synced = exchange.synced()
                 tree.after_transfer(synced)
-                self.meter.files += tree.applied
+                self.meter.files += tree.applied + exchange.sent_in_manifest
                 await asyncio.to_thread(_sync_file_system, self.root)
                 mine = receiver.skipped + tree.skipped
                 if self.caller:

@@ -57,6 +57,14 @@ class Exchange:
         return sent + sum(item.entry.size for item in self.incoming)
 
     @property
+    def sent_in_manifest(self) -> int:
+        """Links and metadata-only changes this side sends: the peer applies them from the
+        manifest, no bytes follow (folders are not counted)."""
+        return sum(1 for item in self.plan.items if item.action is Action.SEND
+                   and not (item.moves_bytes and self.local.entries[item.path].kind is EntryKind.FILE)
+                   and self.local.entries[item.path].kind is not EntryKind.DIR)
+
+    @property
     def skipped(self) -> tuple[Skipped, ...]:
         """What the scans on both sides left out, with the reason."""
         return self.local.skipped + self.remote.skipped

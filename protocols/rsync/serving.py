@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -72,9 +73,10 @@ class FileServer:
             raise ExchangeError(f"unexpected {record.tag.name} record from the peer")
 
 
-def delta_records(job: Job) -> Iterator[bytes]:
+def delta_records(job: Job, on_read: Callable[[int], None] = lambda offset: None) -> Iterator[bytes]:
     """Records answering one job: DELTA pieces then DELTA_END, or MISSING when the file is no
-    longer the one in the manifest (the receiver keeps its old version; the next sync sends it)."""
+    longer the one in the manifest (the receiver keeps its old version; the next sync sends it).
+    `on_read(offset)` tells how far the records handed out so far cover the file."""
     try:
         source = open(job.path, "rb")
     except FileNotFoundError:
@@ -86,24 +88,30 @@ def delta_records(job: Job) -> Iterator[bytes]:
             yield encode(Tag.MISSING, b"changed at the source during the sync")
             return
         if job.signature.basis_size == 0:
-            yield from _literal_records(source, job)
+            yield from _literal_records(source, job, on_read)
             return
         encoder = DeltaEncoder(job.signature, resume_offset=job.request.resume_offset)
-        while chunk := source.read(READ_CHUNK):
+        while True:
+            on_read(source.tell())  # what was read before is handed over: progress, not plans
+            if not (chunk := source.read(READ_CHUNK)):
+                break
             yield from pieces(Tag.DELTA, b"".join(encoder.feed(chunk)))
         yield from pieces(Tag.DELTA, b"".join(encoder.finish()))
         stats = encoder.stats
         yield encode_delta_end(stats.literal_bytes, stats.copy_bytes)
 
 
-def _literal_records(source, job: Job) -> Iterator[bytes]:
+def _literal_records(source, job: Job, on_read: Callable[[int], None]) -> Iterator[bytes]:
     """Nothing to match against: the file as raw literals (the batch compresses them, with the
     files around it as context), still framed as a delta so the receiver has one path."""
     sig, resume = job.signature, job.request.resume_offset
     hasher = file_hasher(sig.hash_kind)
     yield encode(Tag.DELTA, encode_delta_header(DeltaHeader(sig.hash_kind, sig.block_size, 0, resume)))
     seen = sent = 0
-    while chunk := source.read(READ_CHUNK):
+    while True:
+        on_read(source.tell())
+        if not (chunk := source.read(READ_CHUNK)):
+            break
         hasher.update(chunk)
         view = memoryview(chunk)
         if seen < resume:

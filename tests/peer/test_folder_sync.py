@@ -219,3 +219,95 @@ def test_an_interrupted_push_resumes_and_sends_less_the_second_time(identities, 
     assert phone.tree() == {"video.mp4": content}
     assert resumed.bytes < (4 << 20)
     assert not list(phone.folder.glob(".sipsync-partial-*"))
+
+
+class KeptVersions:
+    """Stands in for peer/versions.py's VersionStore: what a sync hands it before replacing or
+    deleting a file, with the bytes that were there."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, bytes] = {}
+
+    def for_root(self, root: Path):
+        def keep(relative: str, now=None):
+            path = root / relative
+            if path.is_file() and not path.is_symlink():
+                self.kept[relative] = path.read_bytes()
+                return path
+            return None
+        return keep
+
+
+def test_a_mirror_makes_the_callee_an_exact_copy_and_keeps_what_it_removed(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"new a", "sub/b.txt": b"b"})
+    (laptop.folder / "empty").mkdir()
+    (laptop.folder / "sub" / "to-a").symlink_to("../a.txt")
+    phone.write({"a.txt": b"phone's a", "stale.txt": b"stale", "old/deep.txt": b"deep"})
+    versions = KeptVersions()
+    caller, callee = run(sync(identities, laptop, phone, Direction.MIRROR,
+                              transfer=FolderSync(versions.for_root)))
+    assert not isinstance(callee, Exception), callee
+    # (the callee side keeps its own versions; the caller replaced nothing)
+    assert phone.tree() == laptop.tree()
+    assert os.readlink(phone.folder / "sub" / "to-a") == "../a.txt"
+    assert (phone.folder / "empty").is_dir() and not (phone.folder / "old").exists()
+
+
+def test_a_mirror_hands_every_replaced_and_deleted_file_to_the_versions(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"new a"})
+    phone.write({"a.txt": b"phone's a", "stale.txt": b"stale"})
+    versions = KeptVersions()
+
+    async def mirrored():
+        callee_channel, caller_channel = await open_pair(identities["phone"], identities["laptop"])
+
+        async def side(run, channel, context):
+            async with channel:
+                return await run(channel, context)
+
+        return await asyncio.gather(
+            side(FolderSync().as_caller, caller_channel, laptop.context(Direction.MIRROR)),
+            side(FolderSync(versions.for_root).as_callee, callee_channel,
+                 phone.context(Direction.MIRROR)))
+
+    caller, callee = run(mirrored())
+    assert phone.tree() == {"a.txt": b"new a"}
+    assert versions.kept == {"a.txt": b"phone's a", "stale.txt": b"stale"}
+    assert callee.detail == "1 changed (delta), 1 deleted; 0 unchanged"
+
+
+def test_a_mode_only_change_is_counted_and_sends_no_content(identities, devices):
+    laptop, phone = devices
+    laptop.write({"run.sh": b"#!/bin/sh\necho hi\n" * 100})
+    run(sync(identities, laptop, phone))
+    os.chmod(laptop.folder / "run.sh", 0o755)
+    laptop.reports.clear()
+    result, _ = run(sync(identities, laptop, phone))
+    assert result.files == 1 and result.detail == "1 metadata only; 0 unchanged"
+    assert os.stat(phone.folder / "run.sh").st_mode & 0o777 == 0o755
+    assert laptop.reports[-1][1]["counters"]["bytesLiteral"] == 0
+    assert result.bytes < 2_000
+
+
+def test_a_symlink_leading_out_is_skipped_and_said_in_the_result(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"a"})
+    (laptop.folder / "passwd").symlink_to("/etc/passwd")
+    result, answered = run(sync(identities, laptop, phone))
+    assert phone.tree() == {"a.txt": b"a"} and not os.path.lexists(phone.folder / "passwd")
+    assert result.skipped == ("passwd (symlink to '/etc/passwd' leads out of the dataset)",)
+    assert answered.skipped == result.skipped
+
+
+def test_a_no_op_sync_costs_bytes_for_what_changed_not_for_the_tree(identities, devices):
+    laptop, phone = devices
+    laptop.write({f"d{i % 10}/f{i}.txt": b"x%d" % i for i in range(500)})
+    first, _ = run(sync(identities, laptop, phone))
+    again, _ = run(sync(identities, laptop, phone))
+    assert again.detail == "in sync already, 500 unchanged" and again.bytes < 1_000
+    laptop.write({"d3/f3.txt": b"edited"})
+    edited, _ = run(sync(identities, laptop, phone))
+    assert edited.detail == "1 changed (delta); 499 unchanged" and edited.bytes < 2_000
+    assert first.bytes > 5 * edited.bytes
