@@ -306,8 +306,8 @@ class _Side:
                 if server.jobs:
                     job = server.jobs.popleft()
                     start = self.meter.done
-                    records = delta_records(job, lambda offset: self.meter.report(
-                        Phase.DELTA, start + offset, force=False))
+                    covered = [0]  # set by the generator, maybe in a worker thread
+                    records = delta_records(job, lambda offset: covered.__setitem__(0, offset))
                     big = job.entry.size > SMALL_FILE
                     figures = (0, 0)
                     while (record := (await asyncio.to_thread(next, records, None) if big
@@ -315,6 +315,8 @@ class _Side:
                         if record[0] == Tag.DELTA_END:
                             figures = decode_delta_end(memoryview(record)[RECORD.size:])
                         await outbox.add(record)
+                        if big:  # progress is reported from the event loop's thread only
+                            self.meter.report(Phase.DELTA, start + covered[0], force=False)
                     self.meter.count(job.entry.size, *figures)
                 elif server.idle:
                     await outbox.flush()
