@@ -20,7 +20,6 @@ from session_xml import DataType, Direction, SyncMode, SyncProtocol
 from . import config as peer_config
 from .config import ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
-from .peer import Peer
 from .records_cli import records
 from .session import EXIT_UNREACHABLE, EXIT_USAGE
 
@@ -132,6 +131,8 @@ def daemon(data_dir: Path) -> None:
 
 
 async def _run_daemon(config: PeerConfig) -> None:
+    from .peer import Peer  # the engine's imports (numba...) only where the daemon runs
+
     peer = Peer(config)
     control = ControlServer(peer)
     await peer.start()
