@@ -311,3 +311,23 @@ def test_a_no_op_sync_costs_bytes_for_what_changed_not_for_the_tree(identities, 
     edited, _ = run(sync(identities, laptop, phone))
     assert edited.detail == "1 changed (delta); 499 unchanged" and edited.bytes < 2_000
     assert first.bytes > 5 * edited.bytes
+
+
+@pytest.mark.parametrize("first_frame, version", [
+    ((FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION + 1, "").encode()), EXCHANGE_VERSION + 1),
+    ((FrameType.RSYNC_MANIFEST, b'{"files": []}'), 1),
+])
+def test_a_peer_speaking_another_exchange_version_is_refused_with_both_numbers(
+        identities, devices, first_frame, version):
+    laptop, phone = devices
+
+    class Other(FolderSync):
+        async def as_caller(self, channel, context):
+            await channel.send(*first_frame)
+            while True:
+                await channel.receive()
+
+    caller, callee = run(sync(identities, laptop, phone, transfer=Other()))
+    assert isinstance(callee, TransferError)
+    assert f"exchange version {version}; this side speaks version {EXCHANGE_VERSION}" in str(callee)
+    assert isinstance(caller, ChannelError) and caller.reason == str(callee)
