@@ -23,14 +23,9 @@ PIECE = 256 << 10  # manifest bytes per frame: well under the channel's frame ca
 MAX_MANIFEST = 256 << 20  # a peer's manifest larger than this is refused before it is parsed
 
 
-def manifest_pieces(manifest: Manifest) -> list[bytes]:
-    data = manifest.to_json().encode()
-    return [data[i:i + PIECE] for i in range(0, len(data), PIECE)] or [b""]
-
-
 class ManifestAssembler:
-    """Collects a peer's manifest from its pieces; `finish()` parses it (paths unchecked: see
-    `exchange.check_remote`)."""
+    """Collects a peer's manifest changes from their pieces; `finish_changes()` parses them
+    (paths unchecked: see `exchange.check_remote`)."""
 
     def __init__(self, limit: int = MAX_MANIFEST) -> None:
         self._buf = bytearray()
@@ -40,12 +35,6 @@ class ManifestAssembler:
         if len(self._buf) + len(piece) > self._limit:
             raise LimitExceeded(f"the peer's manifest is over {self._limit} bytes")
         self._buf += piece
-
-    def finish(self) -> Manifest:
-        try:
-            return Manifest.from_json(self._buf.decode())
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
 
     def finish_changes(self, base: Manifest | None) -> tuple[Manifest, set[str]]:
         """The peer's manifest from its changes against `base` (the state both named), and
@@ -129,24 +118,6 @@ def _object(payload: bytes, what: str) -> dict:
     if not isinstance(value, dict):
         raise WireFormatError(f"malformed {what}: not an object")
     return value
-
-
-@dataclass(frozen=True)
-class ManifestEnd:
-    """Ends a manifest; `base` is the digest of the last-synced state the sender remembers
-    with this peer ("" for none), so both sides plan from the same base or from none."""
-
-    base: str
-
-    def encode(self) -> bytes:
-        return json.dumps({"base": self.base}).encode()
-
-    @classmethod
-    def decode(cls, payload: bytes) -> "ManifestEnd":
-        base = _object(payload, "manifest end").get("base")
-        if not isinstance(base, str) or len(base) > 128:
-            raise WireFormatError("malformed manifest end: bad base digest")
-        return cls(base)
 
 
 @dataclass(frozen=True)
