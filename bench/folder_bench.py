@@ -83,9 +83,14 @@ def make_trees(root: Path, count: int, seed: int) -> tuple[Path, Path]:
     rng = random.Random(seed)
     old, new = root / "old", root / "new"
     names = []
+    # about 15 files a folder, folders nested up to 4 deep, as in a project's source tree
+    folders = [""]
+    for i in range(max(1, count // 15)):
+        parent = rng.choice([f for f in folders if f.count("/") < 4])
+        folders.append(f"{parent}/{rng.choice(WORDS)}{i}".lstrip("/"))
+    folders.remove("")
     for i in range(count):
-        depth = rng.randrange(1, 4)
-        folder = "/".join(f"{rng.choice(WORDS)}{rng.randrange(12)}" for _ in range(depth))
+        folder = rng.choice(folders)
         names.append(f"{folder}/{rng.choice(WORDS)}_{i}.{rng.choice(('c', 'h', 'py', 'txt'))}")
     for name in names:
         data = text_file(rng, file_size(rng))

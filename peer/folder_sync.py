@@ -32,6 +32,7 @@ from protocols.rsync.messages import (
     changes_pieces,
     manifest_changes,
 )
+from protocols.rsync.paths import InsideResolver
 from protocols.rsync.plan import Direction as PlanDirection
 from protocols.rsync.receiving import SMALL_FILE, FileReceiver, KeepVersion
 from protocols.rsync.records import (
@@ -61,6 +62,7 @@ HASH_CACHE = "hashes.json"
 LAST_SYNCED = "last-synced.json"
 REPORT_EVERY = 0.05  # seconds between progress reports while files stream...
 REPORT_BYTES = 1 << 20  # ...unless this many more bytes were moved
+COMPRESS_INLINE = 64 << 10  # smaller batches are compressed on the loop: a thread hop costs more
 REQUESTS_PER_FLUSH = 256  # the first requests leave early, so the peer starts sending at once
 _SERVER_TAGS = frozenset({Tag.REQUEST, Tag.SIGNATURE, Tag.SIGNATURE_END, Tag.REQUESTS_DONE})
 
@@ -127,18 +129,27 @@ class _Outbox:
     def __init__(self, side: "_Side") -> None:
         self._side = side
         self._batch = BatchEncoder()
+        # One flush at a time, so batches leave in the order they were cut: each producer's
+        # records stay in order even though both share the batch.
+        self._sending = asyncio.Lock()
 
     async def add(self, record: bytes) -> None:
-        if not self._batch.fits(record):
+        while not self._batch.fits(record):
             await self.flush()
         self._batch.add(record)
         if len(self._batch) >= BATCH_TARGET:
             await self.flush()
 
     async def flush(self) -> None:
-        if len(self._batch):
-            await self._side._send(FrameType.RSYNC_BATCH, self._batch.take())
-            await asyncio.sleep(0)  # let the reader and the other producer run between batches
+        async with self._sending:
+            if not len(self._batch):
+                return
+            body = self._batch.cut()
+            # A big batch is compressed in a worker thread: the loop reads and applies meanwhile.
+            payload = (await asyncio.to_thread(self._batch.encode, body) if len(body) > COMPRESS_INLINE
+                       else self._batch.encode(body))
+            await self._side._send(FrameType.RSYNC_BATCH, payload)
+        await asyncio.sleep(0)  # let the reader and the other producer run between batches
 
 
 class _Side:
@@ -258,9 +269,11 @@ class _Side:
     async def _transfer(self, exchange: Exchange) -> list[Skipped]:
         keep = self._versions(self.root)
         server = FileServer(exchange, self.root)
-        receiver = FileReceiver(exchange, self.root, keep_version=keep)
+        paths = InsideResolver(self.root)  # folders checked once, shared by both receiving steps
+        receiver = FileReceiver(exchange, self.root, keep_version=keep, paths=paths)
         receiver.on_file = lambda item, literal, matched: self.meter.count(item.entry.size, literal, matched)
-        tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links)
+        tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links,
+                           paths=paths)
         outbox = _Outbox(self)
         work = asyncio.Event()  # the server has something new: a request, or the last one
         progress = asyncio.Event()  # a file landed or the server finished

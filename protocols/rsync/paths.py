@@ -81,45 +81,51 @@ class InsideResolver:
         except (OSError, ValueError):
             self._name_max = 255
 
-    def resolve(self, rel: str) -> Path:
+    def known_folder(self, rel: str) -> None:
+        """`rel` is a real directory this side just made or checked."""
+        self._dirs.add(rel)
+
+    def resolve(self, rel: str, *, any_kind: bool = False) -> tuple[Path, os.stat_result | None]:
+        """The local path for `rel` and its lstat (None: absent). Parents must be real folders;
+        unless `any_kind`, an existing entry must be a regular file."""
         parts = check_path_text(rel)
-        parent = rel.rpartition("/")[0]
-        if parent and parent not in self._dirs:
-            path = resolve_inside(self.root, rel)
-            self._remember(parent)
-            return path
-        name = parts[-1]
-        try:
-            if len(os.fsencode(name)) > self._name_max:
-                check_name_fits(self.root, PurePosixPath(name))
-        except UnicodeEncodeError:
-            raise UnrepresentableName(f"{name!r} cannot be encoded for this file system") from None
-        path = self.root / rel
+        for part in parts:
+            try:
+                size = len(os.fsencode(part))
+            except UnicodeEncodeError:
+                raise UnrepresentableName(f"{part!r} cannot be encoded for this file system") from None
+            if size > self._name_max:
+                raise UnrepresentableName(f"{part[:40]!r}... is {size} bytes, "
+                                          f"this file system allows {self._name_max}")
+        known = len(parts) - 1  # how many leading parts are folders already checked
+        prefix = rel.rpartition("/")[0]
+        while known and prefix not in self._dirs:
+            known -= 1
+            prefix = prefix.rpartition("/")[0]
+        current = os.path.join(self._root_text, prefix) if known else self._root_text
+        for i in range(known, len(parts) - 1):
+            current = os.path.join(current, parts[i])
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                return self.root / rel, None
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafePath(f"{rel!r} goes through the symlink {current}")
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"{rel!r}: {current} is not a directory")
+            self._dirs.add("/".join(parts[:i + 1]))
+        path = os.path.join(current, parts[-1])
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return path
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(f"{rel!r} goes through the symlink {path}")
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePath(f"{rel!r} exists and is not a regular file (device, pipe, socket or folder)")
-        return path
+            return Path(path), None
+        if not any_kind:
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafePath(f"{rel!r} goes through the symlink {path}")
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePath(f"{rel!r} exists and is not a regular file (device, pipe, "
+                                 "socket or folder)")
+        return Path(path), st
 
-    def forget(self) -> None:
-        """Folders may have changed (created, removed): check them again from now on."""
-        self._dirs.clear()
-
-    def _remember(self, parent: str) -> None:
-        # resolve_inside just walked these: every existing component was a real directory
-        chain = []
-        while parent:
-            chain.append(parent)
-            parent = parent.rpartition("/")[0]
-        for folder in reversed(chain):
-            try:
-                st = os.lstat(os.path.join(self._root_text, folder))
-            except FileNotFoundError:
-                return
-            if not stat.S_ISDIR(st.st_mode):
-                return
-            self._dirs.add(folder)
+    def file(self, rel: str) -> Path:
+        return self.resolve(rel)[0]

@@ -18,7 +18,7 @@ from typing import Iterator
 from .errors import ExchangeError, IntegrityError
 from .exchange import Exchange, Incoming
 from .hashes import HashKind, file_hasher
-from .manifest import Skipped
+from .manifest import EntryKind, Skipped
 from .partial import resume_offset
 from .patch import FilePatcher, apply_delta
 from .paths import InsideResolver
@@ -136,9 +136,10 @@ class FileReceiver:
     """Asks for every incoming file of `exchange` and installs what arrives."""
 
     def __init__(self, exchange: Exchange, root: Path, *,
-                 keep_version: KeepVersion = _no_versions) -> None:
+                 keep_version: KeepVersion = _no_versions,
+                 paths: InsideResolver | None = None) -> None:
         self._exchange, self._root, self._keep = exchange, root, keep_version
-        self._paths = InsideResolver(root)
+        self._paths = paths or InsideResolver(root)
         self._made: set[Path] = set()
         self._asked: deque[_Landing] = deque()
         self._current: _Landing | None = None
@@ -160,10 +161,13 @@ class FileReceiver:
         """REQUEST, SIGNATURE pieces, SIGNATURE_END per incoming file, then REQUESTS_DONE.
         Each step reads at most one chunk of a basis, so the daemon can step it between frames."""
         for item in self._exchange.incoming:
-            target = self._paths.resolve(item.target)
+            target = self._paths.file(item.target)
             # No basis: the target itself (absent, or the patcher would refuse it as a basis).
-            basis = self._paths.resolve(item.basis) if item.basis else target
-            if target.parent not in self._made:
+            basis = self._paths.file(item.basis) if item.basis else target
+            folder = item.target.rpartition("/")[0]
+            made = self._exchange.remote.get(folder)  # a folder of the peer's: made already
+            if folder and (made is None or made.kind is not EntryKind.DIR) \
+                    and target.parent not in self._made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(target.parent)
             resume = resume_offset(target, item.entry.digest) if item.entry.size > SMALL_FILE else 0

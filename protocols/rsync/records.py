@@ -106,7 +106,7 @@ class BatchEncoder:
 
     def __init__(self, level: int = ZSTD_LEVEL) -> None:
         self._buf = bytearray()
-        self._zstd = zstandard.ZstdCompressor(level=level, write_content_size=True)
+        self._level = level
 
     def __len__(self) -> int:
         return len(self._buf)
@@ -118,8 +118,16 @@ class BatchEncoder:
         self._buf += record
 
     def take(self) -> bytes:
+        return self.encode(self.cut())
+
+    def cut(self) -> bytes:
+        """The records so far, as one batch body; the encoder starts a new one."""
         body, self._buf = bytes(self._buf), bytearray()
-        compressed = self._zstd.compress(body)
+        return body
+
+    def encode(self, body: bytes) -> bytes:
+        """A frame payload for `body` (may run in a worker thread: zstd releases the GIL)."""
+        compressed = zstandard.ZstdCompressor(level=self._level, write_content_size=True).compress(body)
         if len(compressed) + 1 < len(body):
             return bytes([CODEC_ZSTD]) + compressed
         return bytes([CODEC_RAW]) + body

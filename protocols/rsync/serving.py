@@ -66,7 +66,7 @@ class FileServer:
             request, entry, reader = self._open
             self._open = None
             self.jobs.append(Job(request, entry, Signature.from_records(*reader.finish()),
-                                 self.paths.resolve(request.path)))
+                                 self.paths.file(request.path)))
         elif record.tag is Tag.REQUESTS_DONE and self._open is None:
             self.requests_done = True
         else:

@@ -19,43 +19,24 @@ from pathlib import Path
 from .errors import UnsafePath
 from .exchange import Exchange
 from .manifest import EntryKind, FileEntry, Manifest, Skipped, link_escapes
-from .paths import check_name_fits, check_relative
+from .paths import InsideResolver
 from .receiving import TMP_PREFIX, KeepVersion
-
-
-def resolve_entry(root: Path, rel: str) -> tuple[Path, os.stat_result | None]:
-    """`rel` under `root` with every parent a real folder (never a symlink); the entry itself
-    may be anything (it is replaced or removed by the caller)."""
-    parsed = check_relative(rel)
-    check_name_fits(root, parsed)
-    current = root
-    for part in parsed.parts[:-1]:
-        current = current / part
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            return root.joinpath(*parsed.parts), None
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(f"{rel!r} goes through the symlink {current}")
-        if not stat.S_ISDIR(st.st_mode):
-            raise UnsafePath(f"{rel!r}: {current} is not a directory")
-    path = current / parsed.parts[-1]
-    try:
-        return path, os.lstat(path)
-    except FileNotFoundError:
-        return path, None
 
 
 class TreeChanges:
     """One receiving side's non-content changes; `skipped` says what it refused and why."""
 
     def __init__(self, exchange: Exchange, root: Path, keep_version: KeepVersion, *,
-                 allow_external_links: bool = False) -> None:
+                 allow_external_links: bool = False, paths: InsideResolver | None = None) -> None:
         self._exchange, self._root, self._keep = exchange, root, keep_version
+        self._paths = paths or InsideResolver(root)
         self._allow_external = allow_external_links
         self._touched: set[str] = set()
         self.skipped: list[Skipped] = []
         self.applied = 0  # links and metadata-only changes
+
+    def _resolve(self, rel: str) -> tuple[Path, os.stat_result | None]:
+        return self._paths.resolve(rel, any_kind=True)
 
     # -- before ----------------------------------------------------------------------------------
 
@@ -75,8 +56,8 @@ class TreeChanges:
     def _keep_copy(self, rel: str, copy_rel: str) -> None:
         """This side lost a conflict: its version stays under the conflict name (a hard link, so
         the winner's atomic rename over `path` leaves it whole)."""
-        path, _ = resolve_entry(self._root, rel)
-        copy, st = resolve_entry(self._root, copy_rel)
+        path, _ = self._resolve(rel)
+        copy, st = self._resolve(copy_rel)
         if st is not None:
             raise UnsafePath(f"conflict copy {copy.name!r} exists already; not overwriting it")
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -87,14 +68,24 @@ class TreeChanges:
         self._touch(copy_rel)
 
     def _make_dir(self, entry: FileEntry) -> None:
-        path, st = resolve_entry(self._root, entry.path)
+        mine = self._exchange.local.get(entry.path)
+        if mine is not None and mine.kind is EntryKind.DIR:
+            return  # there at the scan: only its mode or mtime changes, at the end
+        path, st = self._resolve(entry.path)
         if st is not None and stat.S_ISDIR(st.st_mode):
             return
         if st is not None:
             self._check_replaceable(entry.path, path, st)
             self._remove_non_dir(entry.path, path, st)
-        # writable for us until the end, whatever its final mode: files are written into it
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # writable for us until the end, whatever its final mode: files are written into it;
+        # parents come first (the entries are in path order)
+        try:
+            os.mkdir(path, 0o700)
+        except FileNotFoundError:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError:
+            pass
+        self._paths.known_folder(entry.path)
         self._touch(entry.path)
 
     def _check_replaceable(self, rel: str, path: Path, st: os.stat_result) -> None:
@@ -110,7 +101,7 @@ class TreeChanges:
         mine = self._exchange.local.get(rel)
         if mine is None or mine.kind is not EntryKind.DIR:  # this side's scan saw no folder here
             return
-        path, st = resolve_entry(self._root, rel)
+        path, st = self._resolve(rel)
         if st is None or not stat.S_ISDIR(st.st_mode):
             return
         inside = sorted((p for p in self._exchange.deletions if p.startswith(rel + "/")), reverse=True)
@@ -147,7 +138,7 @@ class TreeChanges:
             self.skipped.append(Skipped(entry.path, f"symlink to {entry.target!r} leads out of "
                                                     "the dataset; not created"))
             return
-        path, st = resolve_entry(self._root, entry.path)
+        path, st = self._resolve(entry.path)
         if st is not None:
             self._check_replaceable(entry.path, path, st)
         if st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(path) == entry.target:
@@ -168,7 +159,7 @@ class TreeChanges:
         self.applied += 1
 
     def _set_metadata(self, entry: FileEntry) -> None:
-        path, st = resolve_entry(self._root, entry.path)
+        path, st = self._resolve(entry.path)
         if st is None or not stat.S_ISREG(st.st_mode):
             self.skipped.append(Skipped(entry.path, "changed here during the sync; metadata not applied"))
             return
@@ -177,7 +168,7 @@ class TreeChanges:
         self.applied += 1
 
     def _set_folder(self, entry: FileEntry) -> None:
-        path, st = resolve_entry(self._root, entry.path)
+        path, st = self._resolve(entry.path)
         if st is None or not stat.S_ISDIR(st.st_mode):
             return
         os.chmod(path, entry.mode)
@@ -186,7 +177,7 @@ class TreeChanges:
     def _delete(self, rel: str) -> None:
         """Deletes what the plan named, unless it changed since the scan (then it stays)."""
         planned = self._exchange.local.entries.get(rel)
-        path, st = resolve_entry(self._root, rel)
+        path, st = self._resolve(rel)
         if st is None or planned is None:
             return
         if stat.S_ISDIR(st.st_mode):
