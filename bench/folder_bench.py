@@ -170,12 +170,25 @@ class Sample:
     cli: float = 0.0  # sipsync: seconds of the invite command that are not the session
 
 
+def reaped(pid: int) -> None:
+    """Until `pid` has waited for its children (an rsync daemon forks one per connection, whose
+    CPU shows in the daemon's cutime only once reaped)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            if not f.read().strip():
+                return
+        time.sleep(0.01)
+
+
 def timed(command: list[str], pids: list[int], **kw) -> tuple[subprocess.CompletedProcess, float, float]:
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before = proc_cpu(pids)
     t0 = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, **kw)
     wall = time.perf_counter() - t0
+    for pid in pids:
+        reaped(pid)
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (proc_cpu(pids) - before + after_children.ru_utime - before_children.ru_utime
            + after_children.ru_stime - before_children.ru_stime)

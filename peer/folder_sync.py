@@ -184,8 +184,9 @@ class _Side:
     async def _run(self) -> TransferResult:
         self.meter.report(Phase.SIGNATURE)
         state = self.context.state_dir
+        hashes = HashCache(state / HASH_CACHE)
         local = await asyncio.to_thread(
-            scan, self.root, HashCache(state / HASH_CACHE), ignore=IgnoreRules.load(self.root),
+            scan, self.root, hashes, ignore=IgnoreRules.load(self.root),
             allow_external_links=self.allow_external_links)
         last = _load(state / LAST_SYNCED)
         base = await self._hello(last)
@@ -202,7 +203,7 @@ class _Side:
         self.meter.total = exchange.bytes_to_move
         self.meter.report(Phase.DELTA)
         skipped = list(exchange.skipped)
-        skipped += await self._transfer(exchange)
+        skipped += await self._transfer(exchange, hashes)
         self.meter.report(Phase.APPLYING, self.meter.total)
         for skip in skipped:
             log.warning("%s: skipped %s", self.context.dataset.name, skip)
@@ -266,7 +267,7 @@ class _Side:
 
     # -- the pipelined transfer ------------------------------------------------------------------
 
-    async def _transfer(self, exchange: Exchange) -> list[Skipped]:
+    async def _transfer(self, exchange: Exchange, hashes: HashCache) -> list[Skipped]:
         keep = self._versions(self.root)
         server = FileServer(exchange, self.root)
         paths = InsideResolver(self.root)  # folders checked once, shared by both receiving steps
@@ -354,6 +355,7 @@ class _Side:
                 await requesting
                 synced = exchange.synced()
                 tree.after_transfer(synced)
+                await asyncio.to_thread(_remember_hashes, hashes, self.root, receiver.received)
                 self.meter.files += tree.applied + exchange.sent_in_manifest
                 await asyncio.to_thread(_sync_file_system, self.root)
                 mine = receiver.skipped + tree.skipped
@@ -370,6 +372,19 @@ class _Side:
             receiver.abort()
             raise
         return mine + peer_skipped
+
+
+def _remember_hashes(hashes: HashCache, root: Path, received) -> None:
+    """The files just installed have the hash their manifest named: the next scan need not
+    read them again."""
+    for item in received:
+        try:
+            st = os.lstat(root / item.target)
+        except FileNotFoundError:
+            continue
+        if st.st_size == item.entry.size and st.st_mtime_ns == item.entry.mtime_ns:
+            hashes.store(item.target, st, item.entry.digest)
+    hashes.save()
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

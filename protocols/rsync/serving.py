@@ -26,6 +26,7 @@ from .signature import Signature
 from .wire import DeltaHeader, SignatureReader, encode_delta_header, encode_end, encode_literal
 
 READ_CHUNK = 1 << 20
+SMALL_LITERALS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,10 @@ def delta_records(job: Job, on_read: Callable[[int], None] = lambda offset: None
         if job.signature.basis_size == 0:
             yield from _literal_records(source, job, on_read)
             return
-        encoder = DeltaEncoder(job.signature, resume_offset=job.request.resume_offset)
+        # A small file's literals go raw: the batch compresses them along with its neighbours.
+        small = job.entry.size <= SMALL_LITERALS
+        encoder = DeltaEncoder(job.signature, resume_offset=job.request.resume_offset,
+                               compress=not small)
         while True:
             on_read(source.tell())  # what was read before is handed over: progress, not plans
             if not (chunk := source.read(READ_CHUNK)):

@@ -331,3 +331,14 @@ def test_a_peer_speaking_another_exchange_version_is_refused_with_both_numbers(
     assert isinstance(callee, TransferError)
     assert f"exchange version {version}; this side speaks version {EXCHANGE_VERSION}" in str(callee)
     assert isinstance(caller, ChannelError) and caller.reason == str(callee)
+
+
+def test_files_received_are_not_read_again_by_the_next_scan(identities, devices):
+    from protocols.rsync.manifest import HashCache, scan
+
+    laptop, phone = devices
+    laptop.write({"a.bin": os.urandom(5000), "sub/b.bin": os.urandom(7000)})
+    run(sync(identities, laptop, phone))
+    cache = HashCache(phone.state / "hashes.json")
+    scan(phone.folder, cache)
+    assert (cache.hits, cache.misses) == (2, 0)
