@@ -9,8 +9,6 @@ round trip per file, many small files per frame.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import json
 import logging
 import os
 import time
@@ -20,16 +18,18 @@ from pathlib import Path
 from protocols.channel.connection import Channel
 from protocols.channel.errors import ErrorCode
 from protocols.channel.framing import Frame, FrameType
-from protocols.rsync.errors import ExchangeError, RsyncError, UnrepresentableName, UnsafePath, WireFormatError
+from protocols.rsync.errors import ExchangeError, RsyncError, UnrepresentableName, UnsafePath
 from protocols.rsync.exchange import Exchange, manifest_digest, prepare
 from protocols.rsync.ignore import IgnoreRules
-from protocols.rsync.manifest import HashCache, Manifest, Skipped, _skips, scan
+from protocols.rsync.manifest import HashCache, Manifest, Skipped, scan
 from protocols.rsync.messages import (
     EXCHANGE_VERSION,
     Hello,
     ManifestAssembler,
     changed_paths,
     changes_pieces,
+    decode_skipped,
+    encode_skipped,
     manifest_changes,
 )
 from protocols.rsync.paths import InsideResolver
@@ -48,6 +48,13 @@ from protocols.rsync.serving import FileServer, delta_records
 from protocols.rsync.tree import TreeChanges
 from session_xml import Direction, Phase
 
+from .folder_state import (
+    HASH_CACHE,
+    load_last_synced,
+    remember_hashes,
+    save_last_synced,
+    sync_file_system,
+)
 from .transfer import TransferContext, TransferError, TransferResult
 
 try:
@@ -58,8 +65,6 @@ except ModuleNotFoundError:  # peer/versions.py comes with the versions feature;
 log = logging.getLogger(__name__)
 
 FRAME_HEADER = 6
-HASH_CACHE = "hashes.json"
-LAST_SYNCED = "last-synced.json"
 REPORT_EVERY = 0.05  # seconds between progress reports while files stream...
 REPORT_BYTES = 1 << 20  # ...unless this many more bytes were moved
 COMPRESS_INLINE = 64 << 10  # smaller batches are compressed on the loop: a thread hop costs more
@@ -67,9 +72,7 @@ REQUESTS_PER_FLUSH = 256  # the first requests leave early, so the peer starts s
 _SERVER_TAGS = frozenset({Tag.REQUEST, Tag.SIGNATURE, Tag.SIGNATURE_END, Tag.REQUESTS_DONE})
 
 _PLAN_DIRECTION = {Direction.PUSH: PlanDirection.PUSH, Direction.PULL: PlanDirection.PULL,
-                   Direction.TWO_WAY: PlanDirection.TWO_WAY}
-if hasattr(Direction, "MIRROR"):
-    _PLAN_DIRECTION[Direction.MIRROR] = PlanDirection.MIRROR
+                   Direction.TWO_WAY: PlanDirection.TWO_WAY, Direction.MIRROR: PlanDirection.MIRROR}
 
 
 def _version_keeper(root: Path) -> KeepVersion:
@@ -188,7 +191,7 @@ class _Side:
         local = await asyncio.to_thread(
             scan, self.root, hashes, ignore=IgnoreRules.load(self.root),
             allow_external_links=self.allow_external_links)
-        last = _load(state / LAST_SYNCED)
+        last = load_last_synced(state)
         base = await self._hello(last)
         # Both at once: a big manifest must not wait for the peer's to be read first.
         remote, theirs = (await asyncio.gather(self._send_manifest(local, base),
@@ -213,7 +216,7 @@ class _Side:
 
     def _save_synced(self, synced: Manifest) -> None:
         if manifest_digest(synced) != self._base_digest:  # a no-op sync rewrites nothing
-            _save(self.context.state_dir / LAST_SYNCED, synced)
+            save_last_synced(self.context.state_dir, synced)
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -290,7 +293,7 @@ class _Side:
                     if frame.kind is not want or not (receiver.done and server.idle):
                         raise ExchangeError(f"the peer sent {frame.kind.name} before the "
                                             "exchange was complete")
-                    peer_skipped.extend(_decode_skipped(frame.payload))
+                    peer_skipped.extend(decode_skipped(frame.payload))
                     return
                 for record in decode_records(decode_batch(frame.payload)):
                     if record.tag in _SERVER_TAGS:
@@ -355,16 +358,16 @@ class _Side:
                 await requesting
                 synced = exchange.synced()
                 tree.after_transfer(synced)
-                await asyncio.to_thread(_remember_hashes, hashes, self.root, receiver.received)
+                await asyncio.to_thread(remember_hashes, hashes, self.root, receiver.received)
                 self.meter.files += tree.applied + exchange.sent_in_manifest
-                await asyncio.to_thread(_sync_file_system, self.root)
+                await asyncio.to_thread(sync_file_system, self.root)
                 mine = receiver.skipped + tree.skipped
                 if self.caller:
-                    await self._send(FrameType.RSYNC_DONE, _encode_skipped(mine))
+                    await self._send(FrameType.RSYNC_DONE, encode_skipped(mine))
                 await reading
                 if not self.caller:
                     self._save_synced(synced)
-                    await self._send(FrameType.RSYNC_FINISHED, _encode_skipped(mine))
+                    await self._send(FrameType.RSYNC_FINISHED, encode_skipped(mine))
             if self.caller:
                 self._save_synced(synced)
         except BaseException:
@@ -372,19 +375,6 @@ class _Side:
             receiver.abort()
             raise
         return mine + peer_skipped
-
-
-def _remember_hashes(hashes: HashCache, root: Path, received) -> None:
-    """The files just installed have the hash their manifest named: the next scan need not
-    read them again."""
-    for item in received:
-        try:
-            st = os.lstat(root / item.target)
-        except FileNotFoundError:
-            continue
-        if st.st_size == item.entry.size and st.st_mtime_ns == item.entry.mtime_ns:
-            hashes.store(item.target, st, item.entry.digest)
-    hashes.save()
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
@@ -395,59 +385,6 @@ def _first(group: BaseExceptionGroup) -> BaseException:
 
 def _unique(skips: list[Skipped]) -> list[Skipped]:
     return list(dict.fromkeys(skips))
-
-
-def _encode_skipped(skips: list[Skipped]) -> bytes:
-    return json.dumps({"skipped": [[s.path, s.reason] for s in skips]}).encode()
-
-
-def _decode_skipped(payload: bytes) -> list[Skipped]:
-    try:
-        raw = json.loads(bytes(payload).decode())
-        return list(_skips(raw.get("skipped", ())))[:1000]
-    except (ValueError, AttributeError) as exc:
-        raise WireFormatError(f"malformed end of the exchange: {exc}") from None
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
-
-
-def _sync_file_system(root: Path) -> None:
-    """One sync of the dataset's file system for every small file installed without fsync."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _LIBC is not None and hasattr(_LIBC, "syncfs"):
-            _LIBC.syncfs(fd)
-        else:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
-# The daemon lives long: a last-synced manifest parsed once is reused while its file is unchanged.
-_LOADED: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
-
-
-def _load(path: Path) -> Manifest | None:
-    try:
-        st = os.stat(path)
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
-        cached = _LOADED.get(path)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        manifest = Manifest.from_json(path.read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    _LOADED[path] = (key, manifest)
-    return manifest
-
-
-def _save(path: Path, manifest: Manifest) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(manifest.to_json())
-    os.replace(tmp, path)
-    st = os.stat(path)
-    _LOADED[path] = ((st.st_size, st.st_mtime_ns, st.st_ino), manifest)
 
 
 def _reason(exc: BaseException, remote: str) -> str:

@@ -121,10 +121,11 @@ class Manifest:
         for row in raw["files"]:
             e = FileEntry.from_row(row)
             entries[e.path] = e
-        return cls(entries, _skips(raw.get("skipped", ())))
+        return cls(entries, skipped_from_rows(raw.get("skipped", ())))
 
 
-def _skips(rows) -> tuple[Skipped, ...]:
+def skipped_from_rows(rows) -> tuple[Skipped, ...]:
+    """Skipped entries from their JSON rows `[path, reason]` (a peer's: checked, cut short)."""
     out = []
     for row in rows:
         if not (isinstance(row, list) and len(row) == 2 and all(isinstance(v, str) for v in row)):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import zstandard
 
 from .errors import LimitExceeded, WireFormatError
-from .manifest import FileEntry, Manifest, Skipped, _skips
+from .manifest import FileEntry, Manifest, Skipped, skipped_from_rows
 
 # Version of the folder-sync exchange (hello, manifests, records); a peer speaking another one
 # is refused with both numbers, never half understood.
@@ -98,7 +98,7 @@ def apply_changes(payload: bytes, base: Manifest | None,
             entry = FileEntry.from_row(row)
             entries[entry.path] = entry
             named.add(entry.path)
-        skipped: tuple[Skipped, ...] = _skips(raw.get("skipped", ()))
+        skipped: tuple[Skipped, ...] = skipped_from_rows(raw.get("skipped", ()))
     except LimitExceeded:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, zstandard.ZstdError) as exc:
@@ -158,3 +158,16 @@ class DeltaFigures:
                    for v in (literal, matched)):
             raise WireFormatError("malformed delta end")
         return cls(literal, matched)
+
+
+def encode_skipped(skips: list[Skipped]) -> bytes:
+    """Payload of RSYNC_DONE and RSYNC_FINISHED: what this side skipped, with the reasons."""
+    return json.dumps({"skipped": [[s.path, s.reason] for s in skips]}).encode()
+
+
+def decode_skipped(payload: bytes) -> list[Skipped]:
+    raw = _object(payload, "end of the exchange")
+    try:
+        return list(skipped_from_rows(raw.get("skipped", ())))[:1000]
+    except ValueError as exc:
+        raise WireFormatError(f"malformed end of the exchange: {exc}") from None
