@@ -342,3 +342,39 @@ def test_files_received_are_not_read_again_by_the_next_scan(identities, devices)
     cache = HashCache(phone.state / "hashes.json")
     scan(phone.folder, cache)
     assert (cache.hits, cache.misses) == (2, 0)
+
+
+def test_a_long_scan_keeps_the_peer_from_timing_out_with_empty_manifest_pieces(
+        identities, devices, monkeypatch):
+    import threading
+
+    import peer.folder_sync as folder_sync
+
+    laptop, phone = devices
+    scanned = threading.Event()
+    real_scan = folder_sync.scan
+
+    def slow_scan(*args, **kwargs):
+        assert scanned.wait(20), "the scan was never let go"
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(folder_sync, "scan", slow_scan)
+    monkeypatch.setattr(folder_sync, "KEEPALIVE", 0.01)
+    seen: list[bytes] = []
+
+    class Watching(FolderSync):
+        async def as_caller(self, channel, context):
+            await channel.send(FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION, "").encode())
+            assert (await channel.receive()).kind is FrameType.RSYNC_HELLO
+            while True:
+                frame = await channel.receive()
+                assert frame.kind is FrameType.RSYNC_MANIFEST
+                seen.append(bytes(frame.payload))
+                if len(seen) == 3:
+                    scanned.set()  # three "still scanning" pieces: let the scan end
+                if frame.payload:
+                    return "the manifest came after them"
+
+    caller, _ = run(sync(identities, laptop, phone, transfer=Watching()))
+    assert caller == "the manifest came after them"
+    assert seen[:3] == [b"", b"", b""] and seen[-1] != b""
