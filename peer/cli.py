@@ -20,7 +20,6 @@ from session_xml import DataType, Direction, SyncMode, SyncProtocol
 from . import config as peer_config
 from .config import VERSIONING_OFF, ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
-from .peer import Peer
 from .records_cli import records
 from .sync_outcome import EXIT_UNREACHABLE, EXIT_USAGE
 from .versions import VersionKind, VersionPolicy
@@ -152,6 +151,8 @@ def daemon(data_dir: Path) -> None:
 
 
 async def _run_daemon(config: PeerConfig) -> None:
+    from .peer import Peer  # the engine's imports (numba...) only where the daemon runs
+
     peer = Peer(config)
     control = ControlServer(peer)
     await peer.start()

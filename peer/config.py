@@ -43,6 +43,8 @@ class Dataset:
     # files: what a sync replaces or deletes is kept in the dataset's version folder by this
     # policy; None keeps nothing
     versions: VersionPolicy | None = VersionPolicy()
+    # folders: symlinks whose target leads out of the dataset are synced as links, not refused
+    allow_external_links: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
             name=name, data_type=data_type, path=Path(spec["path"]),
             protocols=protocols or _DEFAULT_PROTOCOLS.get(data_type, (SyncProtocol.SYNCML,)),
             allow=tuple(spec.get("allow", ())), policy=policy, layout=spec.get("layout"), versions=versions,
+            allow_external_links=bool(spec.get("allow_external_links", False)),
         )
         check_layout(datasets[name], where=f"{path}: ")
     config = PeerConfig(
@@ -193,6 +196,8 @@ def save(config: PeerConfig) -> Path:
             lines.append(f"versioning = {_quote(versions.kind.value if versions else VERSIONING_OFF)}")
             if versions is not None and versions.days is not None:
                 lines.append(f"versions_days = {versions.days:g}")
+        if dataset.allow_external_links:
+            lines.append("allow_external_links = true")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     path = config.data_dir / CONFIG_NAME
     temp = path.with_suffix(".tmp")
