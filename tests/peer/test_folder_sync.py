@@ -57,7 +57,8 @@ class Device:
     def tree(self) -> dict[str, bytes]:
         return {p.relative_to(self.folder).as_posix(): p.read_bytes()
                 for p in sorted(self.folder.rglob("*")) if p.is_file()
-                and not p.name.startswith(".sipsync-partial-")}
+                and not p.name.startswith(".sipsync-partial-")
+                and ".sipsync-versions" not in p.relative_to(self.folder).parts}
 
 
 @pytest.fixture
@@ -378,3 +379,15 @@ def test_a_long_scan_keeps_the_peer_from_timing_out_with_empty_manifest_pieces(
     caller, _ = run(sync(identities, laptop, phone, transfer=Watching()))
     assert caller == "the manifest came after them"
     assert seen[:3] == [b"", b"", b""] and seen[-1] != b""
+
+
+def test_the_datasets_own_versioning_keeps_what_a_sync_replaced_and_deleted(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"new a"})
+    phone.write({"a.txt": b"phone's a", "stale.txt": b"stale"})
+    caller, callee = run(sync(identities, laptop, phone, Direction.MIRROR))
+    assert not isinstance(callee, Exception), callee
+    kept = {p.relative_to(phone.folder / ".sipsync-versions").as_posix().split("~")[0]: p.read_bytes()
+            for p in (phone.folder / ".sipsync-versions").rglob("*") if p.is_file()}
+    assert kept == {"a": b"phone's a", "stale": b"stale"}
+    assert phone.tree() == laptop.tree() == {"a.txt": b"new a"}

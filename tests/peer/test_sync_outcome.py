@@ -1,6 +1,6 @@
 """The one line and the JSON a script reads after a sync, with what was skipped."""
 
-from peer.session import SessionOutcome
+from peer.sync_outcome import SessionOutcome
 
 
 def done(**changes) -> SessionOutcome:
