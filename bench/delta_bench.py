@@ -4,7 +4,7 @@ Generates the seeded anchor cases (`<repo>/../shared/anchors/delta/make_cases.py
 directory, times each step of both tools in its own child process (median of --reps), and prints
 a markdown table with throughput, delta size, peak RSS and the ratios to rdiff. Not a test.
 
-    python bench/delta_bench.py [--size-mib 256] [--cases a,b,c,d,e,f] [--reps 3]
+    python bench/delta_bench.py [--size-mib 256] [--cases a,b,c,d,e,f] [--reps 3] [--anchors DIR]
 
 Timing: rdiff = wall time of its process; sipsync = time inside its child process after the
 imports and one warm-up call (a daemon pays start-up once; `cold start` is printed separately).
@@ -126,8 +126,8 @@ def same_file(a: Path, b: Path) -> bool:
                 return True
 
 
-def load_make_cases():
-    path = ANCHORS / "make_cases.py"
+def load_make_cases(anchors: Path):
+    path = anchors / "make_cases.py"
     if not path.exists():
         raise SystemExit(f"anchor harness not found at {path}")
     spec = importlib.util.spec_from_file_location("anchor_make_cases", path)
@@ -229,10 +229,13 @@ def main() -> int:
     ap.add_argument("--cases", default="a,b,c,d,e,f", help="keys of make_cases.py (a..f)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--tmp", default=None, help="where to generate the cases (default: system temp)")
+    ap.add_argument("--anchors", type=Path, default=ANCHORS,
+                    help="the delta anchor harness (make_cases.py) [default: ../shared/anchors/delta "
+                         "beside the repository]")
     args = ap.parse_args()
     if not shutil.which("rdiff"):
         raise SystemExit("rdiff not found (Debian package `rdiff`)")
-    mc = load_make_cases()
+    mc = load_make_cases(args.anchors)
     results = []
     t0 = time.time()
     cold = cold_start()

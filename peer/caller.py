@@ -180,6 +180,7 @@ class Caller:
         return SessionOutcome(True, 0, "done", status=200, call_id=self.call_id,
                               bytes=result.bytes, files=result.files, records=result.records,
                               detail=result.detail, seconds=time.monotonic() - started,
+                              skipped=result.skipped,
                               counts_records=self.dataset.data_type is not DataType.FILES)
 
     def _progress(self, phase: Phase, *, bytes_done: int = 0, bytes_total: int | None = None,

@@ -18,11 +18,12 @@ from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, Direction, SyncMode, SyncProtocol
 
 from . import config as peer_config
-from .config import ConfigError, Dataset, PeerConfig, check_name
+from .config import VERSIONING_OFF, ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
-from .peer import Peer
 from .records_cli import records
 from .sync_outcome import EXIT_UNREACHABLE, EXIT_USAGE
+from .versions import VersionKind, VersionPolicy
+from .versions_cli import versions
 
 err = Console(stderr=True)
 
@@ -100,13 +101,27 @@ def dataset() -> None:
 @click.option("--policy", type=click.Choice([p.value for p in ConflictPolicy]),
               help="Records: how conflicts are settled when another device syncs with this one "
                    "[default: newest-wins].")
+@click.option("--layout", type=click.Choice(list(peer_config.LAYOUTS)),
+              help="Contacts, calendar: vdir keeps one .vcf or .ics file per item in the folder, "
+                   "as vdirsyncer, khal and khard do [default: store].")
+@click.option("--versioning", type=click.Choice([k.value for k in VersionKind] + [VERSIONING_OFF]),
+              help="Files: keep what a sync replaces or deletes in .sipsync-versions/, every version "
+                   "(trashcan) or fewer as they age (staggered) [default: trashcan].")
+@click.option("--versions-days", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="Files: how many days versions are kept [default: 30 for trashcan, 365 for "
+                   "staggered].")
 @click.pass_obj
 def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols: str | None,
-                allow: str, policy: str | None) -> None:
+                allow: str, policy: str | None, layout: str | None, versioning: str | None,
+                versions_days: float | None) -> None:
     """Serve a dataset: a folder of files, or a folder holding a record store (records.db)."""
     config = _load(data_dir)
     if policy is not None and data_type == DataType.FILES:
         _fail("--policy is for record datasets (contacts, calendar, notes, sms)")
+    if (versioning is not None or versions_days is not None) and data_type != DataType.FILES:
+        _fail("--versioning and --versions-days are for files datasets")
+    if versioning == VERSIONING_OFF and versions_days is not None:
+        _fail("--versions-days needs versioning on (trashcan or staggered)")
     try:
         chosen = tuple(SyncProtocol(p.strip()) for p in protocols.split(",")) if protocols else (
             (SyncProtocol.RSYNC,) if data_type == DataType.FILES else (SyncProtocol.SYNCML,))
@@ -115,8 +130,12 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
     path.mkdir(parents=True, exist_ok=True)
     entry = Dataset(name=name, data_type=DataType(data_type), path=path.resolve(),
                     protocols=chosen, allow=tuple(u.strip() for u in allow.split(",") if u.strip()),
-                    policy=ConflictPolicy(policy) if policy else None)
+                    policy=ConflictPolicy(policy) if policy else None,
+                    layout=None if layout in (None, "store") else layout,
+                    versions=None if versioning == VERSIONING_OFF or data_type != DataType.FILES
+                    else VersionPolicy(VersionKind(versioning or VersionKind.TRASHCAN), versions_days))
     try:
+        peer_config.check_layout(entry)
         peer_config.save(peer_config.with_dataset(config, entry))
     except ConfigError as exc:
         _fail(str(exc))
@@ -132,6 +151,8 @@ def daemon(data_dir: Path) -> None:
 
 
 async def _run_daemon(config: PeerConfig) -> None:
+    from .peer import Peer  # the engine's imports (numba...) only where the daemon runs
+
     peer = Peer(config)
     control = ControlServer(peer)
     await peer.start()
@@ -232,6 +253,7 @@ def status(data_dir: Path, as_json: bool) -> None:
 
 
 main.add_command(records)
+main.add_command(versions)
 
 if __name__ == "__main__":
     main()

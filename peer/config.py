@@ -14,10 +14,17 @@ from protocols.sip.uac import Account
 from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, SyncProtocol
 
+from .versions import VersionKind, VersionPolicy
+
 CONFIG_NAME = "peer.toml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DEFAULT_PROTOCOLS = {DataType.FILES: (SyncProtocol.RSYNC,)}
 USER_AGENT = "sipsync-peer/0.1"
+
+# How a record dataset's folder holds its items: only in the store, or also as a vdir.
+LAYOUTS = ("store", "vdir")
+_VDIR_TYPES = (DataType.CONTACTS, DataType.CALENDAR)
+VERSIONING_OFF = "off"  # a folder's `versioning` when it keeps no versions
 
 
 class ConfigError(Exception):
@@ -32,6 +39,12 @@ class Dataset:
     protocols: tuple[SyncProtocol, ...]
     allow: tuple[str, ...] = ()  # users besides the owner who may sync it; the server checks shares too
     policy: ConflictPolicy | None = None  # records: how this device settles conflicts as callee
+    layout: str | None = None  # "vdir": contacts or calendar also kept as one file per item
+    # files: what a sync replaces or deletes is kept in the dataset's version folder by this
+    # policy; None keeps nothing
+    versions: VersionPolicy | None = VersionPolicy()
+    # folders: symlinks whose target leads out of the dataset are synced as links, not refused
+    allow_external_links: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,16 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def check_layout(dataset: Dataset, where: str = "") -> None:
+    if dataset.layout is None:
+        return
+    if dataset.layout not in LAYOUTS:
+        raise ConfigError(f"{where}dataset {dataset.name!r}: layout must be one of {', '.join(LAYOUTS)}")
+    if dataset.layout == "vdir" and dataset.data_type not in _VDIR_TYPES:
+        raise ConfigError(f"{where}dataset {dataset.name!r}: a vdir holds contacts or calendar, "
+                          f"not {dataset.data_type.value}")
+
+
 def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
     path = data_dir / CONFIG_NAME
     try:
@@ -103,13 +126,16 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
             data_type = DataType(spec["type"])
             protocols = tuple(SyncProtocol(p) for p in spec.get("protocols", ()))
             policy = ConflictPolicy(spec["policy"]) if "policy" in spec else None
-        except (KeyError, ValueError) as exc:
+            versions = _versions_of(spec) if data_type == DataType.FILES else None
+        except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: dataset {name!r}: {exc}") from None
         datasets[name] = Dataset(
             name=name, data_type=data_type, path=Path(spec["path"]),
             protocols=protocols or _DEFAULT_PROTOCOLS.get(data_type, (SyncProtocol.SYNCML,)),
-            allow=tuple(spec.get("allow", ())), policy=policy,
+            allow=tuple(spec.get("allow", ())), policy=policy, layout=spec.get("layout"), versions=versions,
+            allow_external_links=bool(spec.get("allow_external_links", False)),
         )
+        check_layout(datasets[name], where=f"{path}: ")
     config = PeerConfig(
         data_dir=data_dir,
         server=str(peer.get("server", "127.0.0.1:5060")),
@@ -127,6 +153,18 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
     if config.transport not in ("udp", "tcp"):
         raise ConfigError(f"transport must be udp or tcp, not {config.transport!r}")
     return config
+
+
+def _versions_of(spec: dict) -> VersionPolicy | None:
+    """`versioning = "trashcan"|"staggered"|"off"` and `versions_days = N`; a trash can of the
+    default days when neither is given."""
+    kind = spec.get("versioning", VersionKind.TRASHCAN.value)
+    if kind == VERSIONING_OFF:
+        return None
+    days = spec.get("versions_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float))):
+        raise ValueError(f"versions_days must be a number of days, not {days!r}")
+    return VersionPolicy(VersionKind(kind), days)
 
 
 def _quote(value: str) -> str:
@@ -151,6 +189,15 @@ def save(config: PeerConfig) -> Path:
                   "allow = [" + ", ".join(_quote(u) for u in dataset.allow) + "]"]
         if dataset.policy is not None:
             lines.append(f"policy = {_quote(dataset.policy.value)}")
+        if dataset.layout is not None:
+            lines.append(f"layout = {_quote(dataset.layout)}")
+        if dataset.data_type == DataType.FILES:
+            versions = dataset.versions
+            lines.append(f"versioning = {_quote(versions.kind.value if versions else VERSIONING_OFF)}")
+            if versions is not None and versions.days is not None:
+                lines.append(f"versions_days = {versions.days:g}")
+        if dataset.allow_external_links:
+            lines.append("allow_external_links = true")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     path = config.data_dir / CONFIG_NAME
     temp = path.with_suffix(".tmp")

@@ -9,8 +9,10 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .peer import Peer
+if TYPE_CHECKING:  # the client side (`sipsync-peer invite`) starts without the daemon's imports
+    from .peer import Peer
 
 log = logging.getLogger(__name__)
 

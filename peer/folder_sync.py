@@ -1,57 +1,100 @@
 """Folder sync over the data channel: the rsync engine carrying out one side's `Exchange`.
 
-The decisions are sans-I/O (`protocols/rsync/exchange.py`); this module moves frames and files.
+The decisions and the file work are sans-I/O cores in `protocols/rsync/` (exchange, serving,
+receiving, tree); this module moves their records over the channel. After a hello and both
+manifests, each side streams its requests while it streams the deltas the peer asked for: no
+round trip per file, many small files per frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from protocols.channel.connection import Channel
 from protocols.channel.errors import ErrorCode
-from protocols.channel.framing import DATA_CHUNK_SIZE, Frame, FrameType
-from protocols.rsync.delta import DeltaEncoder
+from protocols.channel.framing import Frame, FrameType
 from protocols.rsync.errors import ExchangeError, RsyncError, UnrepresentableName, UnsafePath
-from protocols.rsync.exchange import Exchange, Incoming, check_remote, manifest_digest, prepare
-from protocols.rsync.manifest import HashCache, Manifest, scan
+from protocols.rsync.exchange import Exchange, manifest_digest, prepare
+from protocols.rsync.ignore import IgnoreRules
+from protocols.rsync.manifest import HashCache, Manifest, Skipped, scan
 from protocols.rsync.messages import (
-    DeltaFigures,
-    FileRequest,
+    EXCHANGE_VERSION,
+    Hello,
     ManifestAssembler,
-    ManifestEnd,
-    manifest_pieces,
+    changed_paths,
+    changes_pieces,
+    decode_skipped,
+    encode_skipped,
+    manifest_changes,
 )
-from protocols.rsync.partial import resume_offset
-from protocols.rsync.patch import FilePatcher
-from protocols.rsync.paths import resolve_inside
+from protocols.rsync.paths import InsideResolver
 from protocols.rsync.plan import Direction as PlanDirection
-from protocols.rsync.signature import Signature, SignatureBuilder
-from protocols.rsync.wire import SignatureReader
+from protocols.rsync.receiving import SMALL_FILE, FileReceiver, KeepVersion
+from protocols.rsync.records import (
+    BATCH_TARGET,
+    RECORD,
+    BatchEncoder,
+    Tag,
+    decode_batch,
+    decode_delta_end,
+    decode_records,
+)
+from protocols.rsync.serving import FileServer, delta_records
+from protocols.rsync.tree import TreeChanges
 from session_xml import Direction, Phase
 
+from .config import Dataset
+from .folder_state import (
+    HASH_CACHE,
+    load_last_synced,
+    remember_hashes,
+    save_last_synced,
+    sync_file_system,
+)
 from .transfer_interface import TransferContext, TransferError, TransferResult
+from .versions import VersionStore
 
-READ_CHUNK = 1 << 20
+log = logging.getLogger(__name__)
+
 FRAME_HEADER = 6
-HASH_CACHE = "hashes.json"
-LAST_SYNCED = "last-synced.json"
+REPORT_EVERY = 0.05  # seconds between progress reports while files stream...
+REPORT_BYTES = 1 << 20  # ...unless this many more bytes were moved
+KEEPALIVE = 2.0  # seconds of scanning between "still here" frames to the peer
+COMPRESS_INLINE = 64 << 10  # smaller batches are compressed on the loop: a thread hop costs more
+REQUESTS_PER_FLUSH = 256  # the first requests leave early, so the peer starts sending at once
+_SERVER_TAGS = frozenset({Tag.REQUEST, Tag.SIGNATURE, Tag.SIGNATURE_END, Tag.REQUESTS_DONE})
 
-_MIRROR = {Direction.PUSH: PlanDirection.PULL, Direction.PULL: PlanDirection.PUSH,
-           Direction.TWO_WAY: PlanDirection.TWO_WAY}
+_PLAN_DIRECTION = {Direction.PUSH: PlanDirection.PUSH, Direction.PULL: PlanDirection.PULL,
+                   Direction.TWO_WAY: PlanDirection.TWO_WAY, Direction.MIRROR: PlanDirection.MIRROR}
+
+
+def _keeper_of(dataset: Dataset) -> KeepVersion:
+    """What keeps a file before a sync replaces or deletes it: the dataset's versioning."""
+    if dataset.versions is None:
+        return lambda relative: None
+    return VersionStore(Path(dataset.path), dataset.versions).keep
 
 
 class FolderSync:
-    """`SyncProtocol.RSYNC`: manifests both ways, the same plan on both sides, then per file a
-    signature from the side that receives and a delta back; deletions last."""
+    """`SyncProtocol.RSYNC`: hello, manifests both ways, the same plan on both sides, then the
+    pipelined requests and deltas; folders, links, metadata and deletions last.
+
+    `versions(root)`, when given, makes the function called before a sync replaces or deletes a
+    file; otherwise the dataset's own versioning does."""
+
+    def __init__(self, versions: Callable[[Path], KeepVersion] | None = None) -> None:
+        self._versions = versions
 
     async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult:
-        return await _Side(channel, context, caller=True).run()
+        return await _Side(channel, context, self._versions, caller=True).run()
 
     async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult:
-        return await _Side(channel, context, caller=False).run()
+        return await _Side(channel, context, self._versions, caller=False).run()
 
 
 class _Meter:
@@ -60,30 +103,81 @@ class _Meter:
     def __init__(self, context: TransferContext) -> None:
         self._progress = context.progress
         self.total = self.done = self.literal = self.matched = self.files = self.wire = 0
+        self._last = 0.0
+        self._last_done = 0
 
-    def report(self, phase: Phase, done: int | None = None) -> None:
-        self._progress(phase, bytes_done=self.done if done is None else done,
+    def report(self, phase: Phase, done: int | None = None, *, force: bool = True) -> None:
+        """`force=False`: only if time or bytes moved on enough since the last report."""
+        now = time.monotonic()
+        done = self.done if done is None else done
+        if not force and now - self._last < REPORT_EVERY and done - self._last_done < REPORT_BYTES:
+            return
+        self._last, self._last_done = now, done
+        self._progress(phase, bytes_done=done,
                        bytes_total=self.total,
                        counters={"bytesLiteral": self.literal, "bytesMatched": self.matched,
                                  "files": self.files})
 
+    def count(self, size: int, literal: int, matched: int) -> None:
+        self.done += size
+        self.literal += literal
+        self.matched += matched
+        self.files += 1
+        self.report(Phase.DELTA, force=False)
+
+
+class _Outbox:
+    """Records to the peer, many per RSYNC_BATCH frame; producers flush before they wait."""
+
+    def __init__(self, side: "_Side") -> None:
+        self._side = side
+        self._batch = BatchEncoder()
+        # One flush at a time, so batches leave in the order they were cut: each producer's
+        # records stay in order even though both share the batch.
+        self._sending = asyncio.Lock()
+
+    async def add(self, record: bytes) -> None:
+        while not self._batch.fits(record):
+            await self.flush()
+        self._batch.add(record)
+        if len(self._batch) >= BATCH_TARGET:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._sending:
+            if not len(self._batch):
+                return
+            body = self._batch.cut()
+            # A big batch is compressed in a worker thread: the loop reads and applies meanwhile.
+            payload = (await asyncio.to_thread(self._batch.encode, body) if len(body) > COMPRESS_INLINE
+                       else self._batch.encode(body))
+            await self._side._send(FrameType.RSYNC_BATCH, payload)
+        await asyncio.sleep(0)  # let the reader and the other producer run between batches
+
 
 class _Side:
-    """One side of one sync; the caller plans with its direction, the callee with the mirror."""
+    """One side of one sync; the caller plans with its direction, the callee with the opposite."""
 
-    def __init__(self, channel: Channel, context: TransferContext, *, caller: bool) -> None:
+    def __init__(self, channel: Channel, context: TransferContext,
+                 versions: Callable[[Path], KeepVersion] | None, *, caller: bool) -> None:
         self.channel, self.context, self.caller = channel, context, caller
         self.root = Path(context.dataset.path)
         self.meter = _Meter(context)
+        self._versions = versions
         session = context.session
         own = session.source_device if caller else session.destination_device
         self.local_name = own.rpartition("/")[2]
         self.remote_name = context.remote_device.rpartition("/")[2]
-        self.direction = PlanDirection(session.direction.value) if caller else _MIRROR[session.direction]
+        direction = _PLAN_DIRECTION[session.direction]
+        self.direction = direction if caller else direction.opposite
+        self.allow_external_links = context.dataset.allow_external_links
 
     async def run(self) -> TransferResult:
         try:
-            return await self._run()
+            try:
+                return await self._run()
+            except BaseExceptionGroup as group:  # the pipeline's tasks: the first failure says why
+                raise _first(group) from None
         except (RsyncError, OSError, TransferError) as exc:
             # Tell the peer why before giving up: the reason reaches both histories.
             reason = _reason(exc, self.context.remote_device)
@@ -92,37 +186,49 @@ class _Side:
 
     async def _run(self) -> TransferResult:
         self.meter.report(Phase.SIGNATURE)
+        started = time.monotonic()
         state = self.context.state_dir
-        local = await asyncio.to_thread(scan, self.root, HashCache(state / HASH_CACHE))
-        last = _load(state / LAST_SYNCED)
-        if self.caller:
-            await self._send_manifest(local, last)
-            remote, remote_base = await self._receive_manifest()
-        else:
-            remote, remote_base = await self._receive_manifest()
-            await self._send_manifest(local, last)
-        # Plan from the base both remember; if they differ, from none: nothing gets deleted
-        # and a file that differs is a conflict, so nothing is lost.
-        base = last if last is not None and manifest_digest(last) == remote_base else None
+        hashes = HashCache(state / HASH_CACHE)
+        last = load_last_synced(state)
+        base = await self._hello(last)
+        # Both sides scan at once; a long scan sends empty manifest pieces, so the peer's idle
+        # timeout measures silence, not the size of this side's tree.
+        scanning = asyncio.ensure_future(asyncio.to_thread(
+            scan, self.root, hashes, ignore=IgnoreRules.load(self.root),
+            allow_external_links=self.allow_external_links))
+        while not (await asyncio.wait({scanning}, timeout=KEEPALIVE))[0]:
+            await self._send(FrameType.RSYNC_MANIFEST, b"")
+        local = scanning.result()
+        scanned = time.monotonic()
+        # Both at once: a big manifest must not wait for the peer's to be read first.
+        remote, theirs = (await asyncio.gather(self._send_manifest(local, base),
+                                               self._receive_manifest(base)))[1]
+        # With an agreed base only the paths either side changed are planned.
+        changed = None
+        if base is not None:
+            ours, dropped = changed_paths(local, base)
+            changed = theirs | set(ours) | set(dropped)
         exchange = prepare(local, remote, self.direction, base, local_name=self.local_name,
-                           remote_name=self.remote_name)
+                           remote_name=self.remote_name, changed=changed)
         self.meter.total = exchange.bytes_to_move
         self.meter.report(Phase.DELTA)
-        if self.caller:
-            await self._serve(exchange)
-            await self._receive_all(exchange)
-            await self._send(FrameType.RSYNC_DONE)
-            await self._expect(FrameType.RSYNC_FINISHED)
-            _save(state / LAST_SYNCED, exchange.synced())
-        else:
-            await self._receive_all(exchange)
-            await self._send(FrameType.RSYNC_DONE)
-            await self._serve(exchange)
-            _save(state / LAST_SYNCED, exchange.synced())
-            await self._send(FrameType.RSYNC_FINISHED)
+        planned = time.monotonic()
+        skipped = list(exchange.skipped)
+        skipped += await self._transfer(exchange, hashes)
         self.meter.report(Phase.APPLYING, self.meter.total)
+        # where a sync's time goes, for whoever tunes it
+        log.info("%s: scan %d entries %.3f s, hello and manifests %.3f s, transfer %.3f s",
+                 self.context.dataset.name, len(local), scanned - started, planned - scanned,
+                 time.monotonic() - planned)
+        for skip in skipped:
+            log.warning("%s: skipped %s", self.context.dataset.name, skip)
         return TransferResult(files=self.meter.files, bytes=self.meter.wire,
-                              detail=exchange.summary())
+                              detail=exchange.summary(),
+                              skipped=tuple(str(s) for s in _unique(skipped)))
+
+    def _save_synced(self, synced: Manifest) -> None:
+        if manifest_digest(synced) != self._base_digest:  # a no-op sync rewrites nothing
+            save_last_synced(self.context.state_dir, synced)
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -134,189 +240,166 @@ class _Side:
         frame = await self.channel.receive()
         self.meter.wire += FRAME_HEADER + len(frame.payload)
         if frame.kind not in kinds:
+            if frame.kind is FrameType.RSYNC_MANIFEST and FrameType.RSYNC_HELLO in kinds:
+                raise ExchangeError(f"the peer speaks folder-sync exchange version 1; this side "
+                                    f"speaks version {EXCHANGE_VERSION}: update the older one")
             raise ExchangeError(f"unexpected {frame.kind.name} frame from the peer "
                                 f"(expected {' or '.join(k.name for k in kinds)})")
         return frame
 
-    async def _expect(self, kind: FrameType) -> Frame:
-        return await self._receive(kind)
+    # -- hello and manifests ---------------------------------------------------------------------
 
-    async def _send_stream(self, kind: FrameType, pending: bytearray, *, flush: bool) -> None:
-        """Sends `pending` in frames of DATA_CHUNK_SIZE; keeps a short rest unless `flush`."""
-        while len(pending) >= DATA_CHUNK_SIZE or (flush and pending):
-            piece = bytes(pending[:DATA_CHUNK_SIZE])
-            del pending[:DATA_CHUNK_SIZE]
-            await self._send(kind, piece)
+    async def _hello(self, last: Manifest | None) -> Manifest | None:
+        """Exchange versions and the last-synced state each remembers; the agreed base or None."""
+        mine = Hello(EXCHANGE_VERSION, manifest_digest(last))
+        self._base_digest = mine.base
+        if self.caller:
+            await self._send(FrameType.RSYNC_HELLO, mine.encode())
+        theirs = Hello.decode((await self._receive(FrameType.RSYNC_HELLO)).payload)
+        if not self.caller:
+            await self._send(FrameType.RSYNC_HELLO, mine.encode())
+        if theirs.version != EXCHANGE_VERSION:
+            raise ExchangeError(f"the peer speaks folder-sync exchange version {theirs.version}; "
+                                f"this side speaks version {EXCHANGE_VERSION}: update the older one")
+        # Plan from the base both remember; if they differ, from none: nothing gets deleted
+        # (but by a mirror) and a file that differs is a conflict, so nothing is lost.
+        return last if last is not None and mine.base == theirs.base else None
 
-    # -- manifests -------------------------------------------------------------------------------
-
-    async def _send_manifest(self, local: Manifest, last: Manifest | None) -> None:
-        for piece in manifest_pieces(local):
+    async def _send_manifest(self, local: Manifest, base: Manifest | None) -> None:
+        data = await asyncio.to_thread(manifest_changes, local, base)
+        for piece in changes_pieces(data):
             await self._send(FrameType.RSYNC_MANIFEST, piece)
-        await self._send(FrameType.RSYNC_MANIFEST_END, ManifestEnd(manifest_digest(last)).encode())
+        await self._send(FrameType.RSYNC_MANIFEST_END)
 
-    async def _receive_manifest(self) -> tuple[Manifest, str]:
+    async def _receive_manifest(self, base: Manifest | None) -> tuple[Manifest, set[str]]:
         assembler = ManifestAssembler()
         while True:
             frame = await self._receive(FrameType.RSYNC_MANIFEST, FrameType.RSYNC_MANIFEST_END)
             if frame.kind is FrameType.RSYNC_MANIFEST_END:
-                remote = assembler.finish()
-                check_remote(remote)  # a hostile path fails here, before anything else happens
-                return remote, ManifestEnd.decode(frame.payload).base
+                # prepare() checks every path before anything is planned from it
+                return assembler.finish_changes(base)
             assembler.feed(frame.payload)
 
-    # -- sending files ---------------------------------------------------------------------------
+    # -- the pipelined transfer ------------------------------------------------------------------
 
-    async def _serve(self, exchange: Exchange) -> None:
-        """Answer the peer's requests until it says it has everything."""
-        while True:
-            frame = await self._receive(FrameType.RSYNC_REQUEST, FrameType.RSYNC_DONE)
-            if frame.kind is FrameType.RSYNC_DONE:
-                return
-            request = FileRequest.decode(frame.payload)
-            entry = exchange.check_request(request)
-            await self._send_file(request, entry.size)
+    async def _transfer(self, exchange: Exchange, hashes: HashCache) -> list[Skipped]:
+        keep = self._versions(self.root) if self._versions else _keeper_of(self.context.dataset)
+        server = FileServer(exchange, self.root)
+        paths = InsideResolver(self.root)  # folders checked once, shared by both receiving steps
+        receiver = FileReceiver(exchange, self.root, keep_version=keep, paths=paths)
+        receiver.on_file = lambda item, literal, matched: self.meter.count(item.entry.size, literal, matched)
+        tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links,
+                           paths=paths)
+        outbox = _Outbox(self)
+        work = asyncio.Event()  # the server has something new: a request, or the last one
+        progress = asyncio.Event()  # a file landed or the server finished
+        peer_skipped: list[Skipped] = []
 
-    async def _send_file(self, request: FileRequest, size: int) -> None:
-        reader = SignatureReader()
-        while True:
-            frame = await self._receive(FrameType.RSYNC_SIGNATURE, FrameType.RSYNC_SIGNATURE_END)
-            if frame.kind is FrameType.RSYNC_SIGNATURE_END:
-                break
-            reader.feed(frame.payload)
-        signature = Signature.from_records(*reader.finish())
-        encoder = DeltaEncoder(signature, resume_offset=request.resume_offset)
-        path = resolve_inside(self.root, request.path)
-        start = self.meter.done
-        pending = bytearray()
-        with open(path, "rb") as source:
-            while chunk := await asyncio.to_thread(source.read, READ_CHUNK):
-                pending += b"".join(await asyncio.to_thread(encoder.feed, chunk))
-                await self._send_stream(FrameType.RSYNC_DELTA, pending, flush=False)
-                self.meter.report(Phase.DELTA, start + source.tell())
-        pending += b"".join(encoder.finish())
-        await self._send_stream(FrameType.RSYNC_DELTA, pending, flush=True)
-        stats = encoder.stats
-        await self._send(FrameType.RSYNC_DELTA_END,
-                         DeltaFigures(stats.literal_bytes, stats.copy_bytes).encode())
-        self._count(start, size, stats.literal_bytes, stats.copy_bytes)
-
-    def _count(self, start: int, size: int, literal: int, matched: int) -> None:
-        self.meter.done = start + size
-        self.meter.literal += literal
-        self.meter.matched += matched
-        self.meter.files += 1
-        self.meter.report(Phase.DELTA)
-
-    # -- receiving files -------------------------------------------------------------------------
-
-    async def _receive_all(self, exchange: Exchange) -> None:
-        if exchange.incoming or exchange.deletions:
-            self.root.mkdir(parents=True, exist_ok=True)
-        for path, copy in exchange.keep_copies:
-            _keep_copy(resolve_inside(self.root, path), resolve_inside(self.root, copy))
-        for item in exchange.incoming:
-            await self._receive_file(item)
-        if exchange.deletions:
-            self.meter.report(Phase.APPLYING)
-        for path in exchange.deletions:
-            _delete(self.root, path, exchange.local.entries[path])
-
-    async def _receive_file(self, item: Incoming) -> None:
-        target = resolve_inside(self.root, item.target)
-        # No basis: the target itself (absent, or the patcher would refuse it as a basis).
-        basis = resolve_inside(self.root, item.basis) if item.basis else target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        resume = resume_offset(target, item.entry.digest)
-        await self._send(FrameType.RSYNC_REQUEST, FileRequest(item.path, resume).encode())
-        await self._send_signature(basis)
-        patcher = FilePatcher(target, basis, expected_digest=item.entry.digest,
-                              mode=item.entry.mode, mtime_ns=item.entry.mtime_ns)
-        start = self.meter.done
-        try:
+        async def read() -> None:
+            """Until the peer's DONE (callee) or FINISHED (caller)."""
             while True:
-                frame = await self._receive(FrameType.RSYNC_DELTA, FrameType.RSYNC_DELTA_END)
-                if frame.kind is FrameType.RSYNC_DELTA_END:
-                    figures = DeltaFigures.decode(frame.payload)
-                    break
-                await asyncio.to_thread(patcher.feed, frame.payload)
-                if patcher.written > item.entry.size:  # the hash would fail too, but only at the end
-                    raise ExchangeError(f"the peer sends more of {item.path!r} than its "
-                                        f"{item.entry.size} bytes")
-                self.meter.report(Phase.DELTA, start + patcher.written)
-            await asyncio.to_thread(patcher.finish)
-        except ExchangeError:
-            patcher.abort(keep_partial=False)  # a lying peer's bytes are not worth resuming from
-            raise
+                frame = await self._receive(FrameType.RSYNC_BATCH, FrameType.RSYNC_DONE,
+                                            FrameType.RSYNC_FINISHED)
+                if frame.kind is not FrameType.RSYNC_BATCH:
+                    want = FrameType.RSYNC_FINISHED if self.caller else FrameType.RSYNC_DONE
+                    if frame.kind is not want or not (receiver.done and server.idle):
+                        raise ExchangeError(f"the peer sent {frame.kind.name} before the "
+                                            "exchange was complete")
+                    peer_skipped.extend(decode_skipped(frame.payload))
+                    return
+                for record in decode_records(decode_batch(frame.payload)):
+                    if record.tag in _SERVER_TAGS:
+                        server.feed(record)
+                    else:
+                        landing = receiver.current
+                        if landing is not None and not landing.small and record.tag is Tag.DELTA:
+                            await asyncio.to_thread(receiver.feed, record)
+                            self.meter.report(Phase.DELTA, self.meter.done + landing.written,
+                                              force=False)
+                        else:
+                            receiver.feed(record)
+                work.set()
+                progress.set()
+
+        async def request() -> None:
+            asked = 0
+            for record in receiver.requests():
+                await outbox.add(record)
+                asked += 1
+                if asked % REQUESTS_PER_FLUSH == 0:
+                    await outbox.flush()
+            await outbox.flush()
+
+        async def serve() -> None:
+            while True:
+                if server.jobs:
+                    job = server.jobs.popleft()
+                    start = self.meter.done
+                    covered = [0]  # set by the generator, maybe in a worker thread
+                    records = delta_records(job, lambda offset: covered.__setitem__(0, offset))
+                    big = job.entry.size > SMALL_FILE
+                    figures = (0, 0)
+                    while (record := (await asyncio.to_thread(next, records, None) if big
+                                      else next(records, None))) is not None:
+                        if record[0] == Tag.DELTA_END:
+                            figures = decode_delta_end(memoryview(record)[RECORD.size:])
+                        await outbox.add(record)
+                        if big:  # progress is reported from the event loop's thread only
+                            self.meter.report(Phase.DELTA, start + covered[0], force=False)
+                    self.meter.count(job.entry.size, *figures)
+                elif server.idle:
+                    await outbox.flush()
+                    progress.set()
+                    return
+                else:
+                    await outbox.flush()
+                    if server.jobs or server.idle:  # a request came in while the batch went out
+                        continue
+                    work.clear()
+                    await work.wait()
+
+        try:
+            tree.before_transfer()
+            async with asyncio.TaskGroup() as tasks:
+                requesting = tasks.create_task(request())
+                serving = tasks.create_task(serve())
+                reading = tasks.create_task(read())
+                while not (receiver.done and serving.done()):
+                    progress.clear()
+                    await progress.wait()
+                await requesting
+                synced = exchange.synced()
+                tree.after_transfer(synced)
+                await asyncio.to_thread(remember_hashes, hashes, self.root, receiver.received)
+                self.meter.files += tree.applied + exchange.sent_in_manifest
+                await asyncio.to_thread(sync_file_system, self.root)
+                mine = receiver.skipped + tree.skipped
+                if self.caller:
+                    await self._send(FrameType.RSYNC_DONE, encode_skipped(mine))
+                await reading
+                if not self.caller:
+                    self._save_synced(synced)
+                    await self._send(FrameType.RSYNC_FINISHED, encode_skipped(mine))
+            if self.caller:
+                self._save_synced(synced)
         except BaseException:
-            # What arrived stays beside the target, never over it: the next sync resumes there.
-            patcher.abort(keep_partial=True)
+            # What arrived of a big file stays beside it, never over it: the next sync resumes.
+            receiver.abort()
             raise
-        self._count(start, item.entry.size, figures.literal, figures.matched)
-
-    async def _send_signature(self, basis: Path) -> None:
-        try:
-            source = open(basis, "rb")
-        except FileNotFoundError:
-            await self._send(FrameType.RSYNC_SIGNATURE, SignatureBuilder(0).finish())
-            await self._send(FrameType.RSYNC_SIGNATURE_END)
-            return
-        with source:
-            builder = SignatureBuilder(os.fstat(source.fileno()).st_size)
-            pending = bytearray()
-            while chunk := await asyncio.to_thread(source.read, READ_CHUNK):
-                pending += builder.feed(chunk)
-                await self._send_stream(FrameType.RSYNC_SIGNATURE, pending, flush=False)
-            pending += builder.finish()
-            await self._send_stream(FrameType.RSYNC_SIGNATURE, pending, flush=True)
-        await self._send(FrameType.RSYNC_SIGNATURE_END)
+        return mine + peer_skipped
 
 
-def _keep_copy(path: Path, copy: Path) -> None:
-    """This side lost a conflict: its version stays under the conflict name (a hard link, so
-    the winner's atomic rename over `path` leaves it whole)."""
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(path, copy)
-    except FileExistsError:
-        raise TransferError(f"conflict copy {copy.name!r} exists already; not overwriting it") from None
-    except OSError:  # no hard links on this file system
-        shutil.copy2(path, copy)
+def _first(group: BaseExceptionGroup) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
-def _delete(root: Path, rel: str, planned) -> None:
-    """Deletes what the plan named, unless it changed since the scan (then it stays)."""
-    path = resolve_inside(root, rel)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if (st.st_size, st.st_mtime_ns) != (planned.size, planned.mtime_ns):
-        return
-    path.unlink()
-    parent = path.parent
-    while parent != root:  # folders the deletion emptied go too
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-        parent = parent.parent
+def _unique(skips: list[Skipped]) -> list[Skipped]:
+    return list(dict.fromkeys(skips))
 
 
-def _load(path: Path) -> Manifest | None:
-    try:
-        return Manifest.from_json(path.read_text())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _save(path: Path, manifest: Manifest) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(manifest.to_json())
-    os.replace(tmp, path)
-
-
-def _reason(exc: Exception, remote: str) -> str:
+def _reason(exc: BaseException, remote: str) -> str:
     if isinstance(exc, UnsafePath):
         return f"refused an unsafe path from {remote}: {exc}"
     if isinstance(exc, UnrepresentableName):

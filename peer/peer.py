@@ -16,7 +16,7 @@ from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import SipAgent
 from protocols.sip.message import SipRequest, response_to
 from protocols.sip.transaction import ServerTransaction
-from session_xml import Direction, SyncMode, SyncProtocol
+from session_xml import DataType, Direction, SyncMode, SyncProtocol
 
 from . import config as peer_config
 from .callee import Callee
@@ -25,6 +25,7 @@ from .config import ConfigError, PeerConfig
 from .presence_watch import PresenceWatch
 from .registration import Registration
 from .sync_outcome import EXIT_USAGE, ProgressCallback, SessionOutcome
+from .versions import VersionStore, clean_forever
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Peer:
         self.history: list[SessionOutcome] = []
         self._registering: asyncio.Task | None = None
         self._watching: asyncio.Task | None = None
+        self._cleaning: asyncio.Task | None = None
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path) -> Peer:
@@ -53,8 +55,12 @@ class Peer:
         await self.agent.start(self.config.sip_host, 0)
         self._registering = asyncio.create_task(self.registration.run())
         self._watching = asyncio.create_task(self.presence.run())
+        self._cleaning = asyncio.create_task(clean_forever(self.version_stores))
 
     async def stop(self) -> None:
+        if self._cleaning is not None:
+            self._cleaning.cancel()
+            await asyncio.gather(self._cleaning, return_exceptions=True)
         if self._watching is not None:
             self._watching.cancel()
             await asyncio.gather(self._watching, return_exceptions=True)
@@ -65,6 +71,11 @@ class Peer:
             await self.registration.unregister()
         await self.callee.close()
         await self.agent.close()
+
+    def version_stores(self) -> list[VersionStore]:
+        """The version folders of the folder datasets that keep versions."""
+        return [VersionStore(d.path, d.versions) for d in self.config.datasets.values()
+                if d.data_type == DataType.FILES and d.versions is not None]
 
     async def __aenter__(self) -> Peer:
         await self.start()

@@ -1,5 +1,6 @@
 """The record store of one dataset: a SQLite file (WAL) of items, their change log with tombstones,
-and per remote device the sync anchors, id map and conflicts. Local edits and syncs both go here."""
+the dataset's own data (a calendar's properties), and per remote device the sync anchors, id map and
+conflicts. Local edits and syncs both go here. The schema is in record_schema."""
 
 from __future__ import annotations
 
@@ -14,56 +15,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from peer import record_formats
+from peer.record_schema import migrate
 from protocols.syncml.conflicts import Conflict, ConflictPolicy, Resolution, Version
 from protocols.syncml.records import Anchor, Change, ItemMeta, Record, content_hash
 from protocols.syncml.store import StaleVersion
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id TEXT PRIMARY KEY,
-    content BLOB,                 -- NULL for a tombstone
-    content_type TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    modified REAL NOT NULL,
-    deleted INTEGER NOT NULL,
-    created_seq INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    origin TEXT                   -- remote device whose sync wrote it; NULL for a local edit
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS items_by_seq ON items (seq);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id TEXT NOT NULL,
-    kind TEXT NOT NULL,           -- add, replace, delete, touch
-    version INTEGER NOT NULL,
-    origin TEXT,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS anchors (
-    peer TEXT PRIMARY KEY,
-    last TEXT NOT NULL, last_seq INTEGER NOT NULL,
-    prev TEXT NOT NULL, prev_seq INTEGER NOT NULL,
-    next TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS id_map (
-    peer TEXT NOT NULL,
-    local_id TEXT NOT NULL,
-    remote_id TEXT NOT NULL,
-    PRIMARY KEY (peer, local_id)
-);
-CREATE TABLE IF NOT EXISTS conflicts (
-    number INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    peer TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    policy TEXT NOT NULL,
-    resolution TEXT NOT NULL,
-    caller TEXT NOT NULL,         -- JSON: hash, modified, deleted
-    callee TEXT NOT NULL,
-    copy_id TEXT
-);
-"""
 
 # A record dataset's path is a folder; its store is this one file in it (with SQLite's -wal, -shm).
 STORE_FILE = "records.db"
@@ -90,6 +46,35 @@ class ImportReport:
     added: tuple[str, ...]
     replaced: tuple[str, ...]
     unchanged: tuple[str, ...]
+    # The file's calendar data (properties, unreferenced time zones): what a person reads about
+    # it, and whether the dataset's calendar changed; None when the file had none.
+    calendar: str | None = None
+    calendar_changed: bool = False
+
+    @property
+    def items(self) -> int:
+        return len(self.added) + len(self.replaced) + len(self.unchanged)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetMetadata:
+    """The dataset's own data of one content type (for iCalendar a VCALENDAR without items), and
+    its version, bumped on every change so a sync can tell which side has the newer one."""
+
+    content_type: str
+    content: bytes
+    version: int
+    modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class VdirFile:
+    """A file of the vdir folder the dataset is kept in, as sipsync last read or wrote it."""
+
+    name: str
+    item_id: str
+    etag: str
+    hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +93,10 @@ def store_path(folder: str | Path) -> Path:
 
 def item_id_for(content: bytes) -> str:
     """An item's global id: its UID where it has a usable one, else a fresh uuid."""
-    uid = record_formats.uid_of(content)
+    return item_id_for_uid(record_formats.uid_of(content))
+
+
+def item_id_for_uid(uid: str | None) -> str:
     if uid is None:
         return str(uuid.uuid4())
     if len(uid) <= _MAX_UID_CHARS and uid.isprintable():
@@ -131,7 +119,7 @@ class RecordStore:
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(_SCHEMA)
+        migrate(self._db)
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -292,13 +280,15 @@ class RecordStore:
             )
 
     def import_bytes(self, data: bytes, content_type: str | None = None) -> ImportReport:
-        """Import a multi-card .vcf or a .ics: a card whose UID is known replaces that item."""
-        content_type = content_type or record_formats.sniff(data)
-        pieces = record_formats.split(data, content_type)
+        """Import a multi-card .vcf or a .ics: a card whose UID is known replaces that item. The
+        file is read whole first and written in one transaction: all of it, or nothing."""
+        parsed = record_formats.parse(data, content_type)
+        content_type = parsed.content_type
         added, replaced, unchanged = [], [], []
+        calendar_changed = False
         with self.batch():
-            for piece in pieces:
-                item_id = item_id_for(piece)
+            for piece, uid in zip(parsed.items, parsed.uids):
+                item_id = item_id_for_uid(uid)
                 current = self.meta(item_id)
                 if current is None or current.deleted:
                     added.append(self.add(piece, content_type, item_id=item_id).id)
@@ -306,21 +296,75 @@ class RecordStore:
                     unchanged.append(item_id)
                 else:
                     replaced.append(self.replace(item_id, piece).id)
-        return ImportReport(tuple(added), tuple(replaced), tuple(unchanged))
+            if parsed.calendar is not None:
+                current_meta = self.dataset_metadata(content_type)
+                merged = record_formats.merge_calendars(current_meta.content if current_meta else None,
+                                                        parsed.calendar)
+                if current_meta is None or merged != current_meta.content:
+                    self.set_dataset_metadata(content_type, merged)
+                    calendar_changed = True
+        summary = record_formats.calendar_summary(parsed.calendar) if parsed.calendar is not None else None
+        return ImportReport(tuple(added), tuple(replaced), tuple(unchanged), summary, calendar_changed)
 
     def import_file(self, path: str | Path, content_type: str | None = None) -> ImportReport:
         return self.import_bytes(Path(path).read_bytes(), content_type)
 
     def export_bytes(self, content_type: str | None = None) -> bytes:
-        """All live items of one type as one .vcf or .ics file."""
+        """All live items of one type as one .vcf or .ics file, with the dataset's calendar."""
         records = self.items()
         if content_type is None:
             types = {record.meta.content_type for record in records}
             if len(types) > 1:
                 raise RecordStoreError(f"the dataset mixes {sorted(types)}: name one to export")
-            content_type = types.pop() if types else record_formats.VCARD
+            if not types:
+                types = {meta.content_type for meta in self._all_metadata()}
+            content_type = types.pop() if len(types) == 1 else record_formats.VCARD
         contents = [r.content for r in records if r.meta.content_type == content_type and r.content is not None]
-        return record_formats.join(contents, content_type)
+        metadata = self.dataset_metadata(content_type)
+        return record_formats.join(contents, content_type, metadata.content if metadata else None)
+
+    # --- the dataset's own data ----------------------------------------------------------------
+
+    def _all_metadata(self) -> list[DatasetMetadata]:
+        rows = self._db.execute("SELECT content_type, content, version, modified FROM dataset_meta")
+        return [DatasetMetadata(*row) for row in rows]
+
+    def dataset_metadata(self, content_type: str = record_formats.ICALENDAR) -> DatasetMetadata | None:
+        """The dataset's own data of this content type (a calendar's properties and unreferenced
+        time zones) with its version; None when it has none."""
+        row = self._db.execute("SELECT content_type, content, version, modified FROM dataset_meta"
+                               " WHERE content_type = ?", (content_type,)).fetchone()
+        return DatasetMetadata(*row) if row else None
+
+    def set_dataset_metadata(self, content_type: str, content: bytes, *, expected_version: int | None = None,
+                             modified: float | None = None) -> DatasetMetadata:
+        """New dataset data (from an import, or from a sync that passes the version it saw: a
+        stale one writes nothing and raises StaleVersion)."""
+        with self.batch():
+            current = self.dataset_metadata(content_type)
+            version = current.version if current else 0
+            if expected_version is not None and version != expected_version:
+                raise StaleVersion(f"dataset metadata {content_type}", expected_version, version)
+            metadata = DatasetMetadata(content_type, content, version + 1,
+                                       self._clock() if modified is None else modified)
+            self._db.execute("INSERT OR REPLACE INTO dataset_meta (content_type, content, version, modified)"
+                             " VALUES (?, ?, ?, ?)", (content_type, content, metadata.version, metadata.modified))
+            return metadata
+
+    # --- the vdir folder's files --------------------------------------------------------------
+
+    def vdir_files(self) -> dict[str, VdirFile]:
+        rows = self._db.execute("SELECT name, item_id, etag, hash FROM vdir_files")
+        return {row[0]: VdirFile(*row) for row in rows}
+
+    def save_vdir_file(self, entry: VdirFile) -> None:
+        with self.batch():
+            self._db.execute("DELETE FROM vdir_files WHERE item_id = ? AND name != ?", (entry.item_id, entry.name))
+            self._db.execute("INSERT OR REPLACE INTO vdir_files (name, item_id, etag, hash) VALUES (?, ?, ?, ?)",
+                             (entry.name, entry.item_id, entry.etag, entry.hash))
+
+    def forget_vdir_file(self, name: str) -> None:
+        self._db.execute("DELETE FROM vdir_files WHERE name = ?", (name,))
 
     # --- anchors, id map, conflicts ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from session_xml import DataType, Phase
 from .record_frames import CalleeSummary, MessageAssembler, message_frames
 from .record_store import RecordStore, store_path
 from .transfer_interface import TransferContext, TransferError, TransferResult
+from .vdir import vdir_of
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class RecordSync:
                     max_message_bytes=_message_budget(channel)))
                 await _exchange(channel, engine, context)
             finally:
-                await _in_thread(store.close)
+                await _in_thread(_close_store, store, context)
         report = engine.report
         try:
             summary: CalleeSummary | None = CalleeSummary.decode(await channel.receive())
@@ -77,7 +78,7 @@ class RecordSync:
                     max_message_bytes=_message_budget(channel)))
                 await _exchange(channel, engine, context)
             finally:
-                await _in_thread(store.close)
+                await _in_thread(_close_store, store, context)
         report = engine.report
         summary = CalleeSummary(report.items_sent, report.items_applied, len(report.conflicts), policy)
         await channel.send(FrameType.SYNCML_SUMMARY, summary.encode())
@@ -131,9 +132,29 @@ async def _open_store(context: TransferContext) -> RecordStore:
     if not dataset.path.is_dir():
         raise TransferError(f"the folder of dataset {dataset.name!r} is missing")
     try:
-        return await _in_thread(RecordStore, store_path(dataset.path))
+        store = await _in_thread(RecordStore, store_path(dataset.path))
     except sqlite3.Error as exc:
         raise TransferError(f"the record store of dataset {dataset.name!r}: {exc}") from None
+    vdir = vdir_of(store, dataset)
+    if vdir is not None:
+        try:  # what other programs changed in the folder takes part in this sync
+            await _in_thread(vdir.refresh)
+        except (OSError, sqlite3.Error) as exc:
+            await _in_thread(store.close)
+            raise TransferError(f"the vdir folder of dataset {dataset.name!r}: {exc}") from None
+    return store
+
+
+def _close_store(store: RecordStore, context: TransferContext) -> None:
+    """Write what the sync changed to a vdir folder, then close the store."""
+    try:
+        vdir = vdir_of(store, context.dataset)
+        if vdir is not None:
+            vdir.write_back()
+    except OSError as exc:
+        log.warning("dataset %s: the vdir folder was not updated: %s", context.dataset.name, exc)
+    finally:
+        store.close()
 
 
 @asynccontextmanager

@@ -1,5 +1,6 @@
 """`sipsync-peer records DATASET add|edit|delete|list|import|export`: a person's own edits to a
-record dataset. They go to the store file directly (SQLite WAL), so the daemon may be running."""
+record dataset. They go to the store file directly (SQLite WAL), so the daemon may be running; a
+vdir dataset's folder is read before and written after each command."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from session_xml import DataType
 
 from . import config as peer_config
 from . import record_formats
@@ -27,9 +27,8 @@ from .record_formats import RecordFormatError
 from .record_store import ItemNotFound, RecordStore, RecordStoreError, item_id_for, store_path
 from .record_sync import RECORD_TYPES
 from .sync_outcome import EXIT_FAILED
-
-# What a record dataset's items are written as when the store itself cannot tell (it is empty).
-_CONTENT_TYPES = {DataType.CONTACTS: record_formats.VCARD, DataType.CALENDAR: record_formats.ICALENDAR}
+from .vdir import CONTENT_TYPES as _CONTENT_TYPES
+from .vdir import VdirReport, vdir_of
 
 
 def _failed(message: str) -> NoReturn:
@@ -48,11 +47,23 @@ class _Target:
             _failed(f"the folder of dataset {self.dataset.name!r} is missing: {self.dataset.path}")
         try:
             with RecordStore(store_path(self.dataset.path)) as store:
+                vdir = vdir_of(store, self.dataset)
+                if vdir is not None:
+                    _tell_skipped(vdir.refresh())
                 yield store
+                if vdir is not None:
+                    _tell_skipped(vdir.write_back())
         except (RecordStoreError, RecordFormatError) as exc:
             _failed(str(exc))
         except sqlite3.Error as exc:
             _failed(f"the record store of dataset {self.dataset.name!r}: {exc}")
+        except OSError as exc:
+            _failed(f"the folder of dataset {self.dataset.name!r}: {exc}")
+
+
+def _tell_skipped(report: VdirReport) -> None:
+    for name, reason in report.skipped:
+        click.echo(f"sipsync-peer: left {name} as it is: {reason}", err=True)
 
 
 def _one_item(data: bytes, content_type: str | None) -> tuple[bytes, str | None]:
@@ -179,12 +190,19 @@ def list_items(target: _Target, as_json: bool, include_deleted: bool) -> None:
 @click.pass_obj
 def import_items(target: _Target, file: Path) -> None:
     """Import a .vcf of one or more cards or an .ics of events. An item whose UID is already
-    here is replaced by the imported one."""
+    here is replaced by the imported one. A calendar's own properties (X-WR-CALNAME, NAME,
+    COLOR...) and the time zones no event uses are kept with the dataset. The whole file is
+    imported, or nothing: a line that cannot be kept fails the import with its number and why."""
     with target.store() as store:
-        report = store.import_file(file)
-    total = len(report.added) + len(report.replaced) + len(report.unchanged)
-    click.echo(f"imported {total} item(s): {len(report.added)} added, "
+        try:
+            report = store.import_file(file)
+        except RecordFormatError as exc:
+            _failed(f"nothing imported from {file.name}: {exc}")
+    click.echo(f"imported {report.items} item(s): {len(report.added)} added, "
                f"{len(report.replaced)} replaced, {len(report.unchanged)} unchanged")
+    if report.calendar is not None:
+        change = "kept" if report.calendar_changed else "already had"
+        click.echo(f"calendar: {change} {report.calendar}")
 
 
 @records.command("export")

@@ -29,13 +29,19 @@ class SessionOutcome:
     detail: str = ""
     seconds: float = 0.0
     counts_records: bool = False  # a record dataset counts records moved, a folder its files
+    skipped: tuple[str, ...] = ()  # what a folder sync did not carry, each "path (reason)"
 
     def line(self) -> str:
         """The one line a script reads."""
         if self.ok:
             moved = f"{self.records} record(s)" if self.counts_records else f"{self.files} file(s)"
-            return (f"done: {moved}, {self.bytes} bytes in {self.seconds:.2f} s "
+            line = (f"done: {moved}, {self.bytes} bytes in {self.seconds:.2f} s "
                     f"(session {self.call_id})")
+            if self.skipped:
+                shown = "; ".join(self.skipped[:3])
+                more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+                line += f"; {len(self.skipped)} skipped: {shown}{more}"
+            return line
         if self.exit_code == EXIT_REFUSED:
             return f"refused: {self.status} {self.reason}"
         return f"failed: {self.reason}"
@@ -44,7 +50,7 @@ class SessionOutcome:
         return {"ok": self.ok, "exit_code": self.exit_code, "reason": self.reason,
                 "status": self.status, "call_id": self.call_id, "bytes": self.bytes,
                 "files": self.files, "records": self.records, "detail": self.detail,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "skipped": list(self.skipped)}
 
 
 ProgressCallback = Callable[[ProgressReport], None]

@@ -31,6 +31,7 @@ class TransferResult:
     bytes: int = 0  # bytes that crossed the channel, or the size moved for a plain copy
     records: int = 0
     detail: str = ""  # a short human summary: conflicts, deletions, bytes saved by deltas...
+    skipped: tuple[str, ...] = ()  # what was not carried, each "path (reason)"
 
 
 # Called as a transfer advances: progress(phase, bytes_done=, bytes_total=, records_done=,

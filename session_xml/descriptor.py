@@ -45,6 +45,7 @@ class Direction(StrEnum):
     TWO_WAY = "two-way"
     PUSH = "push"
     PULL = "pull"
+    MIRROR = "mirror"  # caller to callee, and the callee's copy becomes exact (rsync -a --delete)
 
 
 class SyncMode(StrEnum):

@@ -33,15 +33,12 @@ class FrameType(IntEnum):
     CLOSE = 0x05  # either way: orderly end, nothing follows
     DATA = 0x06  # opaque bytes of whichever protocol runs on top
     # rsync-style folder sync, 0x40-0x5F (protocols/rsync/messages.py holds the payloads).
-    RSYNC_MANIFEST = 0x40  # a piece of the sender's manifest (JSON)
-    RSYNC_MANIFEST_END = 0x41  # the manifest is whole; the digest of the last-synced state
-    RSYNC_REQUEST = 0x42  # receiver -> sender: this file please, from this resume offset
-    RSYNC_SIGNATURE = 0x43  # receiver -> sender: signature bytes of its basis
-    RSYNC_SIGNATURE_END = 0x44
-    RSYNC_DELTA = 0x45  # sender -> receiver: delta records
-    RSYNC_DELTA_END = 0x46  # literal and matched byte counts of that delta
-    RSYNC_DONE = 0x47  # no more requests from me; what I received is applied
+    RSYNC_MANIFEST = 0x40  # a piece of the sender's manifest changes (zstd JSON)
+    RSYNC_MANIFEST_END = 0x41  # the manifest is whole
+    RSYNC_DONE = 0x47  # caller -> callee: all applied here; what this side skipped (JSON)
     RSYNC_FINISHED = 0x48  # callee -> caller: both sides done, the synced state is recorded
+    RSYNC_HELLO = 0x49  # either way, first: exchange version and the last-synced state's digest
+    RSYNC_BATCH = 0x4A  # requests, signatures and deltas, many records per frame (records.py)
     # SyncML-like record sync, 0x20-0x3F.
     SYNCML_MESSAGE = 0x20  # one SyncML message, or the last piece of one split over frames
     SYNCML_PART = 0x21  # a piece of a message larger than a frame; the rest follows

@@ -62,12 +62,15 @@ class DeltaEncoder:
     With `resume_offset` N the first N bytes are only hashed (the receiver already holds them);
     records start at N and the end record still carries the digest of the whole file.
     `literal_piece` caps one literal record: smaller pieces resume at a finer grain.
+    `compress=False` leaves literals raw, for a carrier that compresses them with more context
+    (the folder-sync batches, over many small files).
     """
 
     def __init__(self, signature: Signature, *, resume_offset: int = 0,
                  zstd_level: int = ZSTD_LEVEL, chunk_hint: int = 1 << 20,
-                 literal_piece: int = LITERAL_PIECE) -> None:
+                 literal_piece: int = LITERAL_PIECE, compress: bool = True) -> None:
         self.sig = signature
+        self._compress = compress
         self.stats = DeltaStats()
         self._resume = resume_offset
         self._piece = literal_piece
@@ -196,7 +199,8 @@ class DeltaEncoder:
         for start in range(self._lit, upto, self._piece):
             raw = self._buf[start:min(upto, start + self._piece)]
             # a sample decides: on incompressible data a full attempt only costs fresh memory
-            if len(raw) > SAMPLE and len(self._zstd.compress(raw[:SAMPLE])) > SAMPLE * 0.97:
+            if not self._compress or (len(raw) > SAMPLE and
+                                      len(self._zstd.compress(raw[:SAMPLE])) > SAMPLE * 0.97):
                 self._emit(LITERAL.pack(OP_LITERAL, len(raw)))
                 self._emit(raw.tobytes())
             else:

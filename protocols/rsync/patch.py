@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import partial
 from .errors import BasisMismatch, IntegrityError, LimitExceeded, ResumeMismatch, RsyncError, TruncatedStream
 from .hashes import HashKind, file_hasher
+from .kernel_io import copy_shares_blocks
+from .output import PatchOutput
 from .wire import DEFAULT_LIMITS, CopyOp, DeltaEnd, DeltaHeader, DeltaReader, LiteralOp, Limits
 
-COPY_PIECE = 1 << 20
+# A checkpoint (the partial output made durable for a resume after a crash) costs an fsync of the
+# data and one of the state record. It comes after this many new bytes *and* this many seconds:
+# a patch running at disk speed then fsyncs once, at the end, and a crash loses a second or so.
 CHECKPOINT_BYTES = 16 << 20
+CHECKPOINT_SECONDS = 1.0
 DEFAULT_MODE = 0o644
+PARTIAL_MODE = 0o600  # until the rename: the final mode is set just before it
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,17 @@ class FilePatcher:
     `expected_digest` (from the sender's manifest) is checked as well as the delta's own end
     record. `mode` and `mtime_ns` are applied before the rename; by default the old file's mode
     is kept. Call `feed()` per received chunk, then `finish()`; on a broken connection call
-    `abort()`, which keeps the partial output for `partial.resume_offset()`.
+    `abort()`, which keeps the partial output for `partial.resume_offset()`. `kernel_copy` says
+    whether long basis ranges are copied by the kernel (default: where the file system shares or
+    offloads the blocks) or through memory; `clock` times the checkpoints.
     """
 
     def __init__(self, target: str | os.PathLike, basis: str | os.PathLike | None = None, *,
                  expected_digest: bytes | None = None, mode: int | None = None,
                  mtime_ns: int | None = None, limits: Limits = DEFAULT_LIMITS,
-                 checkpoint_bytes: int = CHECKPOINT_BYTES) -> None:
+                 checkpoint_bytes: int = CHECKPOINT_BYTES,
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS, kernel_copy: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.target = Path(target)
         self._basis_path = Path(basis) if basis is not None else self.target
         self._expected = expected_digest
@@ -49,24 +61,31 @@ class FilePatcher:
         self._mtime_ns = mtime_ns
         self._limits = limits
         self._checkpoint_bytes = checkpoint_bytes
+        self._checkpoint_seconds = checkpoint_seconds
+        self._kernel_copy = kernel_copy
+        self._clock = clock
         self._reader = DeltaReader(limits)
         self._basis_fd: int | None = None
-        self._copy_buf: bytearray | None = None
-        self._out = None
+        self._out_fd: int | None = None
+        self._output: PatchOutput | None = None
         self._header: DeltaHeader | None = None
         self._end: DeltaEnd | None = None
-        self._written = 0
         self._checkpointed = 0
-        self._hasher = None
+        self._checkpointed_at = 0.0
         self._closed = False
 
     # ------------------------------------------------------------------ public
     @property
     def written(self) -> int:
         """Bytes of the new file rebuilt so far (a resumed prefix included): for progress."""
-        return self._written
+        return self._output.size if self._output is not None else 0
 
-    def feed(self, data: bytes) -> None:
+    @property
+    def kernel_copied(self) -> int:
+        """Bytes the OS copied from the basis without passing them through this process."""
+        return self._output.kernel_copied if self._output is not None else 0
+
+    def feed(self, data) -> None:
         try:
             for event in self._reader.feed(data):
                 self._apply(event)
@@ -80,21 +99,21 @@ class FilePatcher:
         except TruncatedStream:
             self._close(keep_partial=True)  # what arrived is kept; the final hash still guards it
             raise
-        end, header = self._end, self._header
-        assert end is not None and header is not None and self._hasher is not None
-        digest = self._hasher.digest()
+        end, header, output = self._end, self._header, self._output
+        assert end is not None and header is not None and output is not None
         try:
-            if end.size != self._written:
-                raise IntegrityError(f"rebuilt {self._written} bytes, sender announced {end.size}")
+            digest = output.digest()
+            if end.size != output.size:
+                raise IntegrityError(f"rebuilt {output.size} bytes, sender announced {end.size}")
             if digest != end.digest:
                 raise IntegrityError("whole-file hash of the rebuilt file differs from the sender's")
             if self._expected is not None and digest != self._expected:
                 raise IntegrityError("whole-file hash differs from the manifest's")
-        except IntegrityError:
+        except RsyncError:
             self._close(keep_partial=False)
             raise
         self._commit()
-        return PatchResult(self.target, self._written, digest, header.resume_offset)
+        return PatchResult(self.target, output.size, digest, header.resume_offset)
 
     def abort(self, *, keep_partial: bool = True) -> None:
         """Stop here; with `keep_partial` the output so far is made durable for a resume."""
@@ -102,20 +121,29 @@ class FilePatcher:
 
     # ------------------------------------------------------------------ events
     def _apply(self, event) -> None:
-        if isinstance(event, CopyOp):
-            self._copy(event)
-        elif isinstance(event, LiteralOp):
-            self._write(event.data)
+        if isinstance(event, LiteralOp):
+            self._grow(len(event.data))
+            self._output.add_literal(event.data)
+        elif isinstance(event, CopyOp):
+            self._grow(event.length)
+            self._output.add_copy(self._basis_fd, event.offset, event.length)
         elif isinstance(event, DeltaHeader):
             self._open(event)
-        elif isinstance(event, DeltaEnd):
+            return
+        else:
             self._end = event
-        if self._written - self._checkpointed >= self._checkpoint_bytes:
+            return
+        if self._output.size - self._checkpointed >= self._checkpoint_bytes and \
+                self._clock() - self._checkpointed_at >= self._checkpoint_seconds:
             self._checkpoint()
+
+    def _grow(self, length: int) -> None:
+        if self._output.size + length > self._limits.max_file_size:
+            raise LimitExceeded(f"output above {self._limits.max_file_size} bytes")
 
     def _open(self, header: DeltaHeader) -> None:
         self._header = header
-        self._hasher = file_hasher(header.hash_kind)
+        hasher = file_hasher(header.hash_kind)
         self._open_basis(header.basis_size)
         ppath = partial.partial_path(self.target)
         if header.resume_offset:
@@ -125,18 +153,27 @@ class FilePatcher:
                     or (self._expected is not None and state.expected_digest not in (None, self._expected.hex()))
                     or not ppath.exists() or ppath.stat().st_size < state.offset):
                 raise ResumeMismatch(f"sender resumes at {header.resume_offset}, no matching partial output")
-            self._out = open(ppath, "r+b", buffering=0)
-            self._out.truncate(state.offset)
-            while chunk := self._out.read(COPY_PIECE):
-                self._hasher.update(chunk)
-            self._written = self._checkpointed = state.offset
+            self._out_fd = os.open(ppath, os.O_RDWR | os.O_CLOEXEC)
+            os.ftruncate(self._out_fd, state.offset)
+            self._output = PatchOutput(self._out_fd, hasher, start=state.offset,
+                                       kernel_copy=self._use_kernel_copy())
+            self._output.hash_existing()
+            self._checkpointed = state.offset
         else:
             partial.discard(self.target)
-            self._out = open(ppath, "wb", buffering=0)
+            self._out_fd = os.open(ppath, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                                   PARTIAL_MODE)
+            self._output = PatchOutput(self._out_fd, hasher, kernel_copy=self._use_kernel_copy())
+        self._checkpointed_at = self._clock()
+
+    def _use_kernel_copy(self) -> bool:
+        if self._kernel_copy is not None:
+            return self._kernel_copy
+        return self._basis_fd is not None and copy_shares_blocks(self._out_fd)
 
     def _open_basis(self, basis_size: int) -> None:
         try:
-            fd = os.open(self._basis_path, os.O_RDONLY)
+            fd = os.open(self._basis_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             if basis_size:
                 raise BasisMismatch(f"basis {self._basis_path} is missing") from None
@@ -148,50 +185,28 @@ class FilePatcher:
                                 "the signature was made from")
         self._basis_fd = fd
 
-    def _copy(self, op: CopyOp) -> None:
-        assert self._basis_fd is not None  # the reader checked the op against basis_size > 0
-        if self._copy_buf is None:
-            self._copy_buf = bytearray(COPY_PIECE)  # reused: fresh pages per piece cost more than the copy
-        view = memoryview(self._copy_buf)
-        pos, end = op.offset, op.offset + op.length
-        while pos < end:
-            got = os.preadv(self._basis_fd, [view[:min(COPY_PIECE, end - pos)]], pos)
-            if not got:
-                raise BasisMismatch("basis shrank while being patched")
-            self._write(view[:got])
-            pos += got
-
-    def _write(self, data: bytes) -> None:
-        if self._written + len(data) > self._limits.max_file_size:
-            raise LimitExceeded(f"output above {self._limits.max_file_size} bytes")
-        view = memoryview(data)
-        while view:  # unbuffered file: write() may take less than asked
-            view = view[self._out.write(view):]
-        self._hasher.update(data)
-        self._written += len(data)
-
     # ------------------------------------------------------------------ durability
     def _checkpoint(self) -> None:
-        self._out.flush()
-        os.fsync(self._out.fileno())
+        self._output.flush()
+        os.fsync(self._out_fd)
         partial.save_state(self.target, partial.PartialState(
-            self._written, int(self._header.hash_kind),
+            self._output.size, int(self._header.hash_kind),
             self._expected.hex() if self._expected is not None else None))
-        self._checkpointed = self._written
+        self._checkpointed = self._output.size
+        self._checkpointed_at = self._clock()
 
     def _commit(self) -> None:
-        out = self._out
-        out.flush()
+        fd = self._out_fd
         mode = self._mode
         if mode is None:
             try:
                 mode = stat.S_IMODE(os.stat(self.target).st_mode)
             except FileNotFoundError:
                 mode = DEFAULT_MODE
-        os.fchmod(out.fileno(), mode)
-        os.fsync(out.fileno())
+        os.fchmod(fd, mode)
+        os.fsync(fd)  # the one fsync of a patch that needed no checkpoint
         if self._mtime_ns is not None:
-            os.utime(out.fileno(), ns=(self._mtime_ns, self._mtime_ns))
+            os.utime(fd, ns=(self._mtime_ns, self._mtime_ns))
         ppath = partial.partial_path(self.target)
         self._release()
         os.replace(ppath, self.target)
@@ -201,10 +216,10 @@ class FilePatcher:
     def _close(self, *, keep_partial: bool) -> None:
         if self._closed:
             return
-        if self._out is not None and keep_partial and self._written > self._checkpointed:
+        if self._output is not None and keep_partial and self._output.size > self._checkpointed:
             try:
                 self._checkpoint()
-            except OSError:
+            except (OSError, RsyncError):
                 pass
         self._release()
         if not keep_partial:
@@ -212,8 +227,9 @@ class FilePatcher:
 
     def _release(self) -> None:
         self._closed = True
-        if self._out is not None:
-            self._out.close()
+        if self._out_fd is not None:
+            os.close(self._out_fd)
+            self._out_fd = None
         if self._basis_fd is not None:
             os.close(self._basis_fd)
             self._basis_fd = None

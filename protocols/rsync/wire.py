@@ -5,7 +5,6 @@ Readers are sans-I/O (bytes in, typed records out) and check every length and of
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass
 
@@ -80,9 +79,13 @@ class CopyOp:
 
 @dataclass(frozen=True)
 class LiteralOp:
-    """Bytes the basis does not have, already decompressed."""
+    """Bytes the basis does not have, already decompressed.
 
-    data: bytes
+    From `DeltaReader` a raw literal comes in as many pieces as it was fed in, each a view of the
+    fed buffer (valid while that buffer is unchanged): the reader copies none of its bytes.
+    """
+
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -179,90 +182,113 @@ class SignatureReader:
 class DeltaReader:
     """Incremental delta decoder: `feed(bytes)` returns the header, ops and end as they complete.
 
-    Memory is bounded by one record (a literal is at most `Limits.max_literal`) plus what was fed.
+    Records are read straight from the fed buffer; only a record cut by the end of a feed is
+    gathered (at most one compressed literal, `Limits.max_literal`). Raw literal bytes are never
+    gathered: they go out as `LiteralOp`s over the fed buffer as soon as they arrive.
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
-        self._buf = bytearray()
-        self._pos = 0
+        self._pending = bytearray()  # the start of a record the last feed cut
+        self._literal_left = 0  # raw literal bytes still to come
         self.header: DeltaHeader | None = None
         self.ended = False
         self._dctx = zstandard.ZstdDecompressor()
 
-    def feed(self, data: bytes) -> list[DeltaEvent]:
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
-        self._buf += data
+    def feed(self, data) -> list[DeltaEvent]:
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
         events: list[DeltaEvent] = []
-        while True:
-            event = self._next()
-            if event is None:
-                return events
-            events.append(event)
+        pos, n = 0, len(view)
+        while pos < n:
+            if self._literal_left:
+                take = min(self._literal_left, n - pos)
+                events.append(LiteralOp(view[pos:pos + take]))
+                self._literal_left -= take
+                pos += take
+                continue
+            if self.ended:
+                raise WireFormatError("delta stream has bytes after its end record")
+            if self._pending:
+                pos = self._complete_pending(view, pos, events)
+                continue
+            need = self._record_size(view, pos, n - pos)
+            if n - pos < need:
+                self._pending += view[pos:]
+                break
+            self._parse(view, pos, events)
+            pos += need
+        return events
 
     def finish(self) -> None:
         """Call at end of stream: anything but a clean end record is an error."""
         if not self.ended:
             raise TruncatedStream("delta stream ended before its end record")
 
-    def _avail(self) -> int:
-        return len(self._buf) - self._pos
+    def _complete_pending(self, view: memoryview, pos: int, events: list[DeltaEvent]) -> int:
+        """Gather just enough of `view` to complete the cut record; parse it when whole."""
+        buf = self._pending
+        while (need := self._record_size(buf, 0, len(buf))) > len(buf):
+            take = min(need - len(buf), len(view) - pos)
+            if not take:
+                return pos
+            buf += view[pos:pos + take]
+            pos += take
+        self._pending = bytearray()
+        self._parse(buf, 0, events)
+        return pos
 
-    def _next(self) -> DeltaEvent | None:
-        buf, pos, avail = self._buf, self._pos, self._avail()
+    def _record_size(self, buf, pos: int, avail: int) -> int:
+        """Bytes of the record at `pos`: its fixed part until that has arrived, then all of it
+        (a raw literal's payload is not counted: it streams). Lengths are checked here, before
+        anything is gathered."""
         if self.header is None:
-            if avail < DELTA_HEADER.size:
-                return None
-            self._pos += DELTA_HEADER.size
-            self.header = self._parse_header(buf, pos)
-            return self.header
-        if avail == 0:
-            return None
-        if self.ended:
-            raise WireFormatError("delta stream has bytes after its end record")
+            return DELTA_HEADER.size
         tag = buf[pos]
         if tag == OP_COPY:
-            if avail < COPY.size:
-                return None
-            _, offset, length = COPY.unpack_from(buf, pos)
-            self._pos += COPY.size
-            return self._check_copy(offset, length)
+            return COPY.size
         if tag == OP_LITERAL:
-            if avail < LITERAL.size:
-                return None
-            _, length = LITERAL.unpack_from(buf, pos)
-            self._check_literal_len(length)
-            if avail < LITERAL.size + length:
-                return None
-            start = pos + LITERAL.size
-            self._pos = start + length
-            return LiteralOp(bytes(buf[start:start + length]))
+            return LITERAL.size
         if tag == OP_LITERAL_ZSTD:
             if avail < LITERAL_ZSTD.size:
-                return None
+                return LITERAL_ZSTD.size
             _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
             self._check_literal_len(raw_len)
             if comp_len >= raw_len:
                 raise WireFormatError("compressed literal not smaller than its raw length")
-            if avail < LITERAL_ZSTD.size + comp_len:
-                return None
-            start = pos + LITERAL_ZSTD.size
-            self._pos = start + comp_len
-            return LiteralOp(self._decompress(bytes(buf[start:start + comp_len]), raw_len))
+            return LITERAL_ZSTD.size + comp_len
         if tag == OP_END:
-            if avail < END.size:
-                return None
+            return END.size
+        raise WireFormatError(f"unknown delta record tag 0x{tag:02x}")
+
+    def _parse(self, buf, pos: int, events: list[DeltaEvent]) -> None:
+        """The whole record (as `_record_size` counts it) at `pos`."""
+        if self.header is None:
+            self.header = self._parse_header(buf, pos)
+            events.append(self.header)
+            return
+        tag = buf[pos]
+        if tag == OP_COPY:
+            _, offset, length = COPY.unpack_from(buf, pos)
+            events.append(self._check_copy(offset, length))
+        elif tag == OP_LITERAL:
+            _, length = LITERAL.unpack_from(buf, pos)
+            self._check_literal_len(length)
+            self._literal_left = length
+        elif tag == OP_LITERAL_ZSTD:
+            _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
+            start = pos + LITERAL_ZSTD.size
+            events.append(LiteralOp(_decompress(self._dctx, memoryview(buf)[start:start + comp_len],
+                                                raw_len)))
+        else:  # OP_END: _record_size let no other tag through
             _, size, digest = END.unpack_from(buf, pos)
-            self._pos += END.size
             if size > self._limits.max_file_size:
                 raise LimitExceeded(f"file size {size} above {self._limits.max_file_size}")
             self.ended = True
-            return DeltaEnd(size, digest)
-        raise WireFormatError(f"unknown delta record tag 0x{tag:02x}")
+            events.append(DeltaEnd(size, digest))
 
-    def _parse_header(self, buf: bytearray, pos: int) -> DeltaHeader:
+    def _parse_header(self, buf, pos: int) -> DeltaHeader:
         magic, version, kind, _res, block_size, basis_size, resume = DELTA_HEADER.unpack_from(buf, pos)
         if magic != DELTA_MAGIC:
             raise WireFormatError("not a sipsync delta (bad magic)")
@@ -289,12 +315,17 @@ class DeltaReader:
         if length > self._limits.max_literal:
             raise LimitExceeded(f"literal of {length} bytes above {self._limits.max_literal}")
 
-    def _decompress(self, frame: bytes, raw_len: int) -> bytes:
-        # read at most raw_len + 1 bytes: a lying frame can neither allocate nor expand past it
-        try:
-            out = self._dctx.stream_reader(io.BytesIO(frame), read_across_frames=False).read(raw_len + 1)
-        except zstandard.ZstdError as exc:
-            raise WireFormatError(f"corrupt compressed literal: {exc}") from None
-        if len(out) != raw_len:
-            raise WireFormatError(f"compressed literal gives {len(out)} bytes, announced {raw_len}")
-        return out
+
+def _decompress(dctx: zstandard.ZstdDecompressor, frame: memoryview, raw_len: int) -> bytes:
+    # The frame's own size field must agree, and the output room is raw_len: a lying frame can
+    # neither allocate nor expand past it (zstd stops at the end of the room given).
+    try:
+        declared = zstandard.frame_content_size(frame)
+        if declared not in (-1, raw_len):
+            raise WireFormatError(f"compressed literal says {declared} bytes, announced {raw_len}")
+        out = dctx.decompress(frame, max_output_size=raw_len)
+    except zstandard.ZstdError as exc:
+        raise WireFormatError(f"corrupt compressed literal: {exc}") from None
+    if len(out) != raw_len:
+        raise WireFormatError(f"compressed literal gives {len(out)} bytes, announced {raw_len}")
+    return out

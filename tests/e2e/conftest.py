@@ -50,6 +50,8 @@ class Device:
         return path
 
     def start(self) -> Device:
+        # A killed daemon leaves its socket behind: wait for the new daemon's, not that one.
+        (self.data_dir / "control.sock").unlink(missing_ok=True)
         self.log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "peer.cli", "--data-dir", str(self.data_dir), "daemon"],

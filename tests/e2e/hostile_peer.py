@@ -7,7 +7,7 @@ from peer import transfer_registry
 from peer.folder_sync import FolderSync
 from protocols.channel.framing import FrameType
 from protocols.rsync.manifest import FileEntry, Manifest
-from protocols.rsync.messages import ManifestEnd, manifest_pieces
+from protocols.rsync.messages import EXCHANGE_VERSION, Hello, changes_pieces, manifest_changes
 from session_xml import SyncProtocol
 
 ESCAPE = "../escape.txt"
@@ -16,9 +16,10 @@ ESCAPE = "../escape.txt"
 class ClimbingOut(FolderSync):
     async def as_caller(self, channel, context):
         manifest = Manifest({ESCAPE: FileEntry(ESCAPE, 7, 0, 0o644, bytes(16))})
-        for piece in manifest_pieces(manifest):
+        await channel.send(FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION, "").encode())
+        for piece in changes_pieces(manifest_changes(manifest, None)):
             await channel.send(FrameType.RSYNC_MANIFEST, piece)
-        await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
+        await channel.send(FrameType.RSYNC_MANIFEST_END)
         while True:  # until the callee's refusal arrives as a ChannelError
             await channel.receive()
 

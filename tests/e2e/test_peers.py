@@ -22,8 +22,9 @@ def fill(folder, files: dict[str, bytes]) -> None:
 
 
 def tree(folder) -> dict[str, bytes]:
+    # What a user keeps there; the versions a sync kept are its own business.
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and ".sipsync-versions" not in p.relative_to(folder).parts}
 
 
 def two_devices(deployment, tmp_path, expires=60):

@@ -14,7 +14,8 @@ from protocols.channel.errors import ChannelError
 from protocols.channel.framing import FrameType
 from protocols.channel.identity import DeviceIdentity
 from protocols.rsync.manifest import FileEntry, Manifest
-from protocols.rsync.messages import ManifestEnd, manifest_pieces
+from protocols.rsync.messages import EXCHANGE_VERSION, Hello, changes_pieces, manifest_changes
+from protocols.rsync.records import BatchEncoder, encode, encode_request, Tag
 from session_xml import DataType, Direction, SyncProtocol
 
 from ..channel.conftest import open_pair
@@ -56,7 +57,8 @@ class Device:
     def tree(self) -> dict[str, bytes]:
         return {p.relative_to(self.folder).as_posix(): p.read_bytes()
                 for p in sorted(self.folder.rglob("*")) if p.is_file()
-                and not p.name.startswith(".sipsync-partial-")}
+                and not p.name.startswith(".sipsync-partial-")
+                and ".sipsync-versions" not in p.relative_to(self.folder).parts}
 
 
 @pytest.fixture
@@ -80,6 +82,14 @@ async def sync(identities, laptop, phone, direction=Direction.PUSH, transfer=Fol
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def open_as_caller(channel, manifest: Manifest) -> None:
+    """What a (hostile) caller sends first: the hello, then its whole manifest."""
+    await channel.send(FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION, "").encode())
+    for piece in changes_pieces(manifest_changes(manifest, None)):
+        await channel.send(FrameType.RSYNC_MANIFEST, piece)
+    await channel.send(FrameType.RSYNC_MANIFEST_END)
 
 
 def test_a_push_creates_changes_renames_and_deletes_files_on_the_callee(identities, devices):
@@ -142,9 +152,7 @@ def test_a_manifest_path_that_climbs_out_is_refused_and_nothing_is_written(ident
     class Hostile(FolderSync):
         async def as_caller(self, channel, context):
             entry = FileEntry(hostile_path, 5, 0, 0o644, bytes(16))
-            for piece in manifest_pieces(Manifest({hostile_path: entry})):
-                await channel.send(FrameType.RSYNC_MANIFEST, piece)
-            await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
+            await open_as_caller(channel, Manifest({hostile_path: entry}))
             while True:
                 await channel.receive()
 
@@ -174,13 +182,15 @@ def test_a_request_for_a_file_the_plan_does_not_send_is_refused(identities, devi
 
     class Greedy(FolderSync):
         async def as_caller(self, channel, context):
-            for piece in manifest_pieces(Manifest()):
-                await channel.send(FrameType.RSYNC_MANIFEST, piece)
-            await channel.send(FrameType.RSYNC_MANIFEST_END, ManifestEnd("").encode())
-            while (await channel.receive()).kind is not FrameType.RSYNC_DONE:
+            await open_as_caller(channel, Manifest())
+            while (await channel.receive()).kind is not FrameType.RSYNC_MANIFEST_END:
                 pass
-            await channel.send(FrameType.RSYNC_REQUEST, b'{"path": "secret.txt", "resume": 0}')
-            await channel.receive()
+            batch = BatchEncoder()
+            batch.add(encode_request("secret.txt", 0))
+            batch.add(encode(Tag.SIGNATURE_END))
+            await channel.send(FrameType.RSYNC_BATCH, batch.take())
+            while True:
+                await channel.receive()
 
     caller, callee = run(sync(identities, laptop, phone, transfer=Greedy()))
     assert isinstance(callee, TransferError) and "'secret.txt'" in str(callee)
@@ -210,3 +220,174 @@ def test_an_interrupted_push_resumes_and_sends_less_the_second_time(identities, 
     assert phone.tree() == {"video.mp4": content}
     assert resumed.bytes < (4 << 20)
     assert not list(phone.folder.glob(".sipsync-partial-*"))
+
+
+class KeptVersions:
+    """Stands in for peer/versions.py's VersionStore: what a sync hands it before replacing or
+    deleting a file, with the bytes that were there."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, bytes] = {}
+
+    def for_root(self, root: Path):
+        def keep(relative: str, now=None):
+            path = root / relative
+            if path.is_file() and not path.is_symlink():
+                self.kept[relative] = path.read_bytes()
+                return path
+            return None
+        return keep
+
+
+def test_a_mirror_makes_the_callee_an_exact_copy_and_keeps_what_it_removed(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"new a", "sub/b.txt": b"b"})
+    (laptop.folder / "empty").mkdir()
+    (laptop.folder / "sub" / "to-a").symlink_to("../a.txt")
+    phone.write({"a.txt": b"phone's a", "stale.txt": b"stale", "old/deep.txt": b"deep"})
+    versions = KeptVersions()
+    caller, callee = run(sync(identities, laptop, phone, Direction.MIRROR,
+                              transfer=FolderSync(versions.for_root)))
+    assert not isinstance(callee, Exception), callee
+    # (the callee side keeps its own versions; the caller replaced nothing)
+    assert phone.tree() == laptop.tree()
+    assert os.readlink(phone.folder / "sub" / "to-a") == "../a.txt"
+    assert (phone.folder / "empty").is_dir() and not (phone.folder / "old").exists()
+
+
+def test_a_mirror_hands_every_replaced_and_deleted_file_to_the_versions(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"new a"})
+    phone.write({"a.txt": b"phone's a", "stale.txt": b"stale"})
+    versions = KeptVersions()
+
+    async def mirrored():
+        callee_channel, caller_channel = await open_pair(identities["phone"], identities["laptop"])
+
+        async def side(run, channel, context):
+            async with channel:
+                return await run(channel, context)
+
+        return await asyncio.gather(
+            side(FolderSync().as_caller, caller_channel, laptop.context(Direction.MIRROR)),
+            side(FolderSync(versions.for_root).as_callee, callee_channel,
+                 phone.context(Direction.MIRROR)))
+
+    caller, callee = run(mirrored())
+    assert phone.tree() == {"a.txt": b"new a"}
+    assert versions.kept == {"a.txt": b"phone's a", "stale.txt": b"stale"}
+    assert callee.detail == "1 changed (delta), 1 deleted; 0 unchanged"
+
+
+def test_a_mode_only_change_is_counted_and_sends_no_content(identities, devices):
+    laptop, phone = devices
+    laptop.write({"run.sh": b"#!/bin/sh\necho hi\n" * 100})
+    run(sync(identities, laptop, phone))
+    os.chmod(laptop.folder / "run.sh", 0o755)
+    laptop.reports.clear()
+    result, _ = run(sync(identities, laptop, phone))
+    assert result.files == 1 and result.detail == "1 metadata only; 0 unchanged"
+    assert os.stat(phone.folder / "run.sh").st_mode & 0o777 == 0o755
+    assert laptop.reports[-1][1]["counters"]["bytesLiteral"] == 0
+    assert result.bytes < 2_000
+
+
+def test_a_symlink_leading_out_is_skipped_and_said_in_the_result(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"a"})
+    (laptop.folder / "passwd").symlink_to("/etc/passwd")
+    result, answered = run(sync(identities, laptop, phone))
+    assert phone.tree() == {"a.txt": b"a"} and not os.path.lexists(phone.folder / "passwd")
+    assert result.skipped == ("passwd (symlink to '/etc/passwd' leads out of the dataset)",)
+    assert answered.skipped == result.skipped
+
+
+def test_a_no_op_sync_costs_bytes_for_what_changed_not_for_the_tree(identities, devices):
+    laptop, phone = devices
+    laptop.write({f"d{i % 10}/f{i}.txt": b"x%d" % i for i in range(500)})
+    first, _ = run(sync(identities, laptop, phone))
+    again, _ = run(sync(identities, laptop, phone))
+    assert again.detail == "in sync already, 500 unchanged" and again.bytes < 1_000
+    laptop.write({"d3/f3.txt": b"edited"})
+    edited, _ = run(sync(identities, laptop, phone))
+    assert edited.detail == "1 changed (delta); 499 unchanged" and edited.bytes < 2_000
+    assert first.bytes > 5 * edited.bytes
+
+
+@pytest.mark.parametrize("first_frame, version", [
+    ((FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION + 1, "").encode()), EXCHANGE_VERSION + 1),
+    ((FrameType.RSYNC_MANIFEST, b'{"files": []}'), 1),
+])
+def test_a_peer_speaking_another_exchange_version_is_refused_with_both_numbers(
+        identities, devices, first_frame, version):
+    laptop, phone = devices
+
+    class Other(FolderSync):
+        async def as_caller(self, channel, context):
+            await channel.send(*first_frame)
+            while True:
+                await channel.receive()
+
+    caller, callee = run(sync(identities, laptop, phone, transfer=Other()))
+    assert isinstance(callee, TransferError)
+    assert f"exchange version {version}; this side speaks version {EXCHANGE_VERSION}" in str(callee)
+    assert isinstance(caller, ChannelError) and caller.reason == str(callee)
+
+
+def test_files_received_are_not_read_again_by_the_next_scan(identities, devices):
+    from protocols.rsync.manifest import HashCache, scan
+
+    laptop, phone = devices
+    laptop.write({"a.bin": os.urandom(5000), "sub/b.bin": os.urandom(7000)})
+    run(sync(identities, laptop, phone))
+    cache = HashCache(phone.state / "hashes.json")
+    scan(phone.folder, cache)
+    assert (cache.hits, cache.misses) == (2, 0)
+
+
+def test_a_long_scan_keeps_the_peer_from_timing_out_with_empty_manifest_pieces(
+        identities, devices, monkeypatch):
+    import threading
+
+    import peer.folder_sync as folder_sync
+
+    laptop, phone = devices
+    scanned = threading.Event()
+    real_scan = folder_sync.scan
+
+    def slow_scan(*args, **kwargs):
+        assert scanned.wait(20), "the scan was never let go"
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(folder_sync, "scan", slow_scan)
+    monkeypatch.setattr(folder_sync, "KEEPALIVE", 0.01)
+    seen: list[bytes] = []
+
+    class Watching(FolderSync):
+        async def as_caller(self, channel, context):
+            await channel.send(FrameType.RSYNC_HELLO, Hello(EXCHANGE_VERSION, "").encode())
+            assert (await channel.receive()).kind is FrameType.RSYNC_HELLO
+            while True:
+                frame = await channel.receive()
+                assert frame.kind is FrameType.RSYNC_MANIFEST
+                seen.append(bytes(frame.payload))
+                if len(seen) == 3:
+                    scanned.set()  # three "still scanning" pieces: let the scan end
+                if frame.payload:
+                    return "the manifest came after them"
+
+    caller, _ = run(sync(identities, laptop, phone, transfer=Watching()))
+    assert caller == "the manifest came after them"
+    assert seen[:3] == [b"", b"", b""] and seen[-1] != b""
+
+
+def test_the_datasets_own_versioning_keeps_what_a_sync_replaced_and_deleted(identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"new a"})
+    phone.write({"a.txt": b"phone's a", "stale.txt": b"stale"})
+    caller, callee = run(sync(identities, laptop, phone, Direction.MIRROR))
+    assert not isinstance(callee, Exception), callee
+    kept = {p.relative_to(phone.folder / ".sipsync-versions").as_posix().split("~")[0]: p.read_bytes()
+            for p in (phone.folder / ".sipsync-versions").rglob("*") if p.is_file()}
+    assert kept == {"a": b"phone's a", "stale": b"stale"}
+    assert phone.tree() == laptop.tree() == {"a.txt": b"new a"}

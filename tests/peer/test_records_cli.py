@@ -112,3 +112,43 @@ def test_a_files_dataset_has_no_records(peer, tmp_path):
     peer("dataset", "add", "photos", "--type", "files", "--path", str(tmp_path / "photos"))
     result = peer("records", "photos", "list")
     assert result.exit_code == 1 and "holds files, not records" in result.output
+
+
+def test_an_import_of_calendar_properties_alone_says_what_it_kept(peer, tmp_path):
+    peer("dataset", "add", "diary", "--type", "calendar", "--path", str(tmp_path / "diary"))
+    (tmp_path / "props.ics").write_bytes("\ufeffBEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-CALNAME:Ferien\r\n"
+                                         "COLOR:teal\r\nEND:VCALENDAR\r\n".encode())
+    result = peer("records", "diary", "import", str(tmp_path / "props.ics"))
+    assert result.exit_code == 0
+    assert result.output.splitlines() == ["imported 0 item(s): 0 added, 0 replaced, 0 unchanged",
+                                          "calendar: kept calendar properties X-WR-CALNAME, COLOR"]
+    assert "X-WR-CALNAME:Ferien" in peer("records", "diary", "export").output
+
+
+def test_a_file_that_cannot_be_kept_whole_is_not_imported_and_the_reason_names_its_line(peer, tmp_path):
+    bad = ANN + BOB.replace("TEL:+1555", "PHOTO;ENCODING=b:%%%")
+    (tmp_path / "bad.vcf").write_text(bad, newline="")
+    result = peer("records", "contacts", "import", str(tmp_path / "bad.vcf"))
+    assert result.exit_code == 1
+    assert "nothing imported from bad.vcf: line 10: PHOTO: a base64 value" in result.output
+    assert listed(peer) == []
+
+
+def test_a_vdir_dataset_keeps_one_file_per_item_and_reads_what_other_programs_wrote(peer, tmp_path):
+    book = tmp_path / "book"
+    result = peer("dataset", "add", "book", "--type", "contacts", "--path", str(book), "--layout", "vdir")
+    assert result.exit_code == 0, result.output
+    assert 'layout = "vdir"' in (tmp_path / "data" / "peer.toml").read_text()
+    peer("records", "book", "add", input=ANN)
+    assert (book / "ann.vcf").read_bytes() == ANN.encode()
+    (book / "bob.vcf").write_text(BOB, newline="")  # as khard would
+    rows = json.loads(peer("records", "book", "list", "--json").output)
+    assert [r["id"] for r in rows] == ["ann", "bob"]
+    assert peer("records", "book", "delete", "ann").exit_code == 0
+    assert not (book / "ann.vcf").exists() and (book / "bob.vcf").exists()
+
+
+def test_the_vdir_layout_is_for_contacts_and_calendars(peer, tmp_path):
+    result = peer("dataset", "add", "memo", "--type", "notes", "--path", str(tmp_path / "memo"),
+                  "--layout", "vdir")
+    assert result.exit_code == 2 and "a vdir holds contacts or calendar" in result.output

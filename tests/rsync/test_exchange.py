@@ -5,11 +5,20 @@ import pytest
 from protocols.rsync.errors import ExchangeError, UnsafePath, WireFormatError
 from protocols.rsync.exchange import Arrival, check_remote, manifest_digest, prepare
 from protocols.rsync.manifest import FileEntry, Manifest
-from protocols.rsync.messages import DeltaFigures, FileRequest, ManifestAssembler, ManifestEnd, manifest_pieces
+import os
+
+import zstandard
+
+from protocols.rsync.messages import (
+    DeltaFigures,
+    FileRequest,
+    Hello,
+    ManifestAssembler,
+    changes_pieces,
+    manifest_changes,
+)
 from protocols.rsync.plan import Direction
 
-MIRROR = {Direction.PUSH: Direction.PULL, Direction.PULL: Direction.PUSH,
-          Direction.TWO_WAY: Direction.TWO_WAY}
 
 
 def entry(path, content, mtime=1):
@@ -23,7 +32,7 @@ def manifest(*entries):
 def both(laptop, phone, direction, base=None):
     """The caller's (laptop's) exchange and the callee's (phone's), as each side prepares it."""
     return (prepare(laptop, phone, direction, base, local_name="laptop", remote_name="phone"),
-            prepare(phone, laptop, MIRROR[direction], base, local_name="phone", remote_name="laptop"))
+            prepare(phone, laptop, direction.opposite, base, local_name="phone", remote_name="laptop"))
 
 
 @pytest.mark.parametrize("direction", list(Direction))
@@ -92,20 +101,34 @@ def test_a_request_outside_the_plan_or_past_the_file_end_is_refused():
 
 
 def test_messages_round_trip_and_malformed_ones_are_typed_errors():
-    big = manifest(*(entry(f"folder/file-{i:05}.txt", b"x") for i in range(5000)))
+    big = manifest(*(FileEntry(f"folder/file-{i:05}.txt", 1, i, 0o644, os.urandom(16))
+                     for i in range(20000)))
     assembler = ManifestAssembler()
-    pieces = manifest_pieces(big)
+    pieces = changes_pieces(manifest_changes(big, None))
     assert len(pieces) > 1
     for piece in pieces:
         assembler.feed(piece)
-    assert assembler.finish() == big
+    assert assembler.finish_changes(None) == (big, set(big.entries))
     assert FileRequest.decode(FileRequest("a b/c", 7).encode()) == FileRequest("a b/c", 7)
-    assert ManifestEnd.decode(ManifestEnd("ab").encode()) == ManifestEnd("ab")
+    assert Hello.decode(Hello(2, "ab").encode()) == Hello(2, "ab")
     assert DeltaFigures.decode(DeltaFigures(3, 4).encode()) == DeltaFigures(3, 4)
     for bad in (b"", b"[]", b'{"path": 1, "resume": 0}', b'{"path": "a", "resume": -1}'):
         with pytest.raises(WireFormatError):
             FileRequest.decode(bad)
-    broken = ManifestAssembler()
-    broken.feed(b'{"files": [["a", 1]]}')
-    with pytest.raises(WireFormatError):
-        broken.finish()
+    for text in (b'{"set": [["a", 1]], "drop": []}', b'{"set": []}', b"not json"):
+        broken = ManifestAssembler()
+        broken.feed(zstandard.ZstdCompressor().compress(text))
+        with pytest.raises(WireFormatError):
+            broken.finish_changes(None)
+
+
+def test_manifest_changes_against_an_agreed_state_carry_only_what_changed():
+    base = manifest(*(entry(f"f{i}", b"%d" % i) for i in range(1000)))
+    now = dict(base.entries)
+    now["f7"] = entry("f7", b"edited", mtime=9)
+    del now["f8"]
+    data = manifest_changes(Manifest(now), base)
+    assert len(data) < 200
+    assembler = ManifestAssembler()
+    assembler.feed(data)
+    assert assembler.finish_changes(base) == (Manifest(dict(sorted(now.items()))), {"f7", "f8"})

@@ -329,3 +329,10 @@ def test_a_fingerprint_of_another_algorithm_is_refused_in_code():
 def test_build_refuses_what_is_not_a_descriptor():
     with pytest.raises(TypeError):
         build_descriptor({"sourceIP": "192.0.2.1"})
+
+
+def test_a_mirror_direction_survives_the_round_trip_and_the_schema():
+    offer = an_offer(direction="mirror", data_type=DataType.FILES, sync_protocols=("rsync",))
+    body = build_descriptor(offer)
+    assert b"<direction>mirror</direction>" in body
+    assert parse_descriptor(body).direction is Direction.MIRROR

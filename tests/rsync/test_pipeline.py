@@ -1,0 +1,262 @@
+"""The pipelined exchange without sockets: requests and deltas as records, cut anywhere."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from protocols.rsync.errors import ExchangeError, LimitExceeded, WireFormatError
+from protocols.rsync.exchange import prepare
+from protocols.rsync.manifest import scan
+from protocols.rsync.plan import Direction
+from protocols.rsync.receiving import FileReceiver
+from protocols.rsync.records import (
+    MAX_BATCH,
+    BatchEncoder,
+    Record,
+    Tag,
+    decode_batch,
+    decode_records,
+    encode,
+    encode_request,
+)
+from protocols.rsync.serving import FileServer, delta_records
+from protocols.rsync.tree import TreeChanges
+
+import zstandard
+
+
+class Versions:
+    """Stands in for peer/versions.py: remembers what a sync replaced or deleted, and its bytes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.kept: dict[str, bytes] = {}
+
+    def keep(self, relative: str, now=None):
+        path = self.root / relative
+        if path.is_file() and not path.is_symlink():
+            self.kept[relative] = path.read_bytes()
+            return path
+        return None
+
+
+def batched(records: list[bytes]) -> list[Record]:
+    """Records through batches and back, as they cross the channel."""
+    out, batch = [], BatchEncoder()
+    for record in records:
+        if not batch.fits(record):
+            out += decode_records(decode_batch(batch.take()))
+        batch.add(record)
+    if len(batch):
+        out += decode_records(decode_batch(batch.take()))
+    return out
+
+
+def sync(src: Path, dst: Path, direction=Direction.PUSH, *, cut: int | None = None,
+         versions: Versions | None = None, base=None) -> dict:
+    """One push from `src` to `dst`; with `cut`, the delta stream stops after that many records.
+    Returns what the receiving side reports."""
+    mine, theirs = scan(src), scan(dst)
+    sending = prepare(mine, theirs, direction, base, local_name="a", remote_name="b")
+    receiving = prepare(theirs, mine, direction.opposite, base, local_name="b", remote_name="a")
+    keep = versions.keep if versions else (lambda relative: None)
+    server = FileServer(sending, src)
+    receiver = FileReceiver(receiving, dst, keep_version=keep)
+    tree = TreeChanges(receiving, dst, keep)
+    tree.before_transfer()
+    for record in batched(list(receiver.requests())):
+        server.feed(record)
+    answers: list[bytes] = []
+    while server.jobs:
+        answers += delta_records(server.jobs.popleft())
+    assert server.idle
+    for i, record in enumerate(batched(answers)):
+        if cut is not None and i == cut:
+            receiver.abort()
+            return {"cut": True}
+        receiver.feed(record)
+    assert receiver.done
+    tree.after_transfer(receiving.synced())
+    return {"cut": False, "literal": receiver.literal, "received": len(receiver.received),
+            "applied": tree.applied, "skipped": receiver.skipped + tree.skipped,
+            "summary": receiving.summary()}
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def snapshot(root: Path) -> dict:
+    """Every entry with what `rsync -a` keeps: bytes, mode, mtime, link target, empty folders."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if name.startswith(".sipsync-"):
+                continue
+            st = os.lstat(path)
+            if path.is_symlink():
+                out[rel] = ("link", os.readlink(path), st.st_mtime_ns)
+            elif path.is_dir():
+                out[rel] = ("dir", st.st_mode & 0o7777, st.st_mtime_ns)
+            else:
+                out[rel] = ("file", path.read_bytes(), st.st_mode & 0o7777, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def tree(tmp_path):
+    rng = random.Random(7)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = {f"d{i % 4}/f{i}.txt": b"line %d\n" % i * rng.randrange(1, 400) for i in range(40)}
+    files["big/video.bin"] = rng.randbytes(3 << 20)
+    write_tree(src, files)
+    (src / "empty").mkdir()
+    (src / "d1" / "link").symlink_to("../d0/f0.txt")
+    os.chmod(src / "d2", 0o750)
+    os.chmod(src / "d0" / "f0.txt", 0o755)
+    dst.mkdir()
+    return src, dst, rng
+
+
+def test_a_first_sync_is_a_faithful_copy_modes_times_links_and_empty_folders(tree):
+    src, dst, _ = tree
+    report = sync(src, dst)
+    assert snapshot(dst) == snapshot(src)
+    assert report["received"] == 41 and report["skipped"] == []
+
+
+def test_a_mode_only_and_an_mtime_only_change_travel_without_content_bytes(tree):
+    src, dst, _ = tree
+    sync(src, dst)
+    os.chmod(src / "d1" / "f1.txt", 0o700)
+    os.utime(src / "d3" / "f3.txt", ns=(1_500_000_000_123_456_789,) * 2)
+    report = sync(src, dst)
+    assert snapshot(dst) == snapshot(src)
+    assert (report["received"], report["literal"], report["applied"]) == (0, 0, 2)
+    assert report["summary"].startswith("2 metadata only;")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_transfer_cut_at_a_random_record_leaves_every_file_old_or_new_and_the_retry_finishes(tree, seed):
+    src, dst, rng = tree
+    sync(src, dst)
+    old = snapshot(dst)
+    for i in range(0, 40, 3):
+        (src / f"d{i % 4}/f{i}.txt").write_bytes(b"edited %d\n" % i * rng.randrange(50, 300))
+    video = bytearray((src / "big/video.bin").read_bytes())
+    video[1 << 20:(1 << 20) + 4096] = rng.randbytes(4096)
+    (src / "big/video.bin").write_bytes(video)
+    new = snapshot(src)
+    answers = random.Random(seed)
+    assert sync(src, dst, cut=answers.randrange(1, 30))["cut"]
+    for rel, entry in snapshot(dst).items():
+        if entry[0] == "file":
+            assert entry[1] in (old[rel][1], new[rel][1]), f"{rel} is neither old nor new"
+    sync(src, dst)
+    assert snapshot(dst) == new
+
+
+def test_a_mirror_deletes_what_the_source_lacks_into_versions_but_never_an_ignored_file(tree):
+    src, dst, _ = tree
+    write_tree(dst, {"stale.txt": b"only here", "old/deep.txt": b"deep", "build/a.o": b"obj",
+                     "d0/f0.txt": b"another version"})
+    (dst / ".sipsyncignore").write_text("build/\n")
+    (src / ".sipsyncignore").write_text("build/\n")
+    versions = Versions(dst)
+    sync(src, dst, Direction.MIRROR, versions=versions)
+    want = {k: v for k, v in snapshot(src).items()}
+    got = snapshot(dst)
+    assert got.pop("build") and got.pop("build/a.o")[1] == b"obj"
+    assert got == want
+    assert versions.kept == {"stale.txt": b"only here", "old/deep.txt": b"deep",
+                             "d0/f0.txt": b"another version"}
+
+
+def test_a_push_without_history_leaves_the_target_s_own_files_alone(tree):
+    src, dst, _ = tree
+    write_tree(dst, {"mine.txt": b"target's own"})
+    sync(src, dst, Direction.PUSH)
+    assert (dst / "mine.txt").read_bytes() == b"target's own"
+
+
+def test_an_ignored_file_is_never_sent(tree):
+    src, dst, _ = tree
+    write_tree(src, {"build/out.o": b"object", "notes.swp": b"swap"})
+    (src / ".sipsyncignore").write_text("build/\n")
+    sync(src, dst)
+    assert not (dst / "build").exists() and not (dst / "notes.swp").exists()
+    assert (dst / ".sipsyncignore").read_text() == "build/\n"  # the rules travel with the data
+
+
+def test_a_link_leading_out_of_the_dataset_is_refused_with_the_reason_by_the_receiver(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir(), dst.mkdir()
+    (src / "out").symlink_to("/etc/passwd")
+    mine = scan(src, allow_external_links=True)  # a sender that allows it, or lies
+    receiving = prepare(scan(dst), mine, Direction.PULL, None, local_name="b", remote_name="a")
+    tree = TreeChanges(receiving, dst, lambda relative: None)
+    tree.before_transfer()
+    tree.after_transfer(receiving.synced())
+    assert not os.path.lexists(dst / "out")
+    assert [s.path for s in tree.skipped] == ["out"] and "leads out" in tree.skipped[0].reason
+
+
+def test_a_file_changed_at_the_source_after_the_scan_is_skipped_with_the_reason(tree):
+    src, dst, _ = tree
+    mine, theirs = scan(src), scan(dst)
+    sending = prepare(mine, theirs, Direction.PUSH, None, local_name="a", remote_name="b")
+    receiving = prepare(theirs, mine, Direction.PULL, None, local_name="b", remote_name="a")
+    (src / "d0" / "f0.txt").write_bytes(b"changed after the scan, and longer than before" * 50)
+    server, receiver = FileServer(sending, src), FileReceiver(receiving, dst)
+    TreeChanges(receiving, dst, lambda relative: None).before_transfer()
+    for record in batched(list(receiver.requests())):
+        server.feed(record)
+    while server.jobs:
+        for record in batched(list(delta_records(server.jobs.popleft()))):
+            receiver.feed(record)
+    assert receiver.done and [s.path for s in receiver.skipped] == ["d0/f0.txt"]
+    assert "changed at the source" in receiver.skipped[0].reason
+    assert not (dst / "d0" / "f0.txt").exists() and (dst / "d0" / "f4.txt").exists()
+
+
+def test_a_compressed_batch_announcing_more_than_the_cap_is_refused_before_it_expands():
+    bomb = bytes([1]) + zstandard.ZstdCompressor().compress(bytes(MAX_BATCH + 1))
+    with pytest.raises(LimitExceeded):
+        decode_batch(bomb)
+    unsized = bytes([1]) + zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 100)
+    with pytest.raises(LimitExceeded):
+        decode_batch(unsized)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x07abc", b"\x00\x09\x00\x00\x00\x00",
+                                     b"\x00\x05\xff\x00\x00\x00"])
+def test_a_malformed_batch_is_a_wire_format_error(payload):
+    with pytest.raises(WireFormatError):
+        decode_records(decode_batch(payload))
+
+
+def test_a_request_outside_the_plan_or_after_the_last_one_is_refused(tree):
+    src, dst, _ = tree
+    sending = prepare(scan(src), scan(dst), Direction.PUSH, None, local_name="a", remote_name="b")
+    server = FileServer(sending, src)
+    with pytest.raises(ExchangeError, match="'nope.txt'"):
+        server.feed(decode_records(encode_request("nope.txt", 0))[0])
+    server = FileServer(sending, src)
+    server.feed(decode_records(encode(Tag.REQUESTS_DONE))[0])
+    with pytest.raises(ExchangeError, match="after the peer's last request"):
+        server.feed(decode_records(encode_request("d0/f0.txt", 0))[0])
+
+
+def test_a_delta_nobody_asked_for_is_refused(tree):
+    src, dst, _ = tree
+    receiving = prepare(scan(dst), scan(src), Direction.PULL, None, local_name="b", remote_name="a")
+    receiver = FileReceiver(receiving, dst)
+    with pytest.raises(ExchangeError, match="did not ask for"):
+        receiver.feed(Record(Tag.DELTA, b"x"))
