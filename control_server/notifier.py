@@ -136,8 +136,10 @@ class Notifier:
 
     # -- what changed -----------------------------------------------------------------------------
 
-    def came_online(self, key: DeviceKey, now: float) -> list[Effect]:
+    def came_online(self, key: DeviceKey, now: float, new_device: bool = False) -> list[Effect]:
         self._gone.pop(key, None)
+        if new_device:
+            self.presence.sharing.add_device(key)
         return self.notify(self.presence.device_changed(key, now), now)
 
     def went_offline(self, key: DeviceKey, reason: str, now: float) -> list[Effect]:

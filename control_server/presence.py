@@ -46,6 +46,11 @@ class Sharing:
         return cls({u: frozenset(d) for u, d in devices_of.items()}, kept,
                    {u: frozenset(k) for u, k in shared_with.items()})
 
+    def add_device(self, key: DeviceKey) -> None:
+        """A device made by its first REGISTER: visible at once, before the next reload."""
+        user, device = key
+        self.devices_of[user] = self.devices_of.get(user, frozenset()) | {device}
+
     def may_see(self, user: str, key: DeviceKey) -> bool:
         owner, device = key
         if device not in self.devices_of.get(owner, ()):

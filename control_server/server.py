@@ -186,7 +186,7 @@ class ControlServer:
                 if self.events.listening:
                     self.events.publish(DeviceOnline(binding, now))
                 if self.notifier is not None:
-                    effects += self.notifier.came_online(binding.key, now)
+                    effects += self.notifier.came_online(binding.key, now, result.new_device)
             self._bound[binding.key] = binding
             self._unbound.discard(binding.key)
             if result.new_device:

@@ -130,3 +130,11 @@ def test_a_new_share_appears_to_the_watcher(world):
     shares = {**SHARES, ("carol", "phone"): {"alice"}}
     (notify,) = world.presence.sharing_changed(Sharing.of(DEVICES, shares), 1.0)
     assert named(notify) == [("carol", "phone", False)]
+
+
+def test_a_device_made_by_its_first_register_is_seen_at_once(world):
+    world.presence.subscribe("a", ("alice", "laptop"), "alice", None, 600, 0.0)
+    world.presence.sharing.add_device(("alice", "tablet"))
+    world.online.add(("alice", "tablet"))
+    (notify,) = world.presence.device_changed(("alice", "tablet"), 1.0)
+    assert named(notify) == [("alice", "tablet", True)]
