@@ -161,14 +161,14 @@ def test_an_added_record_reaches_the_partner(deployment, tmp_path):
 
 def test_devices_lists_the_partners_online_or_not(deployment, tmp_path):
     laptop, phone, source, target = live_pair(deployment, tmp_path)
-    laptop.start()
-    wait_until(lambda: ("alice", "laptop") in deployment.online(), what="the laptop online")
+    laptop.start(), phone.start()
 
-    def listed() -> list[dict]:
-        return json.loads(peer_cli(laptop.data_dir, "devices", "--json").stdout or "[]")
+    def listed() -> list[tuple]:
+        rows = json.loads(peer_cli(laptop.data_dir, "devices", "--json").stdout or "[]")
+        return [(d["device"], d["online"], d["datasets"], bool(d["last_seen"])) for d in rows]
 
-    wait_until(lambda: [(d["device"], d["online"]) for d in listed()] == [("alice/phone", False)],
-               what="the phone listed offline")
-    phone.start()
-    wait_until(lambda: [(d["device"], d["online"], d["datasets"]) for d in listed()] ==
-               [("alice/phone", True, ["notes"])], what="the phone listed online")
+    wait_until(lambda: listed() == [("alice/phone", True, ["notes"], True)],
+               what="the phone listed online, sharing notes")
+    phone.stop()
+    wait_until(lambda: listed() == [("alice/phone", False, ["notes"], True)],
+               what="the phone listed offline with when it was last seen")
