@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipMessage, SipRequest, SipResponse, user_of
+from protocols.sip.message import SipMessage, SipRequest, SipResponse, uri_param, user_of
 from protocols.sip.effects import ClientTimeout, Effect
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 
@@ -93,7 +93,7 @@ class Proxy:
 
         target_uri = request.uri
         target_user = user_of(target_uri)
-        target_device = _uri_param(target_uri, "device")
+        target_device = uri_param(target_uri, "device")
         data_type, protocol, dataset = self.describe(request)
         session = Session(
             call_id=call_id,
@@ -154,10 +154,3 @@ class Proxy:
     def ack(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         return self.dialogs.ack(request, source, now)
 
-
-def _uri_param(uri: str, name: str) -> str | None:
-    for part in uri.split(";")[1:]:
-        key, _, value = part.partition("=")
-        if key.strip().lower() == name:
-            return value.strip() or None
-    return None

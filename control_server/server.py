@@ -22,6 +22,7 @@ from .directory import Directory
 from .events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
+from .notifier import ALLOW_EVENTS, Notifier
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
@@ -30,7 +31,7 @@ from .store import Database, DirectoryStore, StateStore, nonce_secret
 
 log = logging.getLogger("sipsync.server")
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, SUBSCRIBE"
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
 # Requests counted by method for metrics; anything else is "other", so junk cannot add labels.
@@ -73,6 +74,7 @@ class ControlServer:
             ),
         )
         self.proxy: Proxy | None = None
+        self.notifier: Notifier | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._bound: dict[tuple[str, str], Binding] = {}
         self._unbound: set[tuple[str, str]] = set()
@@ -109,6 +111,10 @@ class ControlServer:
             describe=describe,
             read_progress=read_progress,
         )
+        last_seen = {(d.user, d.name): d.last_seen for d in self.directory_store.devices()
+                     if d.last_seen is not None}
+        self.notifier = Notifier(self.layer, self.auth, self.directory, self.location, me,
+                                 self.realm, last_seen)
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
@@ -149,12 +155,16 @@ class ControlServer:
         if method == "CANCEL":
             return self.proxy.cancel(request, source, now)
         if method == "OPTIONS" and not _has_user(request.uri):
-            response = response_to(request, 200, headers=[("Allow", ALLOW)])
+            response = response_to(request, 200, headers=[("Allow", ALLOW),
+                                                          ("Allow-Events", ALLOW_EVENTS)])
             return [Transmit(bytes(response), source)]
         in_dialog = ";tag=" in (request.headers.get_first("to") or "")
         transaction, effects = self.layer.receive_request(request, source, now)
         if transaction is None:
             return effects
+        if method == "SUBSCRIBE":
+            assert self.notifier is not None
+            return self.notifier.subscribe(transaction, now)
         if in_dialog:
             return self.proxy.in_dialog(transaction, now)
         if method == "INVITE":
@@ -164,6 +174,7 @@ class ControlServer:
 
     def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         result = self.registrar.register(request, source, now)
+        effects: list[Effect] = [Transmit(bytes(result.response), source)]
         if result.auth_failed:
             self.counters["auth_failures"] += 1
         if result.bound is not None:
@@ -174,6 +185,8 @@ class ControlServer:
                          binding.user_agent or "no user agent")
                 if self.events.listening:
                     self.events.publish(DeviceOnline(binding, now))
+                if self.notifier is not None:
+                    effects += self.notifier.came_online(binding.key, now, result.new_device)
             self._bound[binding.key] = binding
             self._unbound.discard(binding.key)
             if result.new_device:
@@ -181,10 +194,10 @@ class ControlServer:
                 self._unwritten_devices.add(binding.key)
         for binding in result.unbound:
             log.info("%s/%s unregistered", binding.user, binding.device)
-            self._offline(binding, now, "device unregistered")
-        return [Transmit(bytes(result.response), source)]
+            effects += self._offline(binding, now, "device unregistered")
+        return effects
 
-    def _offline(self, binding: Binding, now: float, reason: str) -> None:
+    def _offline(self, binding: Binding, now: float, reason: str) -> list[Effect]:
         self._bound.pop(binding.key, None)
         self._unbound.add(binding.key)
         if self.events.listening:
@@ -192,10 +205,15 @@ class ControlServer:
         for session in self.sessions.involving(binding.user, binding.device):
             self.sessions.finish(session, now, reason=f"{binding.user}/{binding.device}: {reason}",
                                  failed=True)
+        if self.notifier is None:
+            return []
+        return self.notifier.went_offline(binding.key, reason, now)
 
     def response_received(self, transaction: ClientTransaction, response: SipResponse,
                           now: float) -> list[Effect]:
-        assert self.proxy is not None
+        assert self.proxy is not None and self.notifier is not None
+        if self.notifier.owns(transaction):
+            return self.notifier.answered(transaction, response, now)
         return self.proxy.response(transaction, response, now)
 
     def stray_response(self, response: SipResponse, now: float) -> list[Effect]:
@@ -203,13 +221,21 @@ class ControlServer:
         return self.proxy.stateless_response(response)
 
     def client_timeout(self, timeout: ClientTimeout, now: float) -> list[Effect]:
+        if self.notifier is not None and self.notifier.owns(timeout.transaction):
+            return self.notifier.timed_out(timeout.transaction, now)
         return self.proxy.timeout(timeout, now) if self.proxy is not None else []
 
     def next_deadline(self) -> float | None:
-        return self.proxy.next_deadline() if self.proxy is not None else None
+        if self.proxy is None or self.notifier is None:
+            return None
+        deadlines = [d for d in (self.proxy.next_deadline(), self.notifier.next_deadline())
+                     if d is not None]
+        return min(deadlines) if deadlines else None
 
     def expire(self, now: float) -> list[Effect]:
-        return self.proxy.expire(now) if self.proxy is not None else []
+        if self.proxy is None or self.notifier is None:
+            return []
+        return self.proxy.expire(now) + self.notifier.expire(now)
 
     # -- background jobs -------------------------------------------------------------------------
 
@@ -225,7 +251,7 @@ class ControlServer:
         now = time.time()
         for binding in self.location.expire(now):
             log.info("%s/%s went offline: registration expired", binding.user, binding.device)
-            self._offline(binding, now, "went offline")
+            self.driver.carry_out(self._offline(binding, now, "went offline"), now)
         for session, reason in self.sessions.orphans(now):
             log.info("ending orphaned session %s: %s", session.call_id, reason)
             self.sessions.finish(session, now, reason=reason, failed=True)
@@ -253,7 +279,9 @@ class ControlServer:
             if reason is not None:
                 self.location.remove(binding.user, binding.device)
                 log.info("%s/%s %s", binding.user, binding.device, reason)
-                self._offline(binding, now, reason)
+                self.driver.carry_out(self._offline(binding, now, reason), now)
+        if self.notifier is not None:
+            self.driver.carry_out(self.notifier.directory_changed(directory, now), now)
         log.info("reloaded users and devices: %d user(s)", len(directory.accounts))
 
     async def _flush(self) -> None:

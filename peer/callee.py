@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protocols.channel.connection import Listener, listen
@@ -19,6 +20,7 @@ from protocols.sip.transaction import ServerTransaction
 from session_xml import (
     SESSION_CONTENT_TYPE,
     DescriptorError,
+    Direction,
     Fingerprint,
     SessionDescriptor,
     build_descriptor,
@@ -27,6 +29,7 @@ from session_xml import (
 )
 
 from .config import Dataset, PeerConfig
+from .live_schedule import PartnerDirection
 from .transfer_interface import TransferContext, TransferError
 from .transfer_registry import state_dir, transfer_for
 
@@ -34,6 +37,14 @@ log = logging.getLogger(__name__)
 
 ACCEPT_TIMEOUT = 30.0  # how long the data endpoint waits for the caller
 
+
+# What a partner may ask for, by the direction this device set for it (the caller's view: push
+# sends the caller's changes here, pull takes ours there).
+_ALLOWED = {
+    PartnerDirection.TWO_WAY: frozenset(Direction),
+    PartnerDirection.RECEIVE_ONLY: frozenset({Direction.PUSH, Direction.MIRROR}),
+    PartnerDirection.SEND_ONLY: frozenset({Direction.PULL}),
+}
 
 class Refusal(Exception):
     def __init__(self, status: int, reason: str) -> None:
@@ -59,6 +70,10 @@ class Callee:
     def __init__(self, agent: SipAgent, config: PeerConfig, identity: DeviceIdentity) -> None:
         self.agent, self.config, self.identity = agent, config, identity
         self.sessions: dict[str, IncomingSession] = {}
+        # Live sync listens: is our own INVITE for (dataset, USER/DEVICE) under way (glare)?
+        self.starting: Callable[[str, str], bool] = lambda dataset, device: False
+        # ...and hears (session, busy, ok) when a session the partner started begins and ends.
+        self.on_session: Callable[[IncomingSession, bool, bool], None] = lambda s, busy, ok: None
 
     def _check(self, request: SipRequest) -> tuple[SessionDescriptor, Dataset]:
         """The offer and the dataset it asks for, or the refusal to send."""
@@ -75,8 +90,16 @@ class Callee:
         if dataset.data_type is not offer.data_type:
             raise Refusal(488, f"dataset {dataset.name!r} holds {dataset.data_type}, not {offer.data_type}")
         caller = user_of(request.headers.get_first("from") or "")
-        if caller != self.config.user and caller not in dataset.allow:
+        partner = next((p for p in dataset.partners if p.device == offer.source_device), None)
+        if caller != self.config.user and caller not in dataset.allow and partner is None:
             raise Refusal(403, f"{caller} may not sync dataset {dataset.name!r}")
+        if partner is not None and offer.direction not in _ALLOWED[partner.direction]:
+            allowed = " or ".join(d.value for d in _ALLOWED[partner.direction])
+            raise Refusal(488, f"dataset {dataset.name!r} is {partner.direction.value} with "
+                               f"{offer.source_device}: {allowed} only")
+        if self.starting(dataset.name, offer.source_device):
+            # Both sides invited at once (RFC 3261 14.1): each answers 491 and retries later.
+            raise Refusal(491, f"a session for dataset {dataset.name!r} is starting the other way")
         if any(s.dataset.name == dataset.name for s in self.sessions.values()):
             raise Refusal(486, f"dataset {dataset.name!r} is in another session")
         return offer, dataset
@@ -106,6 +129,7 @@ class Callee:
         session = IncomingSession(call_id, offer, answer, dataset, Dialog.as_callee(request, tag),
                                   listener)
         self.sessions[call_id] = session
+        self.on_session(session, True, True)
         headers = [("Record-Route", r) for r in request.headers.get("record-route")]
         headers += [("Contact", f"<sip:{self.config.user}@{self.agent.hostport};"
                                 f"transport={self.config.transport}>"),
@@ -141,6 +165,7 @@ class Callee:
             raise
         finally:
             await session.listener.close()
+            self.on_session(session, False, session.connected and failure is None)
         if failure is not None:
             await self._bye(session, failure)
         # The caller's BYE ends a good session; give it time, then stop waiting.

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -20,6 +21,7 @@ from session_xml import DataType, Direction, SyncMode, SyncProtocol
 from . import config as peer_config
 from .config import VERSIONING_OFF, ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
+from .live_cli import devices, parse_partners, partners, tell_daemon, with_partners
 from .records_cli import records
 from .sync_outcome import EXIT_UNREACHABLE, EXIT_USAGE
 from .versions import VersionKind, VersionPolicy
@@ -110,10 +112,13 @@ def dataset() -> None:
 @click.option("--versions-days", type=click.FloatRange(min=0, min_open=True), metavar="N",
               help="Files: how many days versions are kept [default: 30 for trashcan, 365 for "
                    "staggered].")
+@click.option("--partners", default="", metavar="USER/DEVICE,...",
+              help="Devices this dataset stays in sync with by itself, two-way (see `dataset "
+                   "partners` for the direction).")
 @click.pass_obj
 def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols: str | None,
                 allow: str, policy: str | None, layout: str | None, versioning: str | None,
-                versions_days: float | None) -> None:
+                versions_days: float | None, partners: str) -> None:
     """Serve a dataset: a folder of files, or a folder holding a record store (records.db)."""
     config = _load(data_dir)
     if policy is not None and data_type == DataType.FILES:
@@ -136,9 +141,13 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
                     else VersionPolicy(VersionKind(versioning or VersionKind.TRASHCAN), versions_days))
     try:
         peer_config.check_layout(entry)
-        peer_config.save(peer_config.with_dataset(config, entry))
+        config = peer_config.with_dataset(config, entry)
+        if partners:
+            config = with_partners(config, name, parse_partners(partners))
+        peer_config.save(config)
     except ConfigError as exc:
         _fail(str(exc))
+    tell_daemon(data_dir)
     click.echo(f"dataset {name}: {data_type} in {entry.path} over {','.join(p.value for p in chosen)}")
 
 
@@ -177,16 +186,21 @@ async def _run_daemon(config: PeerConfig) -> None:
               show_default=True)
 @click.option("--mode", type=click.Choice([m.value for m in SyncMode]))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the outcome.")
+@click.option("--wait-online", is_flag=True,
+              help="If the target is offline, wait until it registers, then sync.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="S",
+              help="With --wait-online: give up after S seconds (exit code 4).")
 @click.pass_obj
 def invite(data_dir: Path, target: str, dataset_name: str, protocol: str | None, direction: str,
-           mode: str | None, as_json: bool) -> None:
+           mode: str | None, as_json: bool, wait_online: bool, timeout: float | None) -> None:
     """Synchronize a dataset with another device, through the running daemon.
 
     Exit code 0: done; 1: failed during the transfer; 2: bad usage; 3: refused (the SIP status
     and reason are printed); 4: the daemon or the server could not be reached.
     """
     command = {"command": "invite", "target": target, "dataset": dataset_name,
-               "protocol": protocol, "direction": direction, "mode": mode}
+               "protocol": protocol, "direction": direction, "mode": mode,
+               "wait_online": wait_online, "timeout": timeout}
     result = asyncio.run(_invite(data_dir, command, show_progress=not as_json and err.is_terminal))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "event"}))
@@ -247,12 +261,22 @@ def status(data_dir: Path, as_json: bool) -> None:
     for entry in info.get("datasets", []):
         click.echo(f"dataset      {entry['name']}: {entry['type']} in {entry['path']} "
                    f"({','.join(entry['protocols'])})")
+    for link in info.get("live", []):
+        state = link["state"]
+        if state == "partner offline" and link.get("offline_since"):
+            state += " since " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                               time.localtime(link["offline_since"]))
+        error = f" (last error: {link['last_error']})" if link.get("last_error") else ""
+        click.echo(f"live         {link['dataset']} with {link['partner']} ({link['direction']}): "
+                   f"{state}{error}")
     sessions = info.get("sessions", {})
     for session in sessions.get("incoming", []) + sessions.get("outgoing", []):
         click.echo(f"session      {session['call_id']} {session['dataset']}")
 
 
 main.add_command(records)
+main.add_command(devices)
+dataset.add_command(partners)
 main.add_command(versions)
 
 if __name__ == "__main__":

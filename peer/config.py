@@ -14,6 +14,7 @@ from protocols.sip.uac import Account
 from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, SyncProtocol
 
+from .live_schedule import PartnerDirection
 from .versions import VersionKind, VersionPolicy
 
 CONFIG_NAME = "peer.toml"
@@ -32,6 +33,14 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Partner:
+    """A device this dataset stays in sync with by itself, and what flows between the two."""
+
+    device: str  # USER/DEVICE
+    direction: PartnerDirection = PartnerDirection.TWO_WAY
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     data_type: DataType
@@ -45,6 +54,7 @@ class Dataset:
     versions: VersionPolicy | None = VersionPolicy()
     # folders: symlinks whose target leads out of the dataset are synced as links, not refused
     allow_external_links: bool = False
+    partners: tuple[Partner, ...] = ()  # none: the dataset syncs only when a session is asked for
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,14 @@ class PeerConfig:
         return Account(self.user, lambda: self.secret, USER_AGENT)
 
 
+def check_partner(device: str) -> str:
+    """USER/DEVICE, each a valid name."""
+    user, _, name = device.partition("/")
+    check_name("user", user)
+    check_name("device", name)
+    return device
+
+
 def check_name(kind: str, name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"invalid {kind} name {name!r}: letters, digits, '._-', at most 64")
@@ -127,6 +145,9 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
             protocols = tuple(SyncProtocol(p) for p in spec.get("protocols", ()))
             policy = ConflictPolicy(spec["policy"]) if "policy" in spec else None
             versions = _versions_of(spec) if data_type == DataType.FILES else None
+            partners = tuple(Partner(check_partner(p["device"]),
+                                     PartnerDirection(p.get("direction", "two-way")))
+                             for p in spec.get("partners", ()))
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: dataset {name!r}: {exc}") from None
         datasets[name] = Dataset(
@@ -134,6 +155,7 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> PeerConfig:
             protocols=protocols or _DEFAULT_PROTOCOLS.get(data_type, (SyncProtocol.SYNCML,)),
             allow=tuple(spec.get("allow", ())), policy=policy, layout=spec.get("layout"), versions=versions,
             allow_external_links=bool(spec.get("allow_external_links", False)),
+            partners=partners,
         )
         check_layout(datasets[name], where=f"{path}: ")
     config = PeerConfig(
@@ -198,6 +220,10 @@ def save(config: PeerConfig) -> Path:
                 lines.append(f"versions_days = {versions.days:g}")
         if dataset.allow_external_links:
             lines.append("allow_external_links = true")
+        if dataset.partners:
+            lines.append("partners = [" + ", ".join(
+                f"{{ device = {_quote(p.device)}, direction = {_quote(p.direction.value)} }}"
+                for p in dataset.partners) + "]")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     path = config.data_dir / CONFIG_NAME
     temp = path.with_suffix(".tmp")

@@ -7,12 +7,14 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the client side (`sipsync-peer invite`) starts without the daemon's imports
     from .peer import Peer
+from .sync_outcome import EXIT_UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +62,31 @@ class ControlServer:
                 return
             if command.get("command") == "status":
                 send({"event": "status", "status": self.peer.status()})
+            elif command.get("command") == "devices":
+                while True:
+                    send({"event": "devices", "at": time.time(), "devices": self.peer.devices()})
+                    await writer.drain()
+                    if not command.get("watch"):
+                        break
+                    await self.peer.presence.changed()
+            elif command.get("command") == "reload":
+                self.peer.reload()
+                send({"event": "reloaded"})
             elif command.get("command") == "invite":
                 def progress(report) -> None:
                     send({"event": "progress", "phase": report.phase.value,
                           "bytes": report.bytes_done, "bytes_total": report.bytes_total})
 
+                target = str(command.get("target", ""))
+                if command.get("wait_online") and not await self.peer.wait_for_device(
+                        target, command.get("timeout")):
+                    send({"event": "result", "ok": False, "exit_code": EXIT_UNREACHABLE,
+                          "reason": f"{target} did not come online",
+                          "line": f"failed: {target} did not come online"})
+                    await writer.drain()
+                    return
                 outcome = await self.peer.invite(
-                    str(command.get("target", "")), str(command.get("dataset", "")),
+                    target, str(command.get("dataset", "")),
                     protocol=command.get("protocol"), direction=command.get("direction") or "push",
                     mode=command.get("mode"), progress=progress,
                 )

@@ -22,13 +22,15 @@ from . import config as peer_config
 from .callee import Callee
 from .caller import Caller
 from .config import ConfigError, PeerConfig
+from .live import LiveSync
+from .presence_watch import PresenceWatch
 from .registration import Registration
 from .sync_outcome import EXIT_USAGE, ProgressCallback, SessionOutcome
 from .versions import VersionStore, clean_forever
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 
 
 class Peer:
@@ -37,10 +39,17 @@ class Peer:
         self.identity = DeviceIdentity.load_or_create(config.data_dir / "identity", config.device)
         self.agent = SipAgent(self._request)
         self.registration = Registration(self.agent, config)
+        self.presence = PresenceWatch(self.agent, config, self.registration)
+        self.registration.on_restored(self.presence.registration_restored)
+        self.live = LiveSync(config, self.invite, self.presence.online)
+        self.presence.listen(self.live.presence_changed)
         self.callee = Callee(self.agent, config, self.identity)
+        self.callee.starting = self.live.starting
+        self.callee.on_session = self.live.incoming
         self.outgoing: dict[str, Caller] = {}
         self.history: list[SessionOutcome] = []
         self._registering: asyncio.Task | None = None
+        self._watching: asyncio.Task | None = None
         self._cleaning: asyncio.Task | None = None
 
     @classmethod
@@ -50,12 +59,19 @@ class Peer:
     async def start(self) -> None:
         await self.agent.start(self.config.sip_host, 0)
         self._registering = asyncio.create_task(self.registration.run())
+        self._watching = asyncio.create_task(self.presence.run())
+        self.live.start()
         self._cleaning = asyncio.create_task(clean_forever(self.version_stores))
 
     async def stop(self) -> None:
+        await self.live.close()
         if self._cleaning is not None:
             self._cleaning.cancel()
             await asyncio.gather(self._cleaning, return_exceptions=True)
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
+            await self.presence.unsubscribe()
         if self._registering is not None:
             self._registering.cancel()
             await asyncio.gather(self._registering, return_exceptions=True)
@@ -78,8 +94,7 @@ class Peer:
     async def wait_online(self, timeout: float = 10.0) -> None:
         """Until the first registration succeeded (TimeoutError otherwise)."""
         async with asyncio.timeout(timeout):
-            while not self.registration.state.online:
-                await asyncio.sleep(0.02)
+            await self.registration.online_event.wait()
 
     async def invite(self, target: str, dataset: str, *, protocol: str | None = None,
                      direction: str = "push", mode: str | None = None,
@@ -105,6 +120,35 @@ class Peer:
         log.info("session %s with %s: %s", caller.call_id, target, outcome.line())
         return outcome
 
+    def devices(self) -> list[dict]:
+        """The devices this one may sync with, as the server last told, and what they share."""
+        rows = []
+        for key, state in sorted(self.presence.devices.items()):
+            rows.append({
+                "device": key, "online": state.online, "online_since": state.online_since,
+                "last_seen": state.last_seen, "user_agent": state.user_agent,
+                "reason": state.reason,
+                "datasets": sorted(d.name for d in self.config.datasets.values()
+                                   if any(p.device == key for p in d.partners)),
+            })
+        return rows
+
+    async def wait_for_device(self, device: str, timeout: float | None = None) -> bool:
+        """Until the server says `device` is online (False when the timeout passes first)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self.presence.online(device):
+                    await self.presence.changed()
+        except TimeoutError:
+            return False
+        return True
+
+    def reload(self) -> None:
+        """Take the datasets and partners from peer.toml again (the CLI changed them)."""
+        config = peer_config.load(self.config.data_dir)
+        self.config = self.callee.config = config
+        self.live.reconfigure(config)
+
     def status(self) -> dict:
         state = self.registration.state
         return {
@@ -121,6 +165,7 @@ class Peer:
                  "protocols": [p.value for p in d.protocols]}
                 for d in self.config.datasets.values()
             ],
+            "live": [row.as_dict() for row in self.live.status()],
             "sessions": {
                 "incoming": [{"call_id": s.call_id, "dataset": s.dataset.name,
                               "from": s.offer.source_device} for s in self.callee.sessions.values()],
@@ -139,6 +184,8 @@ class Peer:
         in_dialog = ";tag=" in (request.headers.get_first("to") or "")
         if method == "INVITE" and not in_dialog:
             await self.callee.invite(request, txn)
+        elif method == "NOTIFY":
+            self.presence.notify(request, txn)
         elif method == "BYE":
             self.callee.bye(request, txn)
         elif method == "CANCEL":

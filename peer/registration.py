@@ -8,6 +8,7 @@ import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.sip.agent import RequestTimeout, SipAgent
@@ -49,6 +50,12 @@ class Registration:
         self.state = RegistrationState()
         self._call_id = f"{new_tag()}@{config.device}"
         self._wake = asyncio.Event()
+        self.online_event = asyncio.Event()  # set while registered
+        self._restored: list[Callable[[], None]] = []
+
+    def on_restored(self, callback: Callable[[], None]) -> None:
+        """Call back each time the device is registered again after being offline."""
+        self._restored.append(callback)
 
     @functools.cached_property
     def _client(self) -> OutOfDialogClient:
@@ -89,14 +96,21 @@ class Registration:
                 if self.state.online or self.state.attempts == 1:
                     log.warning("registration failed: %s; retrying with back-off", exc)
                 self.state.online = time.time() < self.state.expires_at
+                if not self.state.online:
+                    self.online_event.clear()
                 await self._sleep(backoff_delay(self.state.attempts))
                 continue
             now = time.time()
-            if not self.state.online:
+            restored = not self.state.online
+            if restored:
                 log.info("registered %s/%s with %s for %d s", self.config.user,
                          self.config.device, self.config.server, granted)
                 self.state.registered_at = now
             self.state = RegistrationState(True, now + granted, "", self.state.registered_at)
+            if restored:
+                self.online_event.set()
+                for callback in list(self._restored):
+                    callback()
             await self._sleep(refresh_delay(granted))
 
     def refresh_now(self) -> None:
@@ -106,8 +120,9 @@ class Registration:
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(seconds):  # not wait_for: see SipAgent.request
+                await self._wake.wait()
+        except TimeoutError:
             pass
 
     async def unregister(self) -> None:
@@ -117,6 +132,7 @@ class Registration:
         except (RegistrationError, RequestTimeout, OSError) as exc:
             log.info("could not unregister cleanly: %s", exc)
         self.state.online = False
+        self.online_event.clear()
 
 
 class RegistrationError(Exception):

@@ -81,8 +81,11 @@ class SipAgent:
         pending = _Pending(asyncio.get_running_loop().create_future(), provisional)
         self.driver.send_request(request, destination, context=pending)
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.final), timeout)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+            # arrives with the answer, and a stopping device would then never stop.
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(pending.final)
+        except TimeoutError:
             # The transaction still ends by itself later; nobody waits for it any more.
             pending.final.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise RequestTimeout(f"no answer to {request.method} within {timeout:g} s") from None

@@ -209,6 +209,15 @@ def user_of(uri_text: str) -> str:
     return uri_text[start + 4 : at]
 
 
+def uri_param(uri: str, name: str) -> str | None:
+    """A parameter of a SIP URI (`sip:alice@realm;device=phone`), None when absent or empty."""
+    for part in uri.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == name:
+            return value.strip() or None
+    return None
+
+
 def new_branch() -> str:
     return BRANCH_MAGIC + os.urandom(8).hex()
 
