@@ -5,6 +5,7 @@ the server's driver carries them out. Who may see what is decided in `presence.p
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from protocols.sip.transaction import ClientTransaction, ServerTransaction, Tran
 from .admission import authenticate
 from .directory import Directory
 from .location import LocationTable
-from .presence import DeviceKey, Notify, Presence, Sharing
+from .presence import DeviceKey, Notify, Presence, Sharing, Subscription
 from .store import DEFAULT_DEVICE
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,36 @@ class Notifier:
         effects = self.layer.respond(txn, 200, bytes(response), now)
         return effects + self.notify([answer.notify] if answer.notify else [], now)
 
+    # -- across restarts --------------------------------------------------------------------------
+
+    def take_changes(self) -> tuple[list[tuple[str, str, float]], list[str]]:
+        """What to write behind: (id, state, expiry) of subscriptions kept, ids of those ended."""
+        kept, ended = [], []
+        for sub_id, sub in self.presence.take_changes().items():
+            if sub is None:
+                ended.append(sub_id)
+            else:
+                kept.append((sub_id, json.dumps(_saved(sub)), sub.expires_at))
+        return kept, ended
+
+    def restore(self, rows: list[tuple[str, str]], now: float) -> list[Effect]:
+        """Subscriptions the store kept: each gets the full state again at once, so whatever
+        changed while the server was down reaches its watcher."""
+        notifies = []
+        for sub_id, state in rows:
+            try:
+                sub = _loaded(sub_id, json.loads(state))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("dropped a stored subscription %s: %s", sub_id, exc)
+                continue
+            self.presence.restore(sub)
+            visible = self.presence.sharing.visible_to(sub.subscriber[0], sub.resource_user,
+                                                       sub.resource_device)
+            notifies.append(self.presence.full_state(sub, visible, now))
+        if notifies:
+            log.info("%d presence subscription(s) kept across the restart", len(notifies))
+        return self.notify(notifies, now)
+
     # -- what changed -----------------------------------------------------------------------------
 
     def came_online(self, key: DeviceKey, now: float, new_device: bool = False) -> list[Effect]:
@@ -229,6 +260,29 @@ class Notifier:
                headers: list[tuple[str, str]] | None = None) -> list[Effect]:
         response = response_to(txn.request, status, reason, to_tag=new_tag(), headers=headers)
         return self.layer.respond(txn, status, bytes(response), now)
+
+
+def _saved(sub: Subscription) -> dict:
+    dialog = sub.dialog
+    assert isinstance(dialog, _Dialog)
+    return {"subscriber": list(sub.subscriber), "resource_user": sub.resource_user,
+            "resource_device": sub.resource_device, "expires_at": sub.expires_at,
+            "version": sub.version, "call_id": dialog.call_id, "tag": dialog.tag,
+            "local": dialog.local, "remote": dialog.remote, "target": dialog.target,
+            "destination": [dialog.destination.transport, dialog.destination.host,
+                            dialog.destination.port], "cseq": dialog.cseq}
+
+
+def _loaded(sub_id: str, row: dict) -> Subscription:
+    transport, host, port = row["destination"]
+    # CSeq moves on past anything a NOTIFY not yet written behind may have used.
+    dialog = _Dialog(str(row["call_id"]), str(row["tag"]), str(row["local"]), str(row["remote"]),
+                     str(row["target"]), Endpoint(str(transport), str(host), int(port)),
+                     int(row["cseq"]) + 1000)
+    user, device = row["subscriber"]
+    return Subscription(sub_id, (str(user), str(device)), str(row["resource_user"]),
+                        row["resource_device"], float(row["expires_at"]), dialog,
+                        version=int(row["version"]) + 1000)
 
 
 def sharing_of(directory: Directory) -> Sharing:

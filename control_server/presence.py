@@ -119,6 +119,8 @@ class Presence:
         self._by_device: dict[DeviceKey, set[Subscription]] = {}  # subscriber device -> its own
         self._due: list[tuple[float, int, Subscription]] = []
         self._order = 0
+        # Made, refreshed (the subscription) or ended (None) since the store last took them.
+        self._changes: dict[str, Subscription | None] = {}
 
     def __len__(self) -> int:
         return len(self.subscriptions)
@@ -154,8 +156,7 @@ class Presence:
             current.expires_at = now + granted
             if dialog is not None:
                 current.dialog = dialog
-        self._order += 1
-        heapq.heappush(self._due, (current.expires_at, self._order, current))
+        self._keep(current)
         # RFC 6665 4.2.1: every accepted SUBSCRIBE, refresh included, gets the state at once.
         return SubscribeAnswer(200, expires=granted, notify=self._full(current, visible, now))
 
@@ -197,6 +198,18 @@ class Presence:
             ended.append(self._final(sub, "deactivated", now))
         return ended
 
+    def restore(self, sub: Subscription) -> None:
+        """A subscription the store kept across a restart, as it was."""
+        self.subscriptions[sub.id] = sub
+        self._by_user.setdefault(sub.subscriber[0], set()).add(sub)
+        self._by_device.setdefault(sub.subscriber, set()).add(sub)
+        self._order += 1
+        heapq.heappush(self._due, (sub.expires_at, self._order, sub))
+
+    def take_changes(self) -> dict[str, Subscription | None]:
+        changes, self._changes = self._changes, {}
+        return changes
+
     def end(self, sub_id: str) -> bool:
         """Forget a subscription whose subscriber stopped answering; True if it was there."""
         sub = self.subscriptions.get(sub_id)
@@ -224,6 +237,9 @@ class Presence:
     def _visible(self, sub: Subscription) -> set[DeviceKey]:
         return self.sharing.visible_to(sub.subscriber[0], sub.resource_user, sub.resource_device)
 
+    def full_state(self, sub: Subscription, visible: Iterable[DeviceKey], now: float) -> Notify:
+        return self._full(sub, visible, now)
+
     def _full(self, sub: Subscription, visible: Iterable[DeviceKey], now: float,
               terminated: bool = False) -> Notify:
         sub.seen = set(visible)
@@ -242,8 +258,14 @@ class Presence:
         sub.version += 1
         return Notify(sub, RegInfo(sub.version, False, ()), terminated=True, reason=reason)
 
+    def _keep(self, sub: Subscription) -> None:
+        self._order += 1
+        heapq.heappush(self._due, (sub.expires_at, self._order, sub))
+        self._changes[sub.id] = sub
+
     def _drop(self, sub: Subscription) -> None:
-        self.subscriptions.pop(sub.id, None)
+        if self.subscriptions.pop(sub.id, None) is not None:
+            self._changes[sub.id] = None
         for index, key in ((self._by_user, sub.subscriber[0]), (self._by_device, sub.subscriber)):
             group = index.get(key)
             if group is not None:

@@ -115,6 +115,7 @@ class ControlServer:
                      if d.last_seen is not None}
         self.notifier = Notifier(self.layer, self.auth, self.directory, self.location, me,
                                  self.realm, last_seen)
+        self.driver.carry_out(self.notifier.restore(self.store.subscriptions(now), now), now)
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
@@ -288,6 +289,11 @@ class ControlServer:
         sessions = self.sessions.take_changes()
         if sessions:
             self._report_sessions(sessions)
+        if self.notifier is not None:
+            kept, ended = self.notifier.take_changes()
+            if kept or ended:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self.store.write_subscriptions, kept, ended)
         if not (self._bound or self._unbound or sessions or self._new_devices):
             return
         bound, self._bound = list(self._bound.values()), {}

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS bindings (
     cseq INTEGER NOT NULL,
     PRIMARY KEY (user, device)
 );
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,          -- the dialog: Call-ID and the subscriber's tag
+    state TEXT NOT NULL,          -- JSON, as control_server/notifier.py writes it
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     call_id TEXT PRIMARY KEY,
     caller TEXT NOT NULL,

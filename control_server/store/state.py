@@ -72,6 +72,19 @@ class StateStore(StorePart):
                 ],
             )
 
+    def write_subscriptions(self, kept: Iterable[tuple[str, str, float]],
+                            ended: Iterable[str]) -> None:
+        """Presence subscriptions made, refreshed (id, state, expiry) or ended since the last
+        flush: a restarted server keeps notifying its watchers."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)", kept)
+            self.db.executemany("DELETE FROM subscriptions WHERE id=?", [(i,) for i in ended])
+
+    def subscriptions(self, now: float) -> list[tuple[str, str]]:
+        """(id, state) of the subscriptions not yet expired."""
+        return list(self.db.execute(
+            "SELECT id, state FROM subscriptions WHERE expires_at > ? ORDER BY id", (now,)))
+
     def bindings(self, now: float | None = None) -> list[Binding]:
         """The stored bindings, by user and device; with `now`, only those not yet expired."""
         query = "SELECT * FROM bindings"

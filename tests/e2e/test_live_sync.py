@@ -172,3 +172,24 @@ def test_devices_lists_the_partners_online_or_not(deployment, tmp_path):
     phone.stop()
     wait_until(lambda: listed() == [("alice/phone", False, ["notes"], True)],
                what="the phone listed offline with when it was last seen")
+
+
+def test_after_a_server_restart_presence_and_changes_still_flow(deployment, tmp_path):
+    laptop, phone, source, target = live_pair(deployment, tmp_path)
+    laptop.start(), phone.start()
+    wait_until(lambda: all(r["state"] == "in sync" for r in status(laptop) + status(phone)),
+               what="both in sync")
+    server = deployment.server
+    port = server.port
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    deployment.start_server(port=port)
+    # The server kept its subscriptions: the phone leaving is told to the laptop...
+    phone.stop()
+    wait_until(lambda: any(r["state"] == "partner offline" for r in status(laptop)),
+               what="the laptop told the phone left, after the restart")
+    (source / "after-restart.txt").write_text("written after the restart\n")
+    # ...and its return too, with what it missed.
+    phone.start()
+    wait_until(lambda: files(target).get("after-restart.txt") == b"written after the restart\n",
+               what="the change made after the restart on the phone")
