@@ -15,6 +15,7 @@ from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipMessage, SipRequest, SipResponse, uri_param, user_of
 from protocols.sip.effects import ClientTimeout, Effect
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
+from session_xml import LIVE_SYNC_SUBJECT
 
 from .admission import Refusal, authenticate, authorize
 from .dialog_relay import DialogRelay, ReadProgress, Relay
@@ -105,6 +106,7 @@ class Proxy:
             data_type=data_type,
             protocol=protocol,
             dataset=dataset,
+            started_by=_started_by(request),
         )
         self.sessions.start(session)  # before authorization, so a refusal lands in history
         targets = authorize(session.caller, target_user, target_device, self.directory,
@@ -154,3 +156,8 @@ class Proxy:
     def ack(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         return self.dialogs.ack(request, source, now)
 
+
+def _started_by(request: SipRequest) -> str:
+    """A live sync names itself in the INVITE's Subject; a scripted session does not."""
+    subject = (request.headers.get_first("subject") or "").strip().lower()
+    return "daemon" if subject == LIVE_SYNC_SUBJECT else ""

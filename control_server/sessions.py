@@ -32,6 +32,7 @@ class SessionRecord:
     established_at: float | None
     ended_at: float | None
     progress: dict = field(default_factory=dict)
+    started_by: str = ""  # "daemon": a live sync started it by itself
 
     @property
     def duration(self) -> float | None:
@@ -64,6 +65,7 @@ class Session:
     bye_reason: str = ""
     ended_at: float | None = None
     progress: dict = field(default_factory=dict)
+    started_by: str = ""
 
     def involves(self, user: str, device: str) -> bool:
         return (user, device) in (self.caller, self.callee)
@@ -83,6 +85,7 @@ class Session:
             established_at=self.established_at,
             ended_at=self.ended_at,
             progress=dict(self.progress),
+            started_by=self.started_by,
         )
 
 

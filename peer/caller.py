@@ -59,7 +59,7 @@ class Caller:
     def __init__(self, agent: SipAgent, config: PeerConfig, identity: DeviceIdentity,
                  dataset: Dataset, target: str, *, protocol: SyncProtocol | None = None,
                  direction: Direction = Direction.PUSH, mode: SyncMode | None = None,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None, subject: str | None = None) -> None:
         user, sep, device = target.partition("/")
         if not sep:
             raise ConfigError(f"the target is USER/DEVICE, not {target!r}")
@@ -72,6 +72,7 @@ class Caller:
             raise ConfigError(f"this device cannot run {', '.join(p.value for p in wanted)} "
                               f"for dataset {dataset.name!r} yet")
         self.direction, self.mode, self.progress = direction, mode, progress
+        self.subject = subject  # what the server files the session as (a live sync's own)
         self.session_id = secrets.token_hex(12)
         self.call_id = f"{self.session_id}@{config.device}"
         self._token = secrets.token_urlsafe(24)
@@ -106,9 +107,10 @@ class Caller:
         client = OutOfDialogClient(self.agent, config.account(), config.transport,
                                    call_id=self.call_id, from_address=caller)
         # The digest uri names the server we send to, as sipp does.
+        headers = [("Subject", self.subject)] if self.subject else None
         return await client.send("INVITE", target, f"<{target}>", server, timeout=INVITE_TIMEOUT,
                                  digest_uri=f"sip:{server.hostport}", body=body,
-                                 content_type=SESSION_CONTENT_TYPE)
+                                 content_type=SESSION_CONTENT_TYPE, headers=headers)
 
     def _send_in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None,
                         headers: list[tuple[str, str]] | None = None) -> SipRequest:

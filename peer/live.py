@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from protocols.rsync.ignore import IgnoreRules
 from protocols.rsync.manifest import HashCache, scan
 from protocols.sip.reginfo import DeviceState
-from session_xml import DataType, Direction
+from session_xml import LIVE_SYNC_SUBJECT, DataType, Direction
 
 from .callee import IncomingSession
 from .config import Dataset, PeerConfig
@@ -162,7 +162,7 @@ class LiveSync:
 
         try:
             outcome = await self._invite(key.partner, key.dataset, direction=direction.value,
-                                         progress=answered)
+                                         progress=answered, subject=LIVE_SYNC_SUBJECT)
         finally:
             self._starting.discard(key)
         glare = outcome.status == GLARE_STATUS

@@ -98,7 +98,8 @@ class Peer:
 
     async def invite(self, target: str, dataset: str, *, protocol: str | None = None,
                      direction: str = "push", mode: str | None = None,
-                     progress: ProgressCallback | None = None) -> SessionOutcome:
+                     progress: ProgressCallback | None = None,
+                     subject: str | None = None) -> SessionOutcome:
         """Synchronize `dataset` with the device `target` (USER/DEVICE) and return the outcome."""
         try:
             chosen = self.config.datasets.get(dataset)
@@ -108,7 +109,8 @@ class Peer:
             caller = Caller(self.agent, self.config, self.identity, chosen, target,
                             protocol=SyncProtocol(protocol) if protocol else None,
                             direction=Direction(direction),
-                            mode=SyncMode(mode) if mode else None, progress=progress)
+                            mode=SyncMode(mode) if mode else None, progress=progress,
+                            subject=subject)
         except (ConfigError, ValueError) as exc:
             return SessionOutcome(False, EXIT_USAGE, str(exc))
         self.outgoing[caller.call_id] = caller

@@ -8,7 +8,15 @@ from .codec import (
     parse_descriptor,
     parse_progress,
 )
-from .descriptor import DataType, Direction, Role, SessionDescriptor, SyncMode, SyncProtocol
+from .descriptor import (
+    LIVE_SYNC_SUBJECT,
+    DataType,
+    Direction,
+    Role,
+    SessionDescriptor,
+    SyncMode,
+    SyncProtocol,
+)
 from .errors import (
     BodyTooLarge,
     DescriptorError,
@@ -24,6 +32,7 @@ from .negotiation import check_answer, negotiate
 from .progress import Phase, ProgressReport
 
 __all__ = [
+    "LIVE_SYNC_SUBJECT",
     "FORMAT_VERSION",
     "MAX_BODY_BYTES",
     "MAX_DEPTH",

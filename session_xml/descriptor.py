@@ -41,6 +41,11 @@ class SyncProtocol(StrEnum):
     RSYNC = "rsync"
 
 
+# The Subject of an INVITE that a daemon's live sync sends by itself (RFC 3261 20.36): the
+# server files such sessions as started by the daemon.
+LIVE_SYNC_SUBJECT = "live sync"
+
+
 class Direction(StrEnum):
     TWO_WAY = "two-way"
     PUSH = "push"

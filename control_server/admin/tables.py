@@ -45,6 +45,7 @@ def session_table_row(row: dict) -> dict:
     shown["started"] = when(row["started_at"])
     shown["progress"] = " ".join(f"{k}={v}" for k, v in progress.items()) or None
     shown["outcome"] = row["reason"] or row["state"]
+    shown["by"] = "daemon" if row.get("started_by") == "daemon" else "script"
     return shown
 
 
@@ -52,7 +53,8 @@ SESSION_COLUMNS = [("call_id", "call-id"), ("caller", "caller"), ("callee", "cal
                    ("data_type", "data"), ("protocol", "protocol"), ("state", "state"),
                    ("progress", "progress"), ("started", "started")]
 HISTORY_COLUMNS = SESSION_COLUMNS[:5] + [("status", "status"), ("outcome", "outcome"),
-                                         ("duration", "duration (s)"), ("started", "started")]
+                                         ("duration", "duration (s)"), ("by", "by"),
+                                         ("started", "started")]
 
 
 def watch(build) -> None:

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at REAL NOT NULL,
     established_at REAL,
     ended_at REAL,
-    progress TEXT
+    progress TEXT,
+    started_by TEXT NOT NULL DEFAULT ''  -- "daemon" for a live sync's own; '' when asked for
 );
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions(ended_at);
 CREATE TABLE IF NOT EXISTS admins (
@@ -101,17 +102,20 @@ class Database:
 
     def _migrate(self) -> None:
         """Bring a database made by an older version up to the schema above."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(devices)")}
-        if "disabled" not in columns:
-            try:
-                with self.db:
-                    self.db.execute(
-                        "ALTER TABLE devices ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0"
-                    )
-            except sqlite3.OperationalError as exc:
-                # The server and an admin command may open an old database at the same moment.
-                if "duplicate column" not in str(exc):
-                    raise
+        self._add_column("devices", "disabled", "INTEGER NOT NULL DEFAULT 0")
+        self._add_column("sessions", "started_by", "TEXT NOT NULL DEFAULT ''")
+
+    def _add_column(self, table: str, column: str, definition: str) -> None:
+        columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+        if column in columns:
+            return
+        try:
+            with self.db:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        except sqlite3.OperationalError as exc:
+            # The server and an admin command may open an old database at the same moment.
+            if "duplicate column" not in str(exc):
+                raise
 
     def close(self) -> None:
         self.db.close()

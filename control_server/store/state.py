@@ -61,12 +61,13 @@ class StateStore(StorePart):
             self.db.executemany("UPDATE devices SET last_seen=? WHERE user=? AND name=?", seen)
             self.db.executemany("DELETE FROM bindings WHERE user=? AND device=?", unbound)
             self.db.executemany(
-                "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         s.call_id, s.caller, s.callee, s.data_type, s.protocol, s.dataset,
                         s.state, s.status, s.reason, s.started_at, s.established_at,
                         s.ended_at, json.dumps(s.progress) if s.progress else None,
+                        s.started_by,
                     )
                     for s in sessions
                 ],
@@ -152,5 +153,5 @@ def _session_record(r: tuple) -> SessionRecord:
         call_id=r[0], caller=r[1], callee=r[2], data_type=r[3], protocol=r[4],
         dataset=r[5], state=r[6], status=r[7], reason=r[8], started_at=r[9],
         established_at=r[10], ended_at=r[11],
-        progress=json.loads(r[12]) if r[12] else {},
+        progress=json.loads(r[12]) if r[12] else {}, started_by=r[13],
     )

@@ -83,3 +83,28 @@ def test_the_servers_own_writes_leave_its_data_version_and_an_admins_change_move
         assert state.data_version() != before
     finally:
         database.close()
+
+
+# The sessions table as it was before sessions were marked by who started them.
+_OLD_SESSIONS = """
+CREATE TABLE sessions (call_id TEXT PRIMARY KEY, caller TEXT NOT NULL, callee TEXT NOT NULL,
+                       data_type TEXT, protocol TEXT, dataset TEXT, state TEXT NOT NULL,
+                       status INTEGER, reason TEXT NOT NULL DEFAULT '', started_at REAL NOT NULL,
+                       established_at REAL, ended_at REAL, progress TEXT);
+INSERT INTO sessions VALUES ('c1', 'alice/laptop', 'alice/phone', 'files', 'rsync', 'photos',
+                             'ended', 200, '', 1.0, 1.5, 2.0, NULL);
+"""
+
+
+def test_an_old_history_is_kept_and_read_as_sessions_that_were_asked_for(tmp_path):
+    from control_server.store import StateStore
+
+    with sqlite3.connect(tmp_path / DB_NAME) as old:
+        old.executescript(_OLD_SESSIONS)
+    old.close()
+    store = StateStore.open(tmp_path)
+    try:
+        (record,) = store.sessions(history=True)
+        assert (record.call_id, record.state, record.started_by) == ("c1", "ended", "")
+    finally:
+        store.close()

@@ -58,6 +58,7 @@ def test_a_saved_file_reaches_the_partner_by_itself_and_one_change_is_one_sessio
     wait_until(lambda: all(r["state"] == "in sync" for r in status(laptop) + status(phone)),
                what="both in sync again")
     assert len(sessions(deployment)) == before + 1
+    assert sessions(deployment)[0]["started_by"] == "daemon"  # filed as the daemon's own
     # And the other way round, from the phone.
     (target / "reply.txt").write_text("done\n")
     wait_until(lambda: files(source) == files(target) == {"todo.txt": b"buy milk\n",
