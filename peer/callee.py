@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocols.channel.connection import Listener, listen
+from protocols.channel.listening import Listener, listen
 from protocols.channel.errors import ChannelError
 from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import RequestTimeout, SipAgent

@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 
-from protocols.channel.connection import connect
+from protocols.channel.connecting import connect
 from protocols.channel.errors import ChannelError
 from protocols.channel.identity import DeviceIdentity
 from protocols.sip.agent import RequestTimeout, SipAgent

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from protocols.channel.connection import Channel
+from protocols.channel.channel import Channel
 from protocols.channel.errors import ErrorCode
 from protocols.channel.framing import Frame, FrameType
 from protocols.rsync.errors import ExchangeError, RsyncError, UnrepresentableName, UnsafePath

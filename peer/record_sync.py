@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from protocols.channel.connection import Channel
+from protocols.channel.channel import Channel
 from protocols.channel.errors import ChannelError, ErrorCode
 from protocols.channel.framing import FrameType
 from protocols.syncml import ConflictPolicy, SessionState, SyncCallee, SyncCaller, SyncMode, SyncReport

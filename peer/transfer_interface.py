@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from protocols.channel.connection import Channel
+from protocols.channel.channel import Channel
 from session_xml import SessionDescriptor
 
 from .config import Dataset

@@ -9,7 +9,7 @@ from peer import config as peer_config
 from peer.caller import Caller
 from peer.config import Dataset, PeerConfig
 from peer.peer import Peer
-from protocols.channel.connection import connect
+from protocols.channel.connecting import connect
 from protocols.channel.errors import ChannelError
 from protocols.channel.identity import DeviceIdentity
 from session_xml import DataType, SyncProtocol
