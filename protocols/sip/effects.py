@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .endpoint import Endpoint
-
-if TYPE_CHECKING:
-    from .transaction import ClientTransaction
+from .message import SipRequest
 
 # RFC 3261 17.1.1.1: the round-trip estimate, the cap on retransmission intervals, and how
 # long the network may hold a message.
@@ -25,11 +23,19 @@ class Transmit:
     destination: Endpoint
 
 
+class TimedOutTransaction(Protocol):
+    """What a timeout tells of its client transaction (transaction.py's ClientTransaction):
+    named by shape, so this vocabulary needs nothing of the layer that uses it."""
+
+    request: SipRequest
+    context: Any
+
+
 @dataclass(frozen=True, slots=True)
 class ClientTimeout:
     """A client transaction got no final response in time (timer B or F)."""
 
-    transaction: ClientTransaction
+    transaction: TimedOutTransaction
 
 
 # What the layer (and the registrar and proxy above it) hand the driver to carry out.
