@@ -61,7 +61,9 @@ class ControlServer:
                 send({"event": "error", "reason": f"unreadable command: {exc}"})
                 return
             if command.get("command") == "status":
-                send({"event": "status", "status": self.peer.status()})
+                status = self.peer.status()
+                status["live"] = [row.as_dict() for row in await self.peer.live.status()]
+                send({"event": "status", "status": status})
             elif command.get("command") == "devices":
                 while True:
                     send({"event": "devices", "at": time.time(), "devices": self.peer.devices()})

@@ -175,13 +175,15 @@ class LiveSync:
 
     # -- status -----------------------------------------------------------------------------------
 
-    def status(self) -> list[LinkStatus]:
+    async def status(self) -> list[LinkStatus]:
         rows = []
         for key, link in sorted(self.schedule.links.items(), key=lambda kv: (kv[0].dataset,
                                                                              kv[0].partner)):
             dataset = self.config.datasets.get(key.dataset)
             try:
-                pending = pending_changes(self.config, dataset, key.partner) if dataset else None
+                # A scan of a big folder: off the loop, so SIP keeps being answered meanwhile.
+                pending = await asyncio.to_thread(pending_changes, self.config, dataset,
+                                                  key.partner) if dataset else None
             except Exception:
                 pending = None
             if link.running or link.answering:

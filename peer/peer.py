@@ -167,7 +167,6 @@ class Peer:
                  "protocols": [p.value for p in d.protocols]}
                 for d in self.config.datasets.values()
             ],
-            "live": [row.as_dict() for row in self.live.status()],
             "sessions": {
                 "incoming": [{"call_id": s.call_id, "dataset": s.dataset.name,
                               "from": s.offer.source_device} for s in self.callee.sessions.values()],
