@@ -201,10 +201,6 @@ def live_sync(processes: dict[str, subprocess.Popen]) -> None:
                          for row in live_links("laptop")), "the laptop counting a pending change")
     step("sipsync-peer status (the laptop)")
     run(*peer("laptop", "status"))
-    for row in live_links("laptop"):
-        if row.get("pending"):
-            print(f"  {row['dataset']}: {row['pending']} pending change(s) kept for "
-                  f"{row['partner']}", flush=True)
 
     step("the phone comes back and catches up by itself")
     started = time.monotonic()

@@ -266,6 +266,8 @@ def status(data_dir: Path, as_json: bool) -> None:
         if state == "partner offline" and link.get("offline_since"):
             state += " since " + time.strftime("%Y-%m-%d %H:%M:%S",
                                                time.localtime(link["offline_since"]))
+        if state != "in sync" and link.get("pending") and "pending" not in state:
+            state += f", {link['pending']} pending"
         error = f" (last error: {link['last_error']})" if link.get("last_error") else ""
         click.echo(f"live         {link['dataset']} with {link['partner']} ({link['direction']}): "
                    f"{state}{error}")
