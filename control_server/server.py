@@ -19,7 +19,8 @@ from protocols.sip.transaction import ClientTransaction
 
 from .config import ServerConfig
 from .directory import Directory
-from .events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
+from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
+from .held_answers import HeldAnswers
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .proxy import Proxy, ProxyPolicy
@@ -27,12 +28,14 @@ from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
 from .store import Database, DirectoryStore, StateStore, nonce_secret
+from .throttle import Throttle, ThrottlePolicy
 
 log = logging.getLogger("sipsync.server")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER"
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
+THROTTLE_CLEANUP_SECONDS = 10.0
 # Requests counted by method for metrics; anything else is "other", so junk cannot add labels.
 COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIFY", "SUBSCRIBE",
                                                               "UPDATE", "PRACK", "REFER"}
@@ -55,12 +58,24 @@ class ControlServer:
         self.auth = DigestAuthenticator(
             self.realm, nonce_secret(config.data_dir),
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
+            multi_challenge_agents=tuple(a.strip() for a in config.multi_challenge_agents.split(",")),
         )
+        self.throttle = Throttle(ThrottlePolicy(
+            ban_after=config.ban_after_failures,
+            slow_after=config.slow_after_failures,
+            window=config.failure_window,
+            ban_seconds=config.ban_seconds,
+            flood_requests=config.flood_requests,
+            flood_window=config.flood_window,
+            allowed=frozenset(a.strip() for a in config.throttle_allow.split(",") if a.strip()),
+        ))
+        self._throttle_cleaned = 0.0
+        self.held = HeldAnswers()
         self.directory = Directory.load(self.directory_store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
-                         "registrations": 0}
+                         "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0}
         self.driver = SipDriver(self, counters=self.counters)
         self.layer = self.driver.layer
         self.registrar = Registrar(
@@ -71,6 +86,7 @@ class ControlServer:
                 max_expires=config.max_expires,
                 auto_create_devices=config.auto_create_devices,
             ),
+            throttle=self.throttle,
         )
         self.proxy: Proxy | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -108,6 +124,8 @@ class ControlServer:
                         challenge_invites=self.config.challenge_invites),
             describe=describe,
             read_progress=read_progress,
+            throttle=self.throttle,
+            hold=self._hold,
         )
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
@@ -133,6 +151,15 @@ class ControlServer:
     # -- what the SIP driver hands us ------------------------------------------------------------
 
     def request_received(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        if not self.throttle.arrival(source.host, now):
+            self.counters["throttle_dropped"] += 1
+            self._announce_bans(now)
+            return []
+        effects = self._handle(request, source, now)
+        self._announce_bans(now)
+        return effects
+
+    def _handle(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         method = request.method
         counted = method if method in COUNTED_METHODS else "other"
         self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
@@ -163,9 +190,20 @@ class ControlServer:
         return self.layer.respond(transaction, 405, bytes(response), now)
 
     def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        held_as = (source, request.via[0].branch if request.via else "")
+        if self.held.holding(held_as):
+            return []  # a retransmission of a REGISTER whose late answer is on its way
         result = self.registrar.register(request, source, now)
+        if result.response is None:
+            self.counters["throttle_dropped"] += 1
+            return []
         if result.auth_failed:
             self.counters["auth_failures"] += 1
+            penalty = result.penalty
+            if penalty is not None and penalty.delay > 0:
+                data = bytes(result.response)
+                self._hold(now + penalty.delay, lambda at: [Transmit(data, source)], held_as)
+                return []
         if result.bound is not None:
             self.counters["registrations"] += 1
             binding = result.bound
@@ -206,10 +244,31 @@ class ControlServer:
         return self.proxy.timeout(timeout, now) if self.proxy is not None else []
 
     def next_deadline(self) -> float | None:
-        return self.proxy.next_deadline() if self.proxy is not None else None
+        due = [d for d in (self.proxy and self.proxy.next_deadline(), self.held.next_deadline())
+               if d is not None]
+        return min(due) if due else None
 
     def expire(self, now: float) -> list[Effect]:
-        return self.proxy.expire(now) if self.proxy is not None else []
+        effects = self.held.expire(now)
+        if self.proxy is not None:
+            effects += self.proxy.expire(now)
+        return effects
+
+    # -- the throttle's side effects -------------------------------------------------------------
+
+    def _hold(self, due: float, answer, key=None) -> None:
+        """Send an answer at `due` rather than now; too many held already, it is dropped."""
+        if self.held.hold(due, answer, key):
+            self.counters["throttle_delayed"] += 1
+        else:
+            self.counters["throttle_dropped"] += 1
+
+    def _announce_bans(self, now: float) -> None:
+        for ban in self.throttle.take_new_bans():
+            log.warning("banned %s", self.throttle.describe(ban, now))
+            self.metrics.ban_started(ban.kind.value)
+            if self.events.listening:
+                self.events.publish(Banned(ban, now))
 
     # -- background jobs -------------------------------------------------------------------------
 
@@ -230,6 +289,9 @@ class ControlServer:
             log.info("ending orphaned session %s: %s", session.call_id, reason)
             self.sessions.finish(session, now, reason=reason, failed=True)
         self.auth.replays.forget_expired(now)
+        if now - self._throttle_cleaned >= THROTTLE_CLEANUP_SECONDS:
+            self.throttle.forget_idle(now)
+            self._throttle_cleaned = now
         await self.reload_directory()
 
     async def reload_directory(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from protocols.sip.endpoint import Endpoint
 
 from .sip_client import answer, build
@@ -10,10 +12,12 @@ SOURCE = Endpoint("udp", "127.0.0.1", 5071)
 
 
 def register(registrar, user="alice", password="alice-pw", *, expires="60", device=None,
-             contact=None, now=1000.0, cseq=2, call_id="reg1", algorithm_index=0):
+             contact=None, now=1000.0, cseq=2, call_id="reg1", algorithm_index=0,
+             user_agent=None):
     to = f"<sip:{user}@sipsync{';device=' + device if device else ''}>"
     contact = contact or f"<sip:{user}@127.0.0.1:5071>"
     headers = [f"Contact: {contact}"] + ([f"Expires: {expires}"] if expires is not None else [])
+    headers += [f"User-Agent: {user_agent}"] if user_agent else []
     first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=cseq - 1,
                   call_id=call_id)
     challenge = registrar.register(first, SOURCE, now)
@@ -25,12 +29,20 @@ def register(registrar, user="alice", password="alice-pw", *, expires="60", devi
     return registrar.register(second, SOURCE, now)
 
 
-def test_a_register_without_credentials_is_challenged_with_md5_then_sha256(registrar):
-    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>"])
+def challenged_with(registrar, *headers):
+    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>", *headers])
     result = registrar.register(first, SOURCE, 0.0)
-    challenges = result.response.headers.get("www-authenticate")
     assert result.response.status_code == 401
-    assert [c.rsplit("algorithm=", 1)[1] for c in challenges] == ["MD5", "SHA-256"]
+    return [c.rsplit("algorithm=", 1)[1] for c in result.response.headers.get("www-authenticate")]
+
+
+def test_a_register_from_an_agent_known_to_choose_is_challenged_with_md5_then_sha256(registrar):
+    assert challenged_with(registrar, "User-Agent: sipsync-peer/0.1") == ["MD5", "SHA-256"]
+
+
+@pytest.mark.parametrize("agent", [None, "baresip v1.0.0 (x86_64/linux)", "sipp-test"])
+def test_a_register_from_any_other_agent_is_challenged_with_md5_alone(registrar, agent):
+    assert challenged_with(registrar, *([f"User-Agent: {agent}"] if agent else [])) == ["MD5"]
 
 
 def test_the_right_password_binds_the_default_device_for_60_seconds(registrar, location):
@@ -43,7 +55,8 @@ def test_the_right_password_binds_the_default_device_for_60_seconds(registrar, l
 
 
 def test_sha256_credentials_work_too(registrar):
-    assert register(registrar, algorithm_index=1).response.status_code == 200
+    result = register(registrar, algorithm_index=1, user_agent="sipsync-peer/0.1")
+    assert result.response.status_code == 200
 
 
 def test_register_with_wrong_password_gets_401_again(registrar, location):
