@@ -71,6 +71,9 @@ def authenticate(request: SipRequest, caller: str, auth: DigestAuthenticator,
                 penalty = throttle.failed(source, caller, now) if throttle else None
                 if penalty is None or penalty.log:
                     log.info("INVITE from %s refused: %s", caller, outcome.reason)
+                if penalty is not None and penalty.silent:
+                    # An INVITE's transaction must end: the longest delay stands for silence.
+                    penalty = Penalty(delay=throttle.policy.max_delay, log=False)
     challenges = tuple(("Proxy-Authenticate", v)
                        for v in auth.challenges(now, stale=stale, algorithms=algorithms))
     return Refusal(407, headers=challenges, penalty=penalty)

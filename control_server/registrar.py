@@ -46,7 +46,7 @@ class RegistrarPolicy:
 @dataclass(frozen=True, slots=True)
 class Registration:
     """What one REGISTER did. `response` is None when the throttle drops it unanswered; a
-    failed authentication carries its `penalty` (how long the answer waits, bans started)."""
+    failed authentication carries its `penalty` (how long the answer waits)."""
 
     response: SipResponse | None
     bound: Binding | None = None
@@ -88,7 +88,7 @@ class Registrar:
                    for value in self.auth.challenges(now, stale=stale, algorithms=algorithms)]
         return response_to(request, 401, to_tag=new_tag(), headers=headers)
 
-    def _failed(self, response: SipResponse, source: Endpoint, user: str, now: float,
+    def _failed(self, response: SipResponse | None, source: Endpoint, user: str, now: float,
                 reason: str) -> Registration:
         """A failed authentication: counted by the throttle, logged unless it says not to."""
         penalty = None
@@ -96,6 +96,8 @@ class Registrar:
             penalty = self.throttle.failed(source.host, user, now)
         if penalty is None or penalty.log:
             log.info("REGISTER %s from %s refused: %s", user, source, reason)
+        if penalty is not None and penalty.silent:
+            response = None
         return Registration(response, auth_failed=True, user=user, penalty=penalty)
 
     def register(self, request: SipRequest, source: Endpoint, now: float) -> Registration:

@@ -194,11 +194,12 @@ class ControlServer:
         if self.held.holding(held_as):
             return []  # a retransmission of a REGISTER whose late answer is on its way
         result = self.registrar.register(request, source, now)
+        if result.auth_failed:
+            self.counters["auth_failures"] += 1
         if result.response is None:
             self.counters["throttle_dropped"] += 1
             return []
         if result.auth_failed:
-            self.counters["auth_failures"] += 1
             penalty = result.penalty
             if penalty is not None and penalty.delay > 0:
                 data = bytes(result.response)

@@ -78,11 +78,13 @@ class Ban:
 
 @dataclass(frozen=True, slots=True)
 class Penalty:
-    """What one failed authentication costs: how long its answer waits, and whether to log it
-    (the first failure in a window per address, so a guessing run does not fill the log)."""
+    """What one failed authentication costs: how long its answer waits, whether it gets one at
+    all (not when it started a ban on its address or user), and whether to log it (the first
+    failure in a window per address, so a guessing run does not fill the log)."""
 
     delay: float = 0.0
     log: bool = True
+    silent: bool = False
 
 
 class Throttle:
@@ -131,6 +133,7 @@ class Throttle:
         policy = self.policy
         by_address = 0.0
         first_here = True
+        banned = False
         if address not in policy.allowed:
             counter = self.by_address.get(address)
             if counter is None:
@@ -139,6 +142,7 @@ class Throttle:
             by_address = counter.add(now)
             if by_address >= policy.ban_after:
                 self._ban(self.banned_addresses, BanKind.ADDRESS, address, by_address, now)
+                banned = True
                 del self.by_address[address]
         counter = self.by_user.get(user)
         if counter is None:
@@ -147,12 +151,13 @@ class Throttle:
         if (by_user >= policy.ban_after
                 and self._ban_of(self.banned_users, user, now) is None):
             self._ban(self.banned_users, BanKind.USER, user, by_user, now)
+            banned = banned or not self._is_trusted(address, user, now)
             del self.by_user[user]
         worst = max(by_address, by_user)
         delay = 0.0
         if worst > policy.slow_after:
             delay = min(policy.max_delay, FIRST_DELAY * 2 ** (worst - policy.slow_after - 1))
-        return Penalty(delay=delay, log=first_here)
+        return Penalty(delay=delay, log=first_here, silent=banned)
 
     def succeeded(self, address: str, user: str, now: float) -> None:
         # Behind an allowed load balancer every user would be trusted from it: nobody is.

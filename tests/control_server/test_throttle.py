@@ -33,7 +33,8 @@ def test_answers_slow_down_past_the_slow_point_doubling_to_the_cap():
 
 def test_the_tenth_failure_bans_the_address_and_the_user_for_five_minutes():
     throttle = Throttle(POLICY)
-    fail(throttle, 10)
+    fail(throttle, 9)
+    assert throttle.failed(ATTACKER, "alice", 0.9).silent  # the banning guess gets no answer
     bans = {(ban.kind, ban.who, ban.until) for ban in throttle.take_new_bans()}
     assert bans == {(BanKind.ADDRESS, ATTACKER, 300.9), (BanKind.USER, "alice", 300.9)}
     assert throttle.take_new_bans() == []  # each ban is announced once
@@ -64,6 +65,7 @@ def test_an_address_that_authenticated_a_user_keeps_trying_them_through_a_user_b
     for i in range(10):  # ten addresses, one guess each: only the user is banned
         throttle.failed(f"192.0.2.{i}", "alice", 1.0 + i)
     assert [ban.kind for ban in throttle.take_new_bans()] == [BanKind.USER]
+    assert not throttle.failed(PHONE, "alice", 15.0).silent  # a trusted mistype is answered
     assert throttle.may_try(PHONE, "alice", 20.0)
     assert not throttle.may_try(ELSEWHERE, "alice", 20.0)
     assert throttle.may_try(PHONE, "bob", 20.0)
