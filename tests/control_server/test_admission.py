@@ -8,6 +8,7 @@ import pytest
 from control_server.admission import Refusal, authenticate, authorize
 from control_server.directory import Account
 from control_server.location import Binding
+from control_server.throttle import Throttle, ThrottlePolicy
 from protocols.sip.endpoint import Endpoint
 
 from .sip_client import answer, build
@@ -186,3 +187,17 @@ def test_a_share_lets_the_caller_learn_about_that_user(world, device, expected):
     directory.disabled_devices.add(("bob", "attic"))
     directory.shares.update({("bob", "nas"): {"alice"}, ("bob", "attic"): {"alice"}})
     assert authorize(ALICE_LAPTOP, "bob", device, directory, location) == expected
+
+
+def test_a_banned_caller_from_a_stranger_address_gets_a_late_407_with_credentials_unread(
+        auth, directory):
+    throttle = Throttle(ThrottlePolicy(ban_after=2, max_delay=4.0))
+    for now in (1.0, 2.0):
+        refusal = authenticate(invite_with(credentials(auth, now, password="bad")), "alice",
+                               auth, directory, now, source="192.0.2.66", throttle=throttle)
+        assert refusal.status == 407
+    assert refusal.penalty.delay == 4.0  # the banning guess: as late as can be
+    right = invite_with(credentials(auth, 3.0))
+    refusal = authenticate(right, "alice", auth, directory, 3.0, source="203.0.113.9",
+                           throttle=throttle)
+    assert (refusal.status, refusal.penalty.delay) == (407, 4.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from control_server.registrar import Registrar
+from control_server.throttle import Throttle, ThrottlePolicy
 from protocols.sip.endpoint import Endpoint
 
 from .sip_client import answer, build
@@ -157,3 +159,42 @@ def test_other_devices_of_the_user_still_register_beside_a_disabled_one(registra
     directory.disabled_devices.add(("alice", "laptop"))
     assert register(registrar, device="phone").response.status_code == 200
     assert location.get("alice", "phone") is not None
+
+
+# -- with the throttle ----------------------------------------------------------------------------
+
+def throttled_registrar(auth, directory, location):
+    policy = ThrottlePolicy(ban_after=4, slow_after=1, max_delay=4.0, ban_seconds=300.0)
+    return Registrar(auth, directory, location, throttle=Throttle(policy))
+
+
+def register_from(registrar, host, password, now, call_id):
+    source = Endpoint("udp", host, 5071)
+    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>"],
+                  call_id=call_id)
+    value = registrar.register(first, source, now).response.headers.get("www-authenticate")[0]
+    credentials = answer(value, user="alice", password=password, method="REGISTER",
+                         uri="sip:sipsync")
+    second = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>",
+                                                                     credentials],
+                   cseq=2, call_id=call_id)
+    return registrar.register(second, source, now)
+
+
+def test_wrong_passwords_past_the_slow_point_carry_a_growing_delay(auth, directory, location):
+    registrar = throttled_registrar(auth, directory, location)
+    results = [register_from(registrar, "192.0.2.66", "bad", 1.0 + i, f"g{i}") for i in range(3)]
+    assert [r.response.status_code for r in results] == [401, 401, 401]
+    assert [r.penalty.delay for r in results] == [0.0, 0.5, 1.0]
+
+
+def test_the_banning_guess_and_later_strangers_get_no_answer_while_a_known_device_binds(
+        auth, directory, location):
+    registrar = throttled_registrar(auth, directory, location)
+    assert register_from(registrar, "198.51.100.7", "alice-pw", 0.0, "d1").bound is not None
+    results = [register_from(registrar, "192.0.2.66", "bad", 1.0 + i, f"g{i}") for i in range(4)]
+    assert results[-1].response is None and results[-1].auth_failed
+    stranger = register_from(registrar, "203.0.113.9", "alice-pw", 10.0, "s1")
+    assert stranger.response is None and stranger.bound is None
+    known = register_from(registrar, "198.51.100.7", "alice-pw", 10.0, "d2")
+    assert known.response.status_code == 200
