@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 
 from protocols.sip.digest import Algorithm
@@ -20,7 +21,7 @@ from protocols.sip.transaction import ClientTransaction
 from .config import ServerConfig
 from .directory import Directory
 from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
-from .held_answers import HeldAnswers
+from .held_answers import Answer, HeldAnswers
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .proxy import Proxy, ProxyPolicy
@@ -245,8 +246,8 @@ class ControlServer:
         return self.proxy.timeout(timeout, now) if self.proxy is not None else []
 
     def next_deadline(self) -> float | None:
-        due = [d for d in (self.proxy and self.proxy.next_deadline(), self.held.next_deadline())
-               if d is not None]
+        proxy_due = self.proxy.next_deadline() if self.proxy is not None else None
+        due = [d for d in (proxy_due, self.held.next_deadline()) if d is not None]
         return min(due) if due else None
 
     def expire(self, now: float) -> list[Effect]:
@@ -257,7 +258,7 @@ class ControlServer:
 
     # -- the throttle's side effects -------------------------------------------------------------
 
-    def _hold(self, due: float, answer, key=None) -> None:
+    def _hold(self, due: float, answer: Answer, key: Hashable = None) -> None:
         """Send an answer at `due` rather than now; too many held already, it is dropped."""
         if self.held.hold(due, answer, key):
             self.counters["throttle_delayed"] += 1
