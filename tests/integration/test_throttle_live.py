@@ -45,9 +45,9 @@ def test_a_guessing_attack_is_slowed_then_refused_while_a_registered_device_keep
 
         guesses = [attacker.register("alice", f"guess{i}", timeout=6.0) for i in range(5)]
         assert [g.status for g in guesses] == [401] * 5
-        assert all(g.seconds < 0.3 for g in guesses[:2])  # the first answers come at once
-        assert [g.seconds > 0.4 for g in guesses[2:]] == [True] * 3  # then each comes later
-        assert guesses[4].seconds > guesses[2].seconds
+        assert all(g.seconds < 0.5 for g in guesses[:2])  # the first answers come at once
+        # Then each comes later, held 0.5, 1 and 2 s: never sooner, however loaded the machine.
+        assert [g.seconds >= delay for g, delay in zip(guesses[2:], (0.5, 1.0, 2.0))] == [True] * 3
         # The sixth starts the ban: from then on there are no answers.
         assert attacker.register("alice", "guess5", timeout=1.0).status is None
 
