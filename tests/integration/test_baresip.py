@@ -16,7 +16,7 @@ from ..waiting import wait_until
 from .baresip_phone import Baresip
 from .conftest import ServerProcess
 
-pytestmark = pytest.mark.sipp
+pytestmark = pytest.mark.baresip
 
 
 def admin_json(data_dir, *args: str) -> list[dict]:
