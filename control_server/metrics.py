@@ -1,6 +1,6 @@
 """What the server measures on its SIP path, as plain numbers with no exporter: how long a
-REGISTER and a session set-up take, how sessions end, and the bans the throttle started. The admin edge reads these for
-Prometheus (`control_server/admin/metrics.py`), together with the server's counters."""
+REGISTER and a session set-up take, how sessions end, and the bans the throttle started. The
+admin edge reads these for Prometheus (`control_server/admin/metrics.py`), with the counters."""
 
 from __future__ import annotations
 

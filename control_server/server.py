@@ -59,7 +59,8 @@ class ControlServer:
         self.auth = DigestAuthenticator(
             self.realm, nonce_secret(config.data_dir),
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
-            multi_challenge_agents=tuple(a.strip() for a in config.multi_challenge_agents.split(",")),
+            multi_challenge_agents=tuple(
+                a.strip() for a in config.multi_challenge_agents.split(",")),
         )
         self.throttle = Throttle(ThrottlePolicy(
             ban_after=config.ban_after_failures,

@@ -18,14 +18,14 @@ FIRST_DELAY = 0.5
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    ban_after: int = 10  # failed authentications within `window`, from one address or for one user
+    ban_after: int = 10  # failures within `window` from one address, or for one user, that ban
     window: float = 60.0
     slow_after: int = 3  # failures within `window` after which each failure is answered late
     max_delay: float = 4.0
     ban_seconds: float = 300.0
-    flood_requests: int = 1000  # requests of any method from one address within `flood_window`; 0: off
+    flood_requests: int = 1000  # requests (any method) from one address per flood_window; 0: off
     flood_window: float = 5.0
-    trust_seconds: float = 7 * 86400.0  # how long a correct authentication keeps its address trusted
+    trust_seconds: float = 7 * 86400.0  # how long an address stays trusted after authenticating
     allowed: frozenset[str] = frozenset()  # addresses never banned: a SIP load balancer in front
 
 
