@@ -31,6 +31,23 @@ from .store import StoreError
 @click.option("--min-expires", type=int, help="Shorter requests get 423 [20].")
 @click.option("--max-expires", type=int, help="Longer requests are cut to this [3600].")
 @click.option("--digest-algorithms", help="Challenge order, e.g. 'MD5,SHA-256' or 'SHA-256,MD5'.")
+@click.option("--multi-challenge-agents",
+              help="User-Agent words of clients challenged with every digest algorithm; others "
+                   "get only the first [sipsync-peer].")
+@click.option("--ban-after-failures", type=click.IntRange(1),
+              help="Failed logins from one address or for one user that ban it [10].")
+@click.option("--slow-after-failures", type=click.IntRange(0),
+              help="Failed logins after which each answer is delayed [3].")
+@click.option("--failure-window", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds in which failed logins are counted [60].")
+@click.option("--ban-seconds", type=click.FloatRange(min=0, min_open=True),
+              help="How long a ban lasts [300].")
+@click.option("--flood-requests", type=click.IntRange(0),
+              help="Requests from one address per --flood-window that ban it [1000]; 0: no limit.")
+@click.option("--flood-window", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds in which requests are counted for the flood limit [5].")
+@click.option("--throttle-allow",
+              help="Addresses never banned, comma separated (a SIP load balancer in front).")
 @click.option("--no-invite-auth", is_flag=True, default=None, help="Do not challenge INVITEs (tests only).")
 @click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the SIP port here once listening (for scripts using --sip-port 0).")

@@ -25,6 +25,19 @@ class ServerConfig:
     expiry_grace: float = 10.0
     nonce_lifetime: float = 300.0
     digest_algorithms: str = "MD5,SHA-256"  # challenge order: first is what simple clients take
+    # User-Agent words (comma separated) of clients challenged with every digest algorithm;
+    # any other client gets only the first, as some give up on a challenge they cannot answer.
+    multi_challenge_agents: str = "sipsync-peer"
+    # Failed authentications from one address or for one user within failure_window: past
+    # slow_after_failures answers wait, at ban_after_failures that address or user is banned.
+    ban_after_failures: int = 10
+    slow_after_failures: int = 3
+    failure_window: float = 60.0
+    ban_seconds: float = 300.0
+    # Requests of any method from one address within flood_window before it is banned; 0: off.
+    flood_requests: int = 1000
+    flood_window: float = 5.0
+    throttle_allow: str = ""  # addresses never banned (comma separated): a load balancer in front
     ring_timeout: float = 60.0
     challenge_invites: bool = True
     auto_create_devices: bool = True

@@ -1,6 +1,6 @@
 """What the SIP path tells whoever watches it: a device went online or offline, a session record
-changed. Typed events on a bus of plain callbacks, called in the server's event loop; the server
-builds an event only when someone listens."""
+changed, an address or a user was banned. Typed events on a bus of plain callbacks, called in
+the server's event loop; the server builds an event only when someone listens."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .location import Binding
 from .sessions import SessionRecord
+from .throttle import Ban
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,15 @@ class SessionChanged:
     at: float
 
 
-ServerEvent = DeviceOnline | DeviceOffline | SessionChanged
+@dataclass(frozen=True, slots=True)
+class Banned:
+    """An address or a user was banned, for failed authentications or a request flood."""
+
+    ban: Ban
+    at: float
+
+
+ServerEvent = DeviceOnline | DeviceOffline | SessionChanged | Banned
 Listener = Callable[[ServerEvent], None]
 
 

@@ -1,6 +1,6 @@
 """What the server measures on its SIP path, as plain numbers with no exporter: how long a
-REGISTER and a session set-up take, and how sessions end. The admin edge reads these for
-Prometheus (`control_server/admin/metrics.py`), together with the server's counters."""
+REGISTER and a session set-up take, how sessions end, and the bans the throttle started. The
+admin edge reads these for Prometheus (`control_server/admin/metrics.py`), with the counters."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ class ServerMetrics:
         self.register_seconds = Latency(REGISTER_BUCKETS)
         self.setup_seconds = Latency(SETUP_BUCKETS)
         self.sessions_ended: dict[tuple[str, str], Tally] = {}  # by (outcome, SIP status or "")
+        self.bans: dict[str, Tally] = {}  # by kind: address, user, flood
+
+    def ban_started(self, kind: str) -> None:
+        tally = self.bans.get(kind)
+        if tally is None:
+            tally = self.bans[kind] = Tally(time.time())
+        tally.count += 1
 
     def session_ended(self, outcome: str, status: int | None) -> None:
         key = (outcome, str(status or ""))

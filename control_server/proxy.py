@@ -8,6 +8,7 @@ server's asyncio glue to carry out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.sip.digest_server import DigestAuthenticator
@@ -21,10 +22,15 @@ from .admission import Refusal, authenticate, authorize
 from .dialog_relay import DialogRelay, ReadProgress, Relay
 from .directory import Directory
 from .forking import Branch, Describe, Forker
+from .held_answers import Answer
 from .location import LocationTable
 from .routing import Router
 from .sessions import Session, SessionRegistry
 from .store import DEFAULT_DEVICE
+from .throttle import Throttle
+
+# Sends an answer later: (due time, what to send then).
+Hold = Callable[[float, Answer], object]
 
 
 def _no_description(message: SipMessage) -> tuple[None, None, None]:
@@ -53,6 +59,8 @@ class Proxy:
         policy: ProxyPolicy = ProxyPolicy(),
         describe: Describe = _no_description,
         read_progress: ReadProgress = _no_progress,
+        throttle: Throttle | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.layer = layer
         self.auth = auth
@@ -63,6 +71,8 @@ class Proxy:
         self.policy = policy
         self.describe = describe
         self.read_progress = read_progress
+        self.throttle = throttle
+        self.hold = hold
         self.router = Router(me, layer)
         self.forker = Forker(self.router, sessions, policy.ring_timeout, describe)
         self.dialogs = DialogRelay(self.router, sessions, read_progress)
@@ -82,8 +92,14 @@ class Proxy:
 
         caller_user = user_of(request.headers.get_first("from") or "")
         if self.policy.challenge_invites:
-            refusal = authenticate(request, caller_user, self.auth, self.directory, now)
+            refusal = authenticate(request, caller_user, self.auth, self.directory, now,
+                                   source=txn.source.host, throttle=self.throttle)
             if refusal is not None:
+                penalty = refusal.penalty
+                if penalty is not None and penalty.delay > 0 and self.hold is not None:
+                    # The 100 went out, so the client waits; its retransmissions meet it again.
+                    self.hold(now + penalty.delay, lambda at: self._refuse(txn, refusal, at))
+                    return effects
                 return effects + self._refuse(txn, refusal, now)
         from_addr = request.from_addr
         if from_addr is None or request.to_addr is None:

@@ -26,6 +26,7 @@ from protocols.sip.message import (
 from .directory import Directory
 from .location import Binding, LocationTable
 from .store import DEFAULT_DEVICE
+from .throttle import Penalty, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,16 @@ class RegistrarPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """What one REGISTER did."""
+    """What one REGISTER did. `response` is None when the throttle drops it unanswered; a
+    failed authentication carries its `penalty` (how long the answer waits)."""
 
-    response: SipResponse
+    response: SipResponse | None
     bound: Binding | None = None
     unbound: tuple[Binding, ...] = ()
     new_device: bool = False
     auth_failed: bool = False
     user: str = ""
+    penalty: Penalty | None = None
 
 
 def device_of(to_uri: str, contact: str) -> str:
@@ -71,15 +74,31 @@ class Registrar:
         directory: Directory,
         location: LocationTable,
         policy: RegistrarPolicy = RegistrarPolicy(),
+        throttle: Throttle | None = None,
     ) -> None:
         self.auth = auth
         self.directory = directory
         self.location = location
         self.policy = policy
+        self.throttle = throttle
 
     def challenge(self, request: SipRequest, now: float, *, stale: bool = False) -> SipResponse:
-        headers = [("WWW-Authenticate", value) for value in self.auth.challenges(now, stale=stale)]
+        algorithms = self.auth.algorithms_for(request.headers.get_first("user-agent") or "")
+        headers = [("WWW-Authenticate", value)
+                   for value in self.auth.challenges(now, stale=stale, algorithms=algorithms)]
         return response_to(request, 401, to_tag=new_tag(), headers=headers)
+
+    def _failed(self, response: SipResponse | None, source: Endpoint, user: str, now: float,
+                reason: str) -> Registration:
+        """A failed authentication: counted by the throttle, logged unless it says not to."""
+        penalty = None
+        if self.throttle is not None:
+            penalty = self.throttle.failed(source.host, user, now)
+        if penalty is None or penalty.log:
+            log.info("REGISTER %s from %s refused: %s", user, source, reason)
+        if penalty is not None and penalty.silent:
+            response = None
+        return Registration(response, auth_failed=True, user=user, penalty=penalty)
 
     def register(self, request: SipRequest, source: Endpoint, now: float) -> Registration:
         to = request.headers.get_first("to") or ""
@@ -87,16 +106,17 @@ class Registrar:
         authorization = request.headers.get_first("authorization")
         if not authorization:
             return Registration(self.challenge(request, now), user=user)
+        if self.throttle is not None and not self.throttle.may_try(source.host, user, now):
+            return Registration(None, user=user)
         try:
             credentials = parse_credentials(authorization)
         except DigestError as exc:
-            log.info("REGISTER from %s: unreadable credentials: %s", source, exc)
-            return Registration(self.challenge(request, now), auth_failed=True, user=user)
+            return self._failed(self.challenge(request, now), source, user, now,
+                                f"unreadable credentials: {exc}")
         if credentials.username != user:
-            return Registration(
+            return self._failed(
                 response_to(request, 403, "Credentials do not match the address of record"),
-                auth_failed=True,
-                user=user,
+                source, user, now, "credentials of another user",
             )
         outcome = self.auth.verify(
             credentials, "REGISTER", self.directory.ha1,
@@ -105,8 +125,9 @@ class Registrar:
         if outcome.verdict is Verdict.STALE:
             return Registration(self.challenge(request, now, stale=True), user=user)
         if not outcome.ok:
-            log.info("REGISTER %s from %s refused: %s", user, source, outcome.reason)
-            return Registration(self.challenge(request, now), auth_failed=True, user=user)
+            return self._failed(self.challenge(request, now), source, user, now, outcome.reason)
+        if self.throttle is not None:
+            self.throttle.succeeded(source.host, user, now)
         if self.directory.is_disabled(user):
             return Registration(response_to(request, 403, "Account disabled"), user=user)
         return self._bind(request, source, user, now)

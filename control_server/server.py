@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 
 from protocols.sip.digest import Algorithm
@@ -19,7 +20,8 @@ from protocols.sip.transaction import ClientTransaction
 
 from .config import ServerConfig
 from .directory import Directory
-from .events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
+from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
+from .held_answers import Answer, HeldAnswers
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .notifier import ALLOW_EVENTS, Notifier
@@ -28,12 +30,14 @@ from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
 from .store import Database, DirectoryStore, StateStore, nonce_secret
+from .throttle import Throttle, ThrottlePolicy
 
 log = logging.getLogger("sipsync.server")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, SUBSCRIBE"
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
+THROTTLE_CLEANUP_SECONDS = 10.0
 # Requests counted by method for metrics; anything else is "other", so junk cannot add labels.
 COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIFY", "SUBSCRIBE",
                                                               "UPDATE", "PRACK", "REFER"}
@@ -56,12 +60,25 @@ class ControlServer:
         self.auth = DigestAuthenticator(
             self.realm, nonce_secret(config.data_dir),
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
+            multi_challenge_agents=tuple(
+                a.strip() for a in config.multi_challenge_agents.split(",")),
         )
+        self.throttle = Throttle(ThrottlePolicy(
+            ban_after=config.ban_after_failures,
+            slow_after=config.slow_after_failures,
+            window=config.failure_window,
+            ban_seconds=config.ban_seconds,
+            flood_requests=config.flood_requests,
+            flood_window=config.flood_window,
+            allowed=frozenset(a.strip() for a in config.throttle_allow.split(",") if a.strip()),
+        ))
+        self._throttle_cleaned = 0.0
+        self.held = HeldAnswers()
         self.directory = Directory.load(self.directory_store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
-                         "registrations": 0}
+                         "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0}
         self.driver = SipDriver(self, counters=self.counters)
         self.layer = self.driver.layer
         self.registrar = Registrar(
@@ -72,6 +89,7 @@ class ControlServer:
                 max_expires=config.max_expires,
                 auto_create_devices=config.auto_create_devices,
             ),
+            throttle=self.throttle,
         )
         self.proxy: Proxy | None = None
         self.notifier: Notifier | None = None
@@ -110,6 +128,8 @@ class ControlServer:
                         challenge_invites=self.config.challenge_invites),
             describe=describe,
             read_progress=read_progress,
+            throttle=self.throttle,
+            hold=self._hold,
         )
         last_seen = {(d.user, d.name): d.last_seen for d in self.directory_store.devices()
                      if d.last_seen is not None}
@@ -140,6 +160,15 @@ class ControlServer:
     # -- what the SIP driver hands us ------------------------------------------------------------
 
     def request_received(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        if not self.throttle.arrival(source.host, now):
+            self.counters["throttle_dropped"] += 1
+            self._announce_bans(now)
+            return []
+        effects = self._handle(request, source, now)
+        self._announce_bans(now)
+        return effects
+
+    def _handle(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         method = request.method
         counted = method if method in COUNTED_METHODS else "other"
         self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
@@ -174,10 +203,22 @@ class ControlServer:
         return self.layer.respond(transaction, 405, bytes(response), now)
 
     def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
+        held_as = (source, request.via[0].branch if request.via else "")
+        if self.held.holding(held_as):
+            return []  # a retransmission of a REGISTER whose late answer is on its way
         result = self.registrar.register(request, source, now)
-        effects: list[Effect] = [Transmit(bytes(result.response), source)]
         if result.auth_failed:
             self.counters["auth_failures"] += 1
+        if result.response is None:
+            self.counters["throttle_dropped"] += 1
+            return []
+        effects: list[Effect] = [Transmit(bytes(result.response), source)]
+        if result.auth_failed:
+            penalty = result.penalty
+            if penalty is not None and penalty.delay > 0:
+                data = bytes(result.response)
+                self._hold(now + penalty.delay, lambda at: [Transmit(data, source)], held_as)
+                return []
         if result.bound is not None:
             self.counters["registrations"] += 1
             binding = result.bound
@@ -229,14 +270,31 @@ class ControlServer:
     def next_deadline(self) -> float | None:
         if self.proxy is None or self.notifier is None:
             return None
-        deadlines = [d for d in (self.proxy.next_deadline(), self.notifier.next_deadline())
-                     if d is not None]
-        return min(deadlines) if deadlines else None
+        due = [d for d in (self.proxy.next_deadline(), self.notifier.next_deadline(),
+                           self.held.next_deadline()) if d is not None]
+        return min(due) if due else None
 
     def expire(self, now: float) -> list[Effect]:
-        if self.proxy is None or self.notifier is None:
-            return []
-        return self.proxy.expire(now) + self.notifier.expire(now)
+        effects = self.held.expire(now)
+        if self.proxy is not None and self.notifier is not None:
+            effects += self.proxy.expire(now) + self.notifier.expire(now)
+        return effects
+
+    # -- the throttle's side effects -------------------------------------------------------------
+
+    def _hold(self, due: float, answer: Answer, key: Hashable = None) -> None:
+        """Send an answer at `due` rather than now; too many held already, it is dropped."""
+        if self.held.hold(due, answer, key):
+            self.counters["throttle_delayed"] += 1
+        else:
+            self.counters["throttle_dropped"] += 1
+
+    def _announce_bans(self, now: float) -> None:
+        for ban in self.throttle.take_new_bans():
+            log.warning("banned %s", self.throttle.describe(ban, now))
+            self.metrics.ban_started(ban.kind.value)
+            if self.events.listening:
+                self.events.publish(Banned(ban, now))
 
     # -- background jobs -------------------------------------------------------------------------
 
@@ -257,6 +315,9 @@ class ControlServer:
             log.info("ending orphaned session %s: %s", session.call_id, reason)
             self.sessions.finish(session, now, reason=reason, failed=True)
         self.auth.replays.forget_expired(now)
+        if now - self._throttle_cleaned >= THROTTLE_CLEANUP_SECONDS:
+            self.throttle.forget_idle(now)
+            self._throttle_cleaned = now
         await self.reload_directory()
 
     async def reload_directory(self) -> None:

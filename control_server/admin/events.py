@@ -1,6 +1,6 @@
 """The admin's live events, for the HTTP API's event stream: the server's typed events turned into
-rows (device.online, device.offline, session.started, session.progress, session.ended) and fanned
-out to each subscriber's queue in the server's event loop."""
+rows (device.online, device.offline, session.started, session.progress, session.ended,
+security.banned) and fanned out to each subscriber's queue in the server's event loop."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import DeviceOffline, DeviceOnline, ServerEvent, SessionChanged
-from .rows import offline_row, online_row, session_row
+from ..events import Banned, DeviceOffline, DeviceOnline, ServerEvent, SessionChanged
+from .rows import ban_row, offline_row, online_row, session_row
 
 DEVICE_ONLINE = "device.online"
 DEVICE_OFFLINE = "device.offline"
 SESSION_STARTED = "session.started"
 SESSION_PROGRESS = "session.progress"
 SESSION_ENDED = "session.ended"
+BANNED = "security.banned"
 
 # A subscriber this far behind is cut off rather than let the server's memory grow for it.
 QUEUE_LIMIT = 1000
@@ -36,6 +37,8 @@ def admin_event(event: ServerEvent) -> tuple[str, dict[str, Any]]:
         return DEVICE_ONLINE, online_row(event.binding, event.at)
     if isinstance(event, DeviceOffline):
         return DEVICE_OFFLINE, offline_row(event)
+    if isinstance(event, Banned):
+        return BANNED, ban_row(event.ban)
     assert isinstance(event, SessionChanged)
     record = event.record
     if record.ended_at is not None:

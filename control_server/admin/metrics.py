@@ -34,6 +34,10 @@ class _ServerCollector(Collector):
             ("sipsync_auth_failures", "auth_failures", "REGISTERs refused for wrong credentials"),
             ("sipsync_messages_received", "received", "SIP messages received"),
             ("sipsync_messages_malformed", "malformed", "SIP messages that did not parse"),
+            ("sipsync_throttle_delayed", "throttle_delayed",
+             "Answers to failed authentications sent late by the throttle"),
+            ("sipsync_throttle_dropped", "throttle_dropped",
+             "Requests dropped unanswered: banned address or user, or a flood"),
         ):
             yield CounterMetricFamily(name, text, value=counters.get(key, 0))
         requests = CounterMetricFamily("sipsync_sip_requests", "SIP requests received, by method",
@@ -58,6 +62,13 @@ class _ServerCollector(Collector):
         for (outcome, status), tally in list(self._metrics.sessions_ended.items()):
             sessions.add_metric([outcome, status], tally.count, created=tally.since)
         yield sessions
+        bans = CounterMetricFamily(
+            "sipsync_bans", "Bans started, by kind (address or user for failed logins, flood)",
+            labels=["kind"],
+        )
+        for kind, tally in list(self._metrics.bans.items()):
+            bans.add_metric([kind], tally.count, created=tally.since)
+        yield bans
         yield from _histogram("sipsync_register_seconds",
                               "Time to handle one REGISTER in the server",
                               self._metrics.register_seconds)

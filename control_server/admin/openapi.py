@@ -58,7 +58,7 @@ def openapi_document(version: str) -> dict:
                                 "responses": _ok("status", {"type": "object"})}},
         "/api/events": {"get": {
             "summary": "Server-sent events: device.online, device.offline, session.started, "
-                       "session.progress, session.ended; data is JSON",
+                       "session.progress, session.ended, security.banned; data is JSON",
             "responses": {"200": {"description": "event stream",
                                   "content": {"text/event-stream": {}}}}}},
         "/api/devices": {

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from ..events import DeviceOffline
 from ..location import Binding
 from ..sessions import SessionRecord
+from ..throttle import Ban
 from ..store import AdminRow, DeviceRow, ShareRow, TokenRow, UserRow
 
 
@@ -46,6 +47,11 @@ def online_row(binding: Binding, now: float) -> dict:
 
 def offline_row(event: DeviceOffline) -> dict:
     return {"user": event.user, "device": event.device, "reason": event.reason}
+
+
+def ban_row(ban: Ban) -> dict:
+    """A ban: of an `address` or a `user` for failed logins, or of an address for a `flood`."""
+    return {"kind": ban.kind.value, "who": ban.who, "until": ban.until, "count": ban.count}
 
 
 def session_row(record: SessionRecord, now: float) -> dict:

@@ -157,21 +157,34 @@ class DigestAuthenticator:
         *,
         nonce_lifetime: float = 300.0,
         algorithms: tuple[Algorithm, ...] = (Algorithm.MD5, Algorithm.SHA256),
+        multi_challenge_agents: tuple[str, ...] = (),
     ) -> None:
         # MD5 first by default: common clients (sipp 3.6) take the first challenge they see.
         self.realm = realm
         self.algorithms = algorithms
+        self.multi_challenge_agents = tuple(a.lower() for a in multi_challenge_agents if a)
         self.nonces = NonceIssuer(secret, nonce_lifetime)
         self.replays = ReplayGuard(nonce_lifetime)
 
-    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
-        """One WWW-Authenticate / Proxy-Authenticate value per algorithm, sharing a nonce."""
+    def algorithms_for(self, user_agent: str) -> tuple[Algorithm, ...]:
+        """The challenges one request gets (RFC 8760 lets the set vary per request): every
+        algorithm, in order, for a user agent known to pick among several; only the first for
+        any other, since some (baresip's libre) give up on a challenge they cannot answer."""
+        agent = user_agent.lower()
+        if any(name in agent for name in self.multi_challenge_agents):
+            return self.algorithms
+        return self.algorithms[:1]
+
+    def challenges(self, now: float, *, stale: bool = False,
+                   algorithms: tuple[Algorithm, ...] | None = None) -> list[str]:
+        """One WWW-Authenticate / Proxy-Authenticate value per algorithm (all offered ones
+        unless told), sharing a nonce."""
         nonce = self.nonces.issue(now)
         tail = ", stale=true" if stale else ""
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", '
             f"algorithm={algorithm.value}{tail}"
-            for algorithm in self.algorithms
+            for algorithm in (self.algorithms if algorithms is None else algorithms)
         ]
 
     def verify(

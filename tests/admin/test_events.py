@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from control_server.admin.events import EventHub, admin_event
-from control_server.events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
+from control_server.events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from control_server.location import Binding
 from control_server.sessions import SessionRecord
+from control_server.throttle import Ban, BanKind
 from protocols.sip.endpoint import Endpoint
 
 PHONE = Binding(user="ann", device="phone", contact="sip:ann@127.0.0.1:5070",
@@ -41,6 +42,12 @@ def test_a_device_online_shows_its_address_and_expiry_countdown():
 def test_a_device_offline_says_why():
     assert admin_event(DeviceOffline("ann", "phone", "went offline", 5.0)) == (
         "device.offline", {"user": "ann", "device": "phone", "reason": "went offline"})
+
+
+def test_a_ban_names_its_kind_whom_until_when_and_the_count_behind_it():
+    ban = Ban(BanKind.ADDRESS, "192.0.2.66", 310.0, 10)
+    assert admin_event(Banned(ban, 10.0)) == (
+        "security.banned", {"kind": "address", "who": "192.0.2.66", "until": 310.0, "count": 10})
 
 
 async def test_a_subscriber_gets_the_server_events_from_the_bus_until_it_unsubscribes():

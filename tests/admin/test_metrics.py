@@ -56,3 +56,20 @@ def test_counts_are_read_at_scrape_time():
     assert first == {("sipsync_online_devices", ()): 2.0}
     assert samples(exposition.render(), "sipsync_online_devices") == \
         {("sipsync_online_devices", ()): 7.0}
+
+
+def test_bans_are_counted_by_kind_and_throttled_requests_by_what_was_done():
+    metrics = ServerMetrics()
+    for kind in ("address", "user", "address", "flood"):
+        metrics.ban_started(kind)
+    counts = ServerCounts(counters={"throttle_delayed": 7, "throttle_dropped": 3}, requests={},
+                          online=0, active_sessions=0, server_transactions=0,
+                          client_transactions=0)
+    ours = MetricsExposition(lambda: counts, metrics).render()
+    assert samples(ours, "sipsync_bans") == {
+        ("sipsync_bans_total", (("kind", "address"),)): 2.0,
+        ("sipsync_bans_total", (("kind", "user"),)): 1.0,
+        ("sipsync_bans_total", (("kind", "flood"),)): 1.0,
+    }
+    assert samples(ours, "sipsync_throttle_delayed") == {("sipsync_throttle_delayed_total", ()): 7}
+    assert samples(ours, "sipsync_throttle_dropped") == {("sipsync_throttle_dropped_total", ()): 3}

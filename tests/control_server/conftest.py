@@ -25,7 +25,7 @@ def directory() -> Directory:
 
 @pytest.fixture
 def auth() -> DigestAuthenticator:
-    return DigestAuthenticator("sipsync", b"s" * 32)
+    return DigestAuthenticator("sipsync", b"s" * 32, multi_challenge_agents=("sipsync-peer",))
 
 
 @pytest.fixture

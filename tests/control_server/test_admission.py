@@ -8,6 +8,7 @@ import pytest
 from control_server.admission import Refusal, authenticate, authorize
 from control_server.directory import Account
 from control_server.location import Binding
+from control_server.throttle import Throttle, ThrottlePolicy
 from protocols.sip.endpoint import Endpoint
 
 from .sip_client import answer, build
@@ -47,7 +48,8 @@ def test_an_invite_without_readable_digest_credentials_is_challenged(
         auth, directory, header, status, reason):
     refusal = authenticate(invite_with(header), "alice", auth, directory, 0.0)
     assert (refusal.status, refusal.reason) == (status, reason)
-    assert [name for name, _ in refusal.headers] == ["Proxy-Authenticate"] * len(auth.algorithms)
+    # A client naming no user agent known to choose among challenges gets the first alone.
+    assert [name for name, _ in refusal.headers] == ["Proxy-Authenticate"]
     assert all("stale" not in value for _, value in refusal.headers)
 
 
@@ -114,7 +116,8 @@ BOB_DESK = ("bob", "desk")
     # one device of one's own
     (ALICE_LAPTOP, "alice", "phone", {}, set(), [("alice", "phone")]),
     (ALICE_LAPTOP, "alice", "ghost", {}, set(), Refusal(404, "No such device")),
-    (ALICE_LAPTOP, "nobody", "phone", {}, set(), Refusal(404, "No such user")),
+    (ALICE_LAPTOP, "nobody", "phone", {}, set(),
+     Refusal(403, "Not allowed to sync with this device")),
     (ALICE_LAPTOP, "alice", "phone", {}, {("alice", "phone")}, Refusal(403, "Device disabled")),
     (ALICE_LAPTOP, "alice", "phone", {}, {ALICE_LAPTOP}, Refusal(403, "Calling device disabled")),
     # another user's device: only through a share, and a stranger does not learn it is disabled
@@ -136,7 +139,7 @@ BOB_DESK = ("bob", "desk")
      Refusal(480, "No device of this user is online")),
     (ALICE_LAPTOP, "bob", None, {}, set(), Refusal(403, "Not allowed to sync with this user")),
     (ALICE_LAPTOP, "bob", None, {BOB_DESK: {"alice"}}, set(), [BOB_DESK]),
-    (ALICE_LAPTOP, "carol", None, {}, set(), Refusal(480, "No device of this user is online")),
+    (ALICE_LAPTOP, "carol", None, {}, set(), Refusal(403, "Not allowed to sync with this user")),
     (BOB_DESK, "bob", None, {}, set(), Refusal(480, "No device of this user is online")),
 ])
 def test_authorization_reaches_the_devices_the_caller_may_sync_with(
@@ -145,3 +148,56 @@ def test_authorization_reaches_the_devices_the_caller_may_sync_with(
     directory.shares.update(shares)
     directory.disabled_devices |= disabled
     assert reached(authorize(caller, user, device, directory, location)) == expected
+
+
+# -- what a caller learns about others ------------------------------------------------------------
+
+HIDDEN_DEVICE = Refusal(403, "Not allowed to sync with this device")
+HIDDEN_USER = Refusal(403, "Not allowed to sync with this user")
+
+
+@pytest.mark.parametrize("user, device, expected", [
+    ("nobody", "phone", HIDDEN_DEVICE),  # no such user
+    ("carol", "phone", HIDDEN_DEVICE),  # a user with no device at all
+    ("bob", "ghost", HIDDEN_DEVICE),  # no such device of a real user
+    ("bob", "desk", HIDDEN_DEVICE),  # online, not shared
+    ("bob", "nas", HIDDEN_DEVICE),  # offline, not shared
+    ("bob", "attic", HIDDEN_DEVICE),  # disabled, not shared
+    ("nobody", None, HIDDEN_USER),
+    ("carol", None, HIDDEN_USER),  # nothing online
+    ("bob", None, HIDDEN_USER),  # online devices, none shared
+])
+def test_a_caller_gets_one_answer_for_whatever_is_not_shared_with_it(world, user, device, expected):
+    directory, location = world
+    directory.devices |= {("bob", "nas"), ("bob", "attic")}
+    directory.disabled_devices.add(("bob", "attic"))
+    directory.shares[("dave", "box")] = {"alice"}  # a share from someone else changes nothing
+    assert authorize(ALICE_LAPTOP, user, device, directory, location) == expected
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("nas", Refusal(480, "Device offline")),
+    ("attic", Refusal(403, "Device disabled")),
+    (None, Refusal(480, "No device of this user is online")),
+])
+def test_a_share_lets_the_caller_learn_about_that_user(world, device, expected):
+    directory, location = world
+    location.remove("bob", "desk")
+    directory.devices |= {("bob", "nas"), ("bob", "attic")}
+    directory.disabled_devices.add(("bob", "attic"))
+    directory.shares.update({("bob", "nas"): {"alice"}, ("bob", "attic"): {"alice"}})
+    assert authorize(ALICE_LAPTOP, "bob", device, directory, location) == expected
+
+
+def test_a_banned_caller_from_a_stranger_address_gets_a_late_407_with_credentials_unread(
+        auth, directory):
+    throttle = Throttle(ThrottlePolicy(ban_after=2, max_delay=4.0))
+    for now in (1.0, 2.0):
+        refusal = authenticate(invite_with(credentials(auth, now, password="bad")), "alice",
+                               auth, directory, now, source="192.0.2.66", throttle=throttle)
+        assert refusal.status == 407
+    assert refusal.penalty.delay == 4.0  # the banning guess: as late as can be
+    right = invite_with(credentials(auth, 3.0))
+    refusal = authenticate(right, "alice", auth, directory, 3.0, source="203.0.113.9",
+                           throttle=throttle)
+    assert (refusal.status, refusal.penalty.delay) == (407, 4.0)

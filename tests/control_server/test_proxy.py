@@ -80,7 +80,7 @@ def test_an_authenticated_invite_is_forwarded_to_the_device_with_via_and_record_
 
 
 @pytest.mark.parametrize("target, status", [
-    ("sip:nobody@sipsync", 404),
+    ("sip:nobody@sipsync", 403),
     ("sip:alice@sipsync;device=ghost", 404),
     ("sip:alice@sipsync;device=laptop", 480),
     ("sip:bob@sipsync;device=desk", 403),

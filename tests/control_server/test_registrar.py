@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from control_server.registrar import Registrar
+from control_server.throttle import Throttle, ThrottlePolicy
 from protocols.sip.endpoint import Endpoint
 
 from .sip_client import answer, build
@@ -10,10 +14,12 @@ SOURCE = Endpoint("udp", "127.0.0.1", 5071)
 
 
 def register(registrar, user="alice", password="alice-pw", *, expires="60", device=None,
-             contact=None, now=1000.0, cseq=2, call_id="reg1", algorithm_index=0):
+             contact=None, now=1000.0, cseq=2, call_id="reg1", algorithm_index=0,
+             user_agent=None):
     to = f"<sip:{user}@sipsync{';device=' + device if device else ''}>"
     contact = contact or f"<sip:{user}@127.0.0.1:5071>"
     headers = [f"Contact: {contact}"] + ([f"Expires: {expires}"] if expires is not None else [])
+    headers += [f"User-Agent: {user_agent}"] if user_agent else []
     first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=cseq - 1,
                   call_id=call_id)
     challenge = registrar.register(first, SOURCE, now)
@@ -25,12 +31,20 @@ def register(registrar, user="alice", password="alice-pw", *, expires="60", devi
     return registrar.register(second, SOURCE, now)
 
 
-def test_a_register_without_credentials_is_challenged_with_md5_then_sha256(registrar):
-    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>"])
+def challenged_with(registrar, *headers):
+    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>", *headers])
     result = registrar.register(first, SOURCE, 0.0)
-    challenges = result.response.headers.get("www-authenticate")
     assert result.response.status_code == 401
-    assert [c.rsplit("algorithm=", 1)[1] for c in challenges] == ["MD5", "SHA-256"]
+    return [c.rsplit("algorithm=", 1)[1] for c in result.response.headers.get("www-authenticate")]
+
+
+def test_a_register_from_an_agent_known_to_choose_is_challenged_with_md5_then_sha256(registrar):
+    assert challenged_with(registrar, "User-Agent: sipsync-peer/0.1") == ["MD5", "SHA-256"]
+
+
+@pytest.mark.parametrize("agent", [None, "baresip v1.0.0 (x86_64/linux)", "sipp-test"])
+def test_a_register_from_any_other_agent_is_challenged_with_md5_alone(registrar, agent):
+    assert challenged_with(registrar, *([f"User-Agent: {agent}"] if agent else [])) == ["MD5"]
 
 
 def test_the_right_password_binds_the_default_device_for_60_seconds(registrar, location):
@@ -43,7 +57,8 @@ def test_the_right_password_binds_the_default_device_for_60_seconds(registrar, l
 
 
 def test_sha256_credentials_work_too(registrar):
-    assert register(registrar, algorithm_index=1).response.status_code == 200
+    result = register(registrar, algorithm_index=1, user_agent="sipsync-peer/0.1")
+    assert result.response.status_code == 200
 
 
 def test_register_with_wrong_password_gets_401_again(registrar, location):
@@ -144,3 +159,42 @@ def test_other_devices_of_the_user_still_register_beside_a_disabled_one(registra
     directory.disabled_devices.add(("alice", "laptop"))
     assert register(registrar, device="phone").response.status_code == 200
     assert location.get("alice", "phone") is not None
+
+
+# -- with the throttle ----------------------------------------------------------------------------
+
+def throttled_registrar(auth, directory, location):
+    policy = ThrottlePolicy(ban_after=4, slow_after=1, max_delay=4.0, ban_seconds=300.0)
+    return Registrar(auth, directory, location, throttle=Throttle(policy))
+
+
+def register_from(registrar, host, password, now, call_id):
+    source = Endpoint("udp", host, 5071)
+    first = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>"],
+                  call_id=call_id)
+    value = registrar.register(first, source, now).response.headers.get("www-authenticate")[0]
+    credentials = answer(value, user="alice", password=password, method="REGISTER",
+                         uri="sip:sipsync")
+    second = build("REGISTER", "sip:sipsync", user="alice", headers=["Contact: <sip:a@h>",
+                                                                     credentials],
+                   cseq=2, call_id=call_id)
+    return registrar.register(second, source, now)
+
+
+def test_wrong_passwords_past_the_slow_point_carry_a_growing_delay(auth, directory, location):
+    registrar = throttled_registrar(auth, directory, location)
+    results = [register_from(registrar, "192.0.2.66", "bad", 1.0 + i, f"g{i}") for i in range(3)]
+    assert [r.response.status_code for r in results] == [401, 401, 401]
+    assert [r.penalty.delay for r in results] == [0.0, 0.5, 1.0]
+
+
+def test_the_banning_guess_and_later_strangers_get_no_answer_while_a_known_device_binds(
+        auth, directory, location):
+    registrar = throttled_registrar(auth, directory, location)
+    assert register_from(registrar, "198.51.100.7", "alice-pw", 0.0, "d1").bound is not None
+    results = [register_from(registrar, "192.0.2.66", "bad", 1.0 + i, f"g{i}") for i in range(4)]
+    assert results[-1].response is None and results[-1].auth_failed
+    stranger = register_from(registrar, "203.0.113.9", "alice-pw", 10.0, "s1")
+    assert stranger.response is None and stranger.bound is None
+    known = register_from(registrar, "198.51.100.7", "alice-pw", 10.0, "d2")
+    assert known.response.status_code == 200

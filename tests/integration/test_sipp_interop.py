@@ -72,7 +72,7 @@ def server_with_users(data_dir):
     """A server started after its users, devices and shares were stored."""
     started = []
 
-    def start(users=(), devices=(), shares=()) -> ServerProcess:
+    def start(users=(), devices=(), shares=(), options=()) -> ServerProcess:
         store = DirectoryStore.open(data_dir)
         for name, password in users:
             store.add_user(name, password)
@@ -81,7 +81,7 @@ def server_with_users(data_dir):
         for share in shares:
             store.add_share(*share)
         store.close()
-        started.append(ServerProcess(data_dir).start())
+        started.append(ServerProcess(data_dir, *options).start())
         return started[-1]
 
     yield start
@@ -90,8 +90,12 @@ def server_with_users(data_dir):
 
 
 def test_a_wrong_password_never_gets_200(data_dir, tmp_path, server_with_users):
+    # Twenty wrong passwords from one address: the throttle's limits are raised so that each
+    # gets its 401 at once (test_throttle_live covers the throttle).
     server = server_with_users([(f"user{i}", f"pw{i}") for i in range(1, 21)]
-                               + [("witness", "witness-pw")])
+                               + [("witness", "witness-pw")],
+                               options=("--ban-after-failures", "1000",
+                                        "--slow-after-failures", "1000"))
     wrong = [(f"user{i}", "not-the-password") for i in range(1, 21)]
     csv = write_users_csv(tmp_path / "wrong.csv", wrong)
     # The scenario succeeds only when the answer to the challenge is another 401.
