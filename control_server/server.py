@@ -20,6 +20,7 @@ from protocols.sip.transaction import ClientTransaction
 from .config import ServerConfig
 from .directory import Directory
 from .events import DeviceOffline, DeviceOnline, EventBus, SessionChanged
+from .inspection import ALLOW, Rejection, has_user, inspect, method_rejection
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .proxy import Proxy, ProxyPolicy
@@ -30,7 +31,6 @@ from .store import Database, DirectoryStore, StateStore, nonce_secret
 
 log = logging.getLogger("sipsync.server")
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER"
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
 # Requests counted by method for metrics; anything else is "other", so junk cannot add labels.
@@ -138,6 +138,9 @@ class ControlServer:
         self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
         if method == "REGISTER":
             started = time.perf_counter()
+            rejection = inspect(request, answered_here=True)
+            if rejection is not None:
+                return [Transmit(_rejected(request, rejection), source)]
             effects = self._register(request, source, now)
             self.metrics.register_seconds.observe(time.perf_counter() - started)
             return effects
@@ -148,19 +151,25 @@ class ControlServer:
             return self.proxy.ack(request, source, now)
         if method == "CANCEL":
             return self.proxy.cancel(request, source, now)
-        if method == "OPTIONS" and not _has_user(request.uri):
+        if method == "OPTIONS" and not has_user(request.uri):
+            rejection = inspect(request, answered_here=True)
+            if rejection is not None:
+                return [Transmit(_rejected(request, rejection), source)]
             response = response_to(request, 200, headers=[("Allow", ALLOW)])
             return [Transmit(bytes(response), source)]
         in_dialog = ";tag=" in (request.headers.get_first("to") or "")
         transaction, effects = self.layer.receive_request(request, source, now)
         if transaction is None:
             return effects
-        if in_dialog:
-            return self.proxy.in_dialog(transaction, now)
-        if method == "INVITE":
-            return self.proxy.invite(transaction, now)
-        response = response_to(request, 405, headers=[("Allow", ALLOW)])
-        return self.layer.respond(transaction, 405, bytes(response), now)
+        rejection = inspect(request, answered_here=False)
+        if rejection is None:
+            if in_dialog:
+                return self.proxy.in_dialog(transaction, now)
+            if method == "INVITE":
+                return self.proxy.invite(transaction, now)
+            rejection = method_rejection(request)
+        return self.layer.respond(transaction, rejection.status, _rejected(request, rejection),
+                                  now)
 
     def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         result = self.registrar.register(request, source, now)
@@ -321,8 +330,9 @@ def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:
     return None
 
 
-def _has_user(uri: str) -> bool:
-    return "@" in uri.split(";", 1)[0]
+def _rejected(request: SipRequest, rejection: Rejection) -> bytes:
+    return bytes(response_to(request, rejection.status, rejection.reason,
+                             headers=list(rejection.headers)))
 
 
 def _settle_heap() -> None:
