@@ -12,18 +12,18 @@ from dataclasses import dataclass
 
 from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipMessage, SipRequest, SipResponse, user_of
+from protocols.sip.message import SipMessage, SipRequest, SipResponse, parse_address, user_of
 from protocols.sip.effects import ClientTimeout, Effect
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 
 from .admission import Refusal, authenticate, authorize
 from .dialog_relay import DialogRelay, ReadProgress, Relay
+from .device_names import caller_device
 from .directory import Directory
 from .forking import Branch, Describe, Forker
 from .location import LocationTable
 from .routing import Router
 from .sessions import Session, SessionRegistry
-from .store import DEFAULT_DEVICE
 
 
 def _no_description(message: SipMessage) -> tuple[None, None, None]:
@@ -97,7 +97,7 @@ class Proxy:
         data_type, protocol, dataset = self.describe(request)
         session = Session(
             call_id=call_id,
-            caller=(caller_user, from_addr.uri.params.get("device") or DEFAULT_DEVICE),
+            caller=(caller_user, _caller_device(request, from_addr.uri.params.get("device"))),
             callee=(target_user, target_device or "*"),
             caller_tag=from_addr.tag or "",
             caller_endpoint=txn.source,
@@ -153,6 +153,12 @@ class Proxy:
 
     def ack(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         return self.dialogs.ack(request, source, now)
+
+
+def _caller_device(request: SipRequest, from_device: str | None) -> str:
+    contact = request.headers.get_first("contact") or ""
+    contact_uri = parse_address(contact).uri if contact and contact != "*" else None
+    return caller_device(from_device, contact, contact_uri)
 
 
 def _uri_param(uri: str, name: str) -> str | None:
