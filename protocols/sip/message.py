@@ -145,7 +145,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
             if declared[:1] == "-" and declared[1:].isdigit():
                 raise SipParseError(f"Content-Length out of range: {declared}", request)
             raise SipParseError(f"Content-Length is not a number: {declared!r}", request)
-        length = int(declared)
+        length = int(declared) if len(declared) <= 10 else MAX_MESSAGE_BYTES + 1
         if length > MAX_MESSAGE_BYTES:
             raise SipParseError(f"Content-Length out of range: {length}", request)
         if not stream and len(body) < length:

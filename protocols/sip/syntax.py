@@ -20,13 +20,13 @@ _HOST = r"(?:\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9\-.]++)"
 
 TOKEN = re.compile(_TOKEN + r"\Z")
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+:")
-VERSION = re.compile(r"SIP/\d++\.\d++\Z", re.IGNORECASE)
+VERSION = re.compile(r"SIP/[0-9]++\.[0-9]++\Z", re.IGNORECASE)
 VIA = re.compile(
-    r"SIP\s*+/\s*+2\.0\s*+/\s*+" + _TOKEN + r"\s++" + _HOST + r"(?:\s*+:\s*+\d{1,5}+)?+" + _PARAMS
+    r"SIP\s*+/\s*+2\.0\s*+/\s*+" + _TOKEN + r"\s++" + _HOST + r"(?:\s*+:\s*+[0-9]{1,5}+)?+" + _PARAMS
     + r"\Z",
     re.IGNORECASE,
 )
-CSEQ = re.compile(r"(\d++)\s++(" + _TOKEN + r")\s*+\Z")
+CSEQ = re.compile(r"([0-9]++)\s++(" + _TOKEN + r")\s*+\Z")
 _NAME_ADDR = re.compile(
     r"(?:" + _QUOTED + "|" + _TOKEN + r"(?:\s++" + _TOKEN + r")*+)?+\s*+<[^\s<>]++>" + _PARAMS
     + r"\Z"
@@ -88,6 +88,6 @@ def cseq_problem(value: str, method: str | None) -> str | None:
 
 def max_forwards_problem(value: str) -> str | None:
     value = value.strip()
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_HOPS:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_HOPS:
         return f"Max-Forwards is not a number from 0 to {MAX_HOPS}: {value[:20]!r}"
     return None
