@@ -26,10 +26,10 @@ from protocols.sip.reginfo import ContactEvent, DeviceState
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 
 from .admission import authenticate
+from .device_names import requesting_device
 from .directory import Directory
 from .location import LocationTable
 from .presence import DeviceKey, Notify, Presence, Sharing, Subscription
-from .store import DEFAULT_DEVICE
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Notifier:
         expires = _expires(request)
         if expires is False:
             return self._reply(txn, 400, now, "Unreadable Expires")
-        subscriber = (user, from_addr.uri.params.get("device") or DEFAULT_DEVICE)
+        subscriber = (user, requesting_device(request))
         binding = self.location.get(*subscriber)
         if binding is None or subscriber in self.directory.disabled_devices:
             return self._reply(txn, 403, now, "Register before subscribing")

@@ -13,20 +13,26 @@ from dataclasses import dataclass
 
 from protocols.sip.digest_server import DigestAuthenticator
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipMessage, SipRequest, SipResponse, uri_param, user_of
+from protocols.sip.message import (
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    uri_param,
+    user_of,
+)
 from protocols.sip.effects import ClientTimeout, Effect
 from protocols.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 from session_xml import LIVE_SYNC_SUBJECT
 
 from .admission import Refusal, authenticate, authorize
 from .dialog_relay import DialogRelay, ReadProgress, Relay
+from .device_names import requesting_device
 from .directory import Directory
 from .forking import Branch, Describe, Forker
 from .held_answers import Answer
 from .location import LocationTable
 from .routing import Router
 from .sessions import Session, SessionRegistry
-from .store import DEFAULT_DEVICE
 from .throttle import Throttle
 
 # Sends an answer later: (due time, what to send then).
@@ -114,7 +120,7 @@ class Proxy:
         data_type, protocol, dataset = self.describe(request)
         session = Session(
             call_id=call_id,
-            caller=(caller_user, from_addr.uri.params.get("device") or DEFAULT_DEVICE),
+            caller=(caller_user, requesting_device(request)),
             callee=(target_user, target_device or "*"),
             caller_tag=from_addr.tag or "",
             caller_endpoint=txn.source,
@@ -177,3 +183,4 @@ def _started_by(request: SipRequest) -> str:
     """A live sync names itself in the INVITE's Subject; a scripted session does not."""
     subject = (request.headers.get_first("subject") or "").strip().lower()
     return "daemon" if subject == LIVE_SYNC_SUBJECT else ""
+

@@ -23,15 +23,13 @@ from protocols.sip.message import (
     user_of,
 )
 
+from .device_names import named_device, unnamed_device
 from .directory import Directory
 from .location import Binding, LocationTable
-from .store import DEFAULT_DEVICE
 from .throttle import Penalty, Throttle
 
 log = logging.getLogger(__name__)
 
-_DEVICE_PARAM = re.compile(r";device=([A-Za-z0-9][A-Za-z0-9._-]{0,63})(?=[;>]|$)")
-_INSTANCE = re.compile(r'\+sip\.instance="?<urn:sipsync:device:([A-Za-z0-9][A-Za-z0-9._-]{0,63})>')
 _EXPIRES_PARAM = re.compile(r";\s*expires=(\d+)", re.IGNORECASE)
 
 
@@ -57,14 +55,11 @@ class Registration:
     penalty: Penalty | None = None
 
 
-def device_of(to_uri: str, contact: str) -> str:
-    """The device a REGISTER names: a `device` URI parameter on the To or Contact URI, or a
-    `+sip.instance` of the form <urn:sipsync:device:NAME>; otherwise the user's default device."""
-    for text, pattern in ((contact, _INSTANCE), (contact, _DEVICE_PARAM), (to_uri, _DEVICE_PARAM)):
-        match = pattern.search(text)
-        if match:
-            return match.group(1)
-    return DEFAULT_DEVICE
+def aor_scheme(to: str) -> str:
+    """The scheme of the URI in a To value (`<sip:...>` or `sip:...;tag=`), lower case."""
+    start = to.find("<")
+    uri = to[start + 1 :] if start >= 0 else to
+    return uri.partition(":")[0].strip().lower()
 
 
 class Registrar:
@@ -102,6 +97,9 @@ class Registrar:
 
     def register(self, request: SipRequest, source: Endpoint, now: float) -> Registration:
         to = request.headers.get_first("to") or ""
+        if aor_scheme(to) not in ("sip", "sips"):
+            # RFC 3261 10.3: the address of record is a SIP or SIPS URI.
+            return Registration(response_to(request, 400, "To is not a SIP or SIPS URI"))
         user = user_of(to)
         authorization = request.headers.get_first("authorization")
         if not authorization:
@@ -148,7 +146,12 @@ class Registrar:
             return Registration(self._ok(request, to_tag, [], now), unbound=removed, user=user)
 
         contact = contacts[0]
-        device = device_of(request.headers.get_first("to") or "", contact)
+        try:
+            contact_uri = parse_address(contact).uri
+        except (ValueError, IndexError, AttributeError):
+            return Registration(response_to(request, 400, "Malformed Contact"))
+        device = (named_device(request.headers.get_first("to") or "", contact)
+                  or unnamed_device(contact, contact_uri))
         if (user, device) in self.directory.disabled_devices:
             return Registration(response_to(request, 403, "Device disabled"), user=user)
         expires = self._expires(request, contact)
@@ -181,14 +184,10 @@ class Registrar:
         known = (user, device) in self.directory.devices
         if not known and not self.policy.auto_create_devices:
             return Registration(response_to(request, 404, f"No device {device} for {user}"))
-        try:
-            contact_uri = stringify_uri(parse_address(contact).uri)
-        except (ValueError, IndexError, AttributeError):
-            return Registration(response_to(request, 400, "Malformed Contact"))
         binding = Binding(
             user=user,
             device=device,
-            contact=contact_uri,
+            contact=stringify_uri(contact_uri),
             source=source,
             user_agent=request.headers.get_first("user-agent") or "",
             registered_at=previous.registered_at if previous else now,

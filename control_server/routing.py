@@ -15,6 +15,7 @@ from protocols.sip.message import (
     new_tag,
     parse_message,
     response_to,
+    stamp_received,
 )
 from protocols.sip.effects import Effect, Transmit
 from protocols.sip.transaction import ServerTransaction, TransactionLayer
@@ -31,15 +32,6 @@ def stateless_branch(incoming: str) -> str:
     """Stateless forwarding derives its branch from the incoming one (RFC 3261 16.11), so a
     retransmission leaves with the same branch as the original."""
     return OUR_BRANCH + hashlib.sha1(incoming.encode()).hexdigest()[:16]
-
-
-def stamp_received(via: str, source: Endpoint) -> str:
-    """Note on a Via where the request really came from: `received` and a filled `rport`."""
-    head, sep, rest = via.partition(";")
-    params = [p for p in rest.split(";") if p and not p.strip().lower().startswith("received")]
-    params = [f"rport={source.port}" if p.strip().lower() == "rport" else p for p in params]
-    params.append(f"received={source.host}")
-    return head + ";" + ";".join(params)
 
 
 def without_our_via(response: SipResponse) -> SipResponse:

@@ -22,6 +22,7 @@ from .config import ServerConfig
 from .directory import Directory
 from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .held_answers import Answer, HeldAnswers
+from .inspection import ALLOW, Rejection, has_user, inspect, method_rejection
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .notifier import ALLOW_EVENTS, Notifier
@@ -34,7 +35,6 @@ from .throttle import Throttle, ThrottlePolicy
 
 log = logging.getLogger("sipsync.server")
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, SUBSCRIBE"
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
 THROTTLE_CLEANUP_SECONDS = 10.0
@@ -174,6 +174,9 @@ class ControlServer:
         self.requests_by_method[counted] = self.requests_by_method.get(counted, 0) + 1
         if method == "REGISTER":
             started = time.perf_counter()
+            rejection = inspect(request, answered_here=True)
+            if rejection is not None:
+                return [Transmit(_rejected(request, rejection), source)]
             effects = self._register(request, source, now)
             self.metrics.register_seconds.observe(time.perf_counter() - started)
             return effects
@@ -184,7 +187,10 @@ class ControlServer:
             return self.proxy.ack(request, source, now)
         if method == "CANCEL":
             return self.proxy.cancel(request, source, now)
-        if method == "OPTIONS" and not _has_user(request.uri):
+        if method == "OPTIONS" and not has_user(request.uri):
+            rejection = inspect(request, answered_here=True)
+            if rejection is not None:
+                return [Transmit(_rejected(request, rejection), source)]
             response = response_to(request, 200, headers=[("Allow", ALLOW),
                                                           ("Allow-Events", ALLOW_EVENTS)])
             return [Transmit(bytes(response), source)]
@@ -193,14 +199,22 @@ class ControlServer:
         if transaction is None:
             return effects
         if method == "SUBSCRIBE":
-            assert self.notifier is not None
-            return self.notifier.subscribe(transaction, now)
-        if in_dialog:
-            return self.proxy.in_dialog(transaction, now)
-        if method == "INVITE":
-            return self.proxy.invite(transaction, now)
-        response = response_to(request, 405, headers=[("Allow", ALLOW)])
-        return self.layer.respond(transaction, 405, bytes(response), now)
+            # The server is the notifier: the request's Require applies here as well.
+            rejection = inspect(request, answered_here=True)
+            if rejection is None:
+                assert self.notifier is not None
+                return self.notifier.subscribe(transaction, now)
+            return self.layer.respond(transaction, rejection.status,
+                                      _rejected(request, rejection), now)
+        rejection = inspect(request, answered_here=False)
+        if rejection is None:
+            if in_dialog:
+                return self.proxy.in_dialog(transaction, now)
+            if method == "INVITE":
+                return self.proxy.invite(transaction, now)
+            rejection = method_rejection(request)
+        return self.layer.respond(transaction, rejection.status, _rejected(request, rejection),
+                                  now)
 
     def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         held_as = (source, request.via[0].branch if request.via else "")
@@ -416,8 +430,9 @@ def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:
     return None
 
 
-def _has_user(uri: str) -> bool:
-    return "@" in uri.split(";", 1)[0]
+def _rejected(request: SipRequest, rejection: Rejection) -> bytes:
+    return bytes(response_to(request, rejection.status, rejection.reason,
+                             headers=list(rejection.headers)))
 
 
 def _settle_heap() -> None:

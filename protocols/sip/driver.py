@@ -15,7 +15,14 @@ from typing import Any, Protocol
 
 from .effects import ClientTimeout, Effect, Transmit
 from .endpoint import Endpoint
-from .message import SipParseError, SipRequest, SipResponse, parse_message, response_to
+from .message import (
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    note_source,
+    parse_message,
+    response_to,
+)
 from .transaction import ClientTransaction, ServerTransaction, TransactionLayer
 from .transport import SipTransport
 
@@ -121,6 +128,7 @@ class SipDriver:
             return
         try:
             if isinstance(message, SipRequest):
+                note_source(message, source)  # every answer to it says where it came from
                 effects = self.core.request_received(message, source, now)
             else:
                 transaction, effects = self.layer.receive_response(message, now)
@@ -141,9 +149,10 @@ class SipDriver:
         log.warning("malformed message from %s: %s", source, error.reason)
         request = error.request
         # A response is never answered, nor an ACK; a request without a Via has nowhere to go.
-        if request is not None and request.method != "ACK" and request.headers.get("via"):
+        if request is not None and request.method != "ACK" and any(request.headers.get("via")):
             try:
-                response = response_to(request, 400, error.reason[:120])
+                note_source(request, source)
+                response = response_to(request, error.status, error.reason[:120])
                 self.transport.send(bytes(response), source)
             except (ValueError, IndexError):
                 pass  # too broken to answer: dropped, and logged above

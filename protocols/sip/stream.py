@@ -38,14 +38,24 @@ class StreamFramer:
 
 
 def _content_length(head: bytes) -> int:
+    """The one Content-Length of a message head. Two that differ leave no way to tell where the
+    next message starts (RFC 4475 3.3.9), so the stream cannot be framed any more."""
+    found: bytes | None = None
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() in (b"content-length", b"l"):
-            try:
-                length = int(value.strip())
-            except ValueError:
-                raise SipParseError(f"Content-Length is not a number: {value!r}") from None
-            if not 0 <= length <= MAX_MESSAGE_BYTES:
-                raise SipParseError(f"Content-Length out of range: {length}")
-            return length
-    raise SipParseError("a message on a stream needs Content-Length")
+        if name.strip().lower() not in (b"content-length", b"l"):
+            continue
+        value = value.strip()
+        if not value.isdigit():
+            raise SipParseError(f"Content-Length is not a number: {value[:20]!r}")
+        if len(value) > 10:
+            raise SipParseError(f"Content-Length out of range: {value[:20].decode()}...")
+        if found is not None and int(value) != int(found):
+            raise SipParseError("two Content-Length values on a stream")
+        found = value
+    if found is None:
+        raise SipParseError("a message on a stream needs Content-Length")
+    length = int(found)
+    if length > MAX_MESSAGE_BYTES:
+        raise SipParseError(f"Content-Length out of range: {length}")
+    return length

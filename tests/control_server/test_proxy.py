@@ -235,3 +235,25 @@ def test_an_ack_that_does_not_name_the_dialog_is_not_forwarded(proxy):
     ack = build("ACK", "sip:alice@127.0.0.1:6001", user="alice", cseq=2, call_id="call1",
                 to="<sip:alice@sipsync>;tag=calleetag")
     assert [m.method for m in sent(proxy.ack(ack, CALLER, 1.0), 6001)] == ["ACK"]
+
+
+def test_a_plain_phone_calling_its_own_user_rings_the_other_devices_not_itself(proxy, location):
+    from control_server.device_names import unnamed_device
+    from protocols.sip.message import parse_uri
+
+    own = unnamed_device("<sip:alice@127.0.0.1:6003>", parse_uri("sip:alice@127.0.0.1:6003"))
+    bind(location, "alice", own, 6003)
+    contact = "Contact: <sip:alice@127.0.0.1:6003>"
+    first = build("INVITE", "sip:alice@sipsync", user="alice", headers=[contact])
+    txn, _ = proxy.layer.receive_request(first, CALLER, 0.0)
+    value = parse_message(proxy.invite(txn, 0.0)[-1].data).headers.get("proxy-authenticate")[0]
+    credentials = answer(value, user="alice", password="alice-pw", method="INVITE",
+                         uri="sip:127.0.0.1:5060", header="Proxy-Authorization")
+    second = build("INVITE", "sip:alice@sipsync", user="alice", cseq=2,
+                   headers=[contact, credentials])
+    txn, _ = proxy.layer.receive_request(second, CALLER, 0.0)
+    effects = proxy.invite(txn, 0.0)
+    rung = {e.destination.port for e in effects
+            if isinstance(e, Transmit) and e.destination.port != CALLER.port}
+    assert rung == {6001, 6002}
+    assert txn.context.session.caller == ("alice", own)

@@ -6,11 +6,15 @@ import pytest
 
 from control_server.registrar import Registrar
 from control_server.throttle import Throttle, ThrottlePolicy
+from control_server.device_names import unnamed_device
 from protocols.sip.endpoint import Endpoint
+from protocols.sip.message import parse_uri
 
 from .sip_client import answer, build
 
 SOURCE = Endpoint("udp", "127.0.0.1", 5071)
+# The device a REGISTER from a plain phone at <sip:alice@127.0.0.1:5071> binds: it names none.
+PHONE = unnamed_device("<sip:alice@127.0.0.1:5071>", parse_uri("sip:alice@127.0.0.1:5071"))
 
 
 def register(registrar, user="alice", password="alice-pw", *, expires="60", device=None,
@@ -47,10 +51,10 @@ def test_a_register_from_any_other_agent_is_challenged_with_md5_alone(registrar,
     assert challenged_with(registrar, *([f"User-Agent: {agent}"] if agent else [])) == ["MD5"]
 
 
-def test_the_right_password_binds_the_default_device_for_60_seconds(registrar, location):
+def test_the_right_password_binds_the_device_of_the_contact_for_60_seconds(registrar, location):
     result = register(registrar, expires=None)
     assert result.response.status_code == 200
-    binding = location.get("alice", "default")
+    binding = location.get("alice", PHONE)
     assert binding is result.bound and binding.expires_at == 1060.0
     assert binding.source == SOURCE
     assert result.response.headers.get_first("contact").endswith(";expires=60")
@@ -92,14 +96,14 @@ def test_too_short_an_expiry_gets_423_with_min_expires(registrar):
 
 def test_too_long_an_expiry_is_cut_to_the_maximum(registrar, location):
     register(registrar, expires="999999")
-    assert location.get("alice", "default").expires_at == 1000.0 + 3600
+    assert location.get("alice", PHONE).expires_at == 1000.0 + 3600
 
 
 def test_expires_zero_unregisters(registrar, location):
     register(registrar)
     result = register(registrar, expires="0", cseq=4)
     assert result.response.status_code == 200 and len(location) == 0
-    assert [b.device for b in result.unbound] == ["default"]
+    assert [b.device for b in result.unbound] == [PHONE]
 
 
 def test_an_unknown_user_gets_the_same_401_as_a_wrong_password(registrar):
@@ -126,14 +130,14 @@ def test_a_binding_not_refreshed_is_dropped_after_the_grace(registrar, location)
     register(registrar)
     assert location.expire(1069.0) == []
     gone = location.expire(1071.0)
-    assert [b.key for b in gone] == [("alice", "default")] and len(location) == 0
+    assert [b.key for b in gone] == [("alice", PHONE)] and len(location) == 0
 
 
 def test_a_refreshed_binding_is_not_dropped_at_its_old_expiry(registrar, location):
     register(registrar)
     register(registrar, now=1050.0, cseq=4)
     assert location.expire(1075.0) == []
-    assert location.get("alice", "default").registered_at == 1000.0
+    assert location.get("alice", PHONE).registered_at == 1000.0
 
 
 def test_an_out_of_order_register_is_refused(registrar):
@@ -198,3 +202,36 @@ def test_the_banning_guess_and_later_strangers_get_no_answer_while_a_known_devic
     assert stranger.response is None and stranger.bound is None
     known = register_from(registrar, "198.51.100.7", "alice-pw", 10.0, "d2")
     assert known.response.status_code == 200
+
+
+def test_plain_phones_of_one_user_get_a_binding_each_named_stably_from_their_contact(
+        registrar, location):
+    register(registrar, contact="<sip:alice@192.0.2.1:5060>")
+    register(registrar, contact="<sip:alice@192.0.2.2:5060>", call_id="reg2")
+    register(registrar, contact="<sip:alice@192.0.2.1:5060>", call_id="reg3", now=1030.0)
+    devices = sorted(b.device for b in location.devices_of("alice"))
+    assert len(devices) == 2 and all(d.startswith("contact-") for d in devices)
+    assert {b.contact for b in location.devices_of("alice")} == {
+        "sip:alice@192.0.2.1:5060", "sip:alice@192.0.2.2:5060"}
+
+
+def test_a_phone_with_an_instance_id_keeps_its_device_when_its_address_changes(
+        registrar, location):
+    instance = ';+sip.instance="<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>"'
+    register(registrar, contact="<sip:alice@192.0.2.1:5060>" + instance)
+    register(registrar, contact="<sip:alice@192.0.2.9:5062>" + instance, call_id="reg2")
+    [binding] = location.devices_of("alice")
+    assert binding.device.startswith("instance-") and binding.contact == "sip:alice@192.0.2.9:5062"
+
+
+def test_unregistering_one_plain_phone_leaves_the_other_bound(registrar, location):
+    register(registrar, contact="<sip:alice@192.0.2.1:5060>")
+    register(registrar, contact="<sip:alice@192.0.2.2:5060>", call_id="reg2")
+    register(registrar, contact="<sip:alice@192.0.2.1:5060>", expires="0", cseq=4)
+    assert [b.contact for b in location.devices_of("alice")] == ["sip:alice@192.0.2.2:5060"]
+
+
+def test_a_register_for_an_address_of_record_that_is_not_sip_gets_400(registrar):
+    request = build("REGISTER", "sip:sipsync", user="alice", to="<tel:+15550100>",
+                    headers=["Contact: <sip:a@h>"])
+    assert registrar.register(request, SOURCE, 0.0).response.status_code == 400

@@ -89,3 +89,19 @@ def test_our_fast_reader_gives_what_aiosipua_parse_gives(data):
     assert type(ours) is type(theirs)
     assert list(ours.headers.items()) == list(theirs.headers.items())
     assert ours.body == theirs.body and bytes(ours) == bytes(theirs)
+
+
+@pytest.mark.parametrize("header", ["Content-Length", "Max-Forwards", "CSeq"])
+def test_a_number_too_long_for_python_to_read_is_refused_not_raised(header):
+    digits = "9" * 5000
+    lines = [line for line in GOOD.split(b"\r\n") if not line.startswith(header.encode())]
+    value = f"{digits} OPTIONS" if header == "CSeq" else digits
+    data = b"\r\n".join(lines[:2] + [f"{header}: {value}".encode()] + lines[2:])
+    with pytest.raises(SipParseError):
+        parse_message(data)
+
+
+def test_the_stream_framer_refuses_two_content_lengths_that_differ():
+    two = GOOD.replace(b"Content-Length: 0\r\n", b"Content-Length: 0\r\nContent-Length: 5\r\n")
+    with pytest.raises(SipParseError, match="two Content-Length"):
+        StreamFramer().feed(two)
