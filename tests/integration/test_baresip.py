@@ -34,8 +34,6 @@ def test_baresip_registers_with_the_defaults_and_calls_another_phone(
     store = DirectoryStore.open(data_dir)
     store.add_user("alice", "alice-pw")
     store.add_user("bob", "bob-pw")
-    store.add_device("bob", "default")
-    store.add_share("bob", "default", "alice")
     store.close()
     server = ServerProcess(data_dir).start()
     phones = [Baresip(tmp_path / "alice", "alice", "alice-pw", server.port, transport=transport),
@@ -46,9 +44,17 @@ def test_baresip_registers_with_the_defaults_and_calls_another_phone(
         # Each may register before its control connection is up: the store tells instead.
         bound = wait_until(lambda: len(rows := admin_json(data_dir, "online")) == 2 and rows,
                            what="both phones online")
-        assert {(row["user"], row["device"], row["transport"]) for row in bound} == {
-            ("alice", "default", transport), ("bob", "default", transport)}
+        # A plain phone names no device: it is named from its Contact (RFC 3261 10.3).
+        assert {(row["user"], row["device"].split("-")[0], row["transport"]) for row in bound} == {
+            ("alice", "contact", transport), ("bob", "contact", transport)}
         assert all(row["user_agent"].startswith("baresip") for row in bound)
+        # Bob shares his phone (named at its first REGISTER) with alice; the server reloads.
+        bobs = next(row["device"] for row in bound if row["user"] == "bob")
+        subprocess.run([sys.executable, "-m", "control_server.admin.cli", "--data-dir",
+                        str(data_dir), "shares", "add", f"bob/{bobs}", "alice"], check=True,
+                       capture_output=True)
+        wait_until(lambda: server.logs().count("reloaded users and devices") >= 1,
+                   what="the server reloading the share")
 
         caller.command("dial", f"sip:bob@127.0.0.1:{server.port}")
         caller.wait_for("CALL_ESTABLISHED")
@@ -61,7 +67,8 @@ def test_baresip_registers_with_the_defaults_and_calls_another_phone(
                     if s["state"] == "ended"]
 
         (session,) = wait_until(ended, what="the call in the history")
-        assert (session["caller"], session["callee"]) == ("alice/default", "bob/default")
+        alices = next(row["device"] for row in bound if row["user"] == "alice")
+        assert (session["caller"], session["callee"]) == (f"alice/{alices}", f"bob/{bobs}")
         assert session["status"] == 200
     finally:
         for phone in phones:
