@@ -83,3 +83,9 @@ def conflict_copy(content: bytes, content_type: str, device: str, when: float,
     for first, last, replacement in sorted(edits, key=lambda edit: (edit[0], edit[1]), reverse=True):
         lines[first : last + 1] = replacement
     return new_uid, encode_lines(lines)
+
+
+def copy_content(content: bytes, content_type: str, device: str, when: float, copy_id: str) -> bytes:
+    """The sync engine's keep-both hook (protocols.syncml.callee_writing.CopyContent): the copy
+    named by the engine's deterministic `copy_id`, so every device makes the same bytes."""
+    return conflict_copy(content, content_type, device, when, uid=copy_id)[1]

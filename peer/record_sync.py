@@ -23,6 +23,7 @@ from protocols.syncml.packing import DEFAULT_MAX_BYTES
 from protocols.syncml.engine import SyncEngine
 from session_xml import DataType, Phase
 
+from .conflict_copies import copy_content
 from .record_frames import CalleeSummary, MessageAssembler, message_frames
 from .record_store import RecordStore, store_path
 from .transfer_interface import TransferContext, TransferError, TransferResult
@@ -75,7 +76,7 @@ class RecordSync:
                 engine = await _in_thread(lambda: SyncCallee(
                     store, device=session.destination_device, peer=context.remote_device,
                     dataset=context.dataset.name, policy=policy, session_id=session.session_id,
-                    max_message_bytes=_message_budget(channel)))
+                    max_message_bytes=_message_budget(channel), copy_content=copy_content))
                 await _exchange(channel, engine, context)
             finally:
                 await _in_thread(_close_store, store, context)
