@@ -32,7 +32,9 @@ from .transfer_registry import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 
-ACCEPT_TIMEOUT = 30.0  # how long the data endpoint waits for the caller
+# How long the data endpoint waits for the caller, who connects as soon as it has our answer:
+# also the longest a caller that vanished before connecting keeps the dataset busy.
+ACCEPT_TIMEOUT = 10.0
 
 
 class Refusal(Exception):
@@ -51,6 +53,9 @@ class IncomingSession:
     listener: Listener
     task: asyncio.Task | None = None
     connected: bool = False
+    # The dataset is busy while the data may still move: until the channel is done or broken, not
+    # until the dialog ends (a BYE may be long in coming when the caller or the server died).
+    holds_dataset: bool = True
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str = ""
 
@@ -77,7 +82,7 @@ class Callee:
         caller = user_of(request.headers.get_first("from") or "")
         if caller != self.config.user and caller not in dataset.allow:
             raise Refusal(403, f"{caller} may not sync dataset {dataset.name!r}")
-        if any(s.dataset.name == dataset.name for s in self.sessions.values()):
+        if any(s.holds_dataset and s.dataset.name == dataset.name for s in self.sessions.values()):
             raise Refusal(486, f"dataset {dataset.name!r} is in another session")
         return offer, dataset
 
@@ -140,6 +145,7 @@ class Callee:
             self.sessions.pop(session.call_id, None)
             raise
         finally:
+            session.holds_dataset = False
             await session.listener.close()
         if failure is not None:
             await self._bye(session, failure)

@@ -1,0 +1,65 @@
+"""End to end, with faults injected: a caller killed mid-sync, a control server killed mid-transfer,
+a callee that cannot write. What the devices and the history say afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+from ..waiting import wait_until
+
+def big_file(path, mib: int) -> None:
+    """`mib` MiB that do not compress, made cheaply from one random MiB."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    piece = os.urandom(1024 * 1024)
+    with open(path, "wb") as out:
+        for _ in range(mib):
+            out.write(piece)
+
+
+def moving(deployment) -> bool:
+    """A session of the server is moving data and has not finished."""
+    # Straight from the server's store: an admin process per poll would be too slow.
+    with sqlite3.connect(deployment.server_dir / "sipsync.db") as db:
+        rows = db.execute("SELECT progress FROM sessions WHERE ended_at IS NULL").fetchall()
+    return any(p and 0 < json.loads(p).get("bytes", 0) < json.loads(p).get("bytes_total", 0)
+               for (p,) in rows)
+
+
+def start_invite(device, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "peer.cli", "--data-dir", str(device.data_dir),
+                             "invite", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_caller_killed_mid_sync_frees_the_dataset_for_another_device_at_once(deployment, tmp_path):
+    deployment.user("alice", "alice-pw")
+    deployment.start_server()
+    laptop = deployment.device("alice", "alice-pw", "laptop")
+    tablet = deployment.device("alice", "alice-pw", "tablet")
+    phone = deployment.device("alice", "alice-pw", "phone")
+    big_file(laptop.dataset("photos", tmp_path / "laptop-photos") / "big.bin", 256)
+    (tablet.dataset("photos", tmp_path / "tablet-photos") / "note.txt").write_bytes(b"from the tablet")
+    phone.dataset("photos", tmp_path / "phone-photos")
+    for device in (laptop, tablet, phone):
+        device.start()
+    wait_until(lambda: len(deployment.online()) == 3, what="three devices online")
+
+    invite = start_invite(laptop, "alice/phone", "--dataset", "photos")
+    wait_until(lambda: moving(deployment), what="the laptop's transfer under way")
+    # While the laptop's session lives (frozen, its channel still open), the dataset is busy.
+    laptop.process.send_signal(signal.SIGSTOP)
+    busy = tablet.invite("alice/phone", "--dataset", "photos")
+    assert (busy.returncode, busy.stdout.strip()) == (3, "refused: 486 dataset 'photos' is in another session")
+
+    laptop.stop(signal.SIGKILL)
+    invite.wait(timeout=30)
+    # Its channel broke with it: the phone takes the tablet's session at once, without waiting
+    # for a BYE that the dead laptop will never answer.
+    accepted = tablet.invite("alice/phone", "--dataset", "photos")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr + phone.logs()
+    assert (tmp_path / "phone-photos" / "note.txt").read_bytes() == b"from the tablet"
