@@ -7,11 +7,13 @@ import pytest
 
 from control_server.location import Binding
 from control_server.proxy import Proxy, ProxyPolicy
-from control_server.sessions import SessionRegistry
+from control_server.message_bodies import read_progress
+from control_server.sessions import INTERRUPTED_REASON, SessionRecord, SessionRegistry
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipRequest, parse_message, response_to
 from protocols.sip.effects import Transmit
 from protocols.sip.transaction import TransactionLayer
+from session_xml import PROGRESS_CONTENT_TYPE, Phase, ProgressReport, build_progress
 
 from .sip_client import answer, build
 
@@ -235,3 +237,48 @@ def test_an_ack_that_does_not_name_the_dialog_is_not_forwarded(proxy):
     ack = build("ACK", "sip:alice@127.0.0.1:6001", user="alice", cseq=2, call_id="call1",
                 to="<sip:alice@sipsync>;tag=calleetag")
     assert [m.method for m in sent(proxy.ack(ack, CALLER, 1.0), 6001)] == ["ACK"]
+
+
+def _interrupted(proxy, call_id="late1"):
+    """A session the previous run of the server left open, filed as failed at its restart."""
+    record = SessionRecord(call_id, "alice/laptop", "alice/phone", "files", "rsync", "photos",
+                           "failed", 200, INTERRUPTED_REASON, 10.0, 11.0, 50.0,
+                           {"phase": "transferring", "bytes": 41, "bytes_total": 311})
+    proxy.sessions.interrupted_by_restart([record], 50.0)
+    proxy.read_progress = proxy.dialogs.read_progress = read_progress
+
+
+def _late(proxy, method, now, *, cseq=9, call_id="late1", user="alice", body=b"", headers=()):
+    request = build(method, "sip:alice@127.0.0.1:6001", user=user, call_id=call_id, cseq=cseq,
+                    to="<sip:alice@sipsync>;tag=calleetag", body=body,
+                    headers=[*headers, f"Content-Type: {PROGRESS_CONTENT_TYPE}"] if body else headers)
+    txn, _ = proxy.layer.receive_request(request, CALLER, now)
+    return sent(proxy.in_dialog(txn, now))
+
+
+def test_a_session_cut_off_by_a_restart_is_filed_as_its_caller_reports_it_late(proxy):
+    _interrupted(proxy)
+    done = build_progress(ProgressReport("late1", Phase.DONE, 311, 311))
+    earlier = build_progress(ProgressReport("late1", Phase.DELTA, 200, 311))
+    # Its BYE may come before its last progress report, and an earlier report retransmitted
+    # after it: the report of the highest CSeq is what the history keeps.
+    assert [m.status_code for m in _late(proxy, "BYE", 60.0, cseq=12)] == [200]
+    assert [m.status_code for m in _late(proxy, "INFO", 61.0, cseq=11, body=done)] == [200]
+    assert [m.status_code for m in _late(proxy, "INFO", 62.0, cseq=10, body=earlier)] == [200]
+    first, second = proxy.sessions.take_changes()
+    assert first.state == "ended" and first.reason.startswith("ended by BYE")
+    assert second.state == "ended" and second.progress["bytes"] == 311 and second.ended_at == 60.0
+
+
+def test_a_late_bye_with_a_reason_files_the_failure_the_devices_saw(proxy):
+    _interrupted(proxy)
+    _late(proxy, "BYE", 60.0, headers=['Reason: SIP;cause=500;text="transfer: disk full"'])
+    (record,) = proxy.sessions.take_changes()
+    assert record.state == "failed" and record.reason == "transfer: disk full"
+
+
+def test_late_reports_from_strangers_or_after_an_hour_get_481_and_change_nothing(proxy):
+    _interrupted(proxy)
+    assert [m.status_code for m in _late(proxy, "BYE", 60.0, user="mallory")] == [481]
+    assert [m.status_code for m in _late(proxy, "BYE", 50.0 + 3601.0)] == [481]
+    assert proxy.sessions.take_changes() == []

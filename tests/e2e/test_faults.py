@@ -63,3 +63,39 @@ def test_a_caller_killed_mid_sync_frees_the_dataset_for_another_device_at_once(d
     accepted = tablet.invite("alice/phone", "--dataset", "photos")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr + phone.logs()
     assert (tmp_path / "phone-photos" / "note.txt").read_bytes() == b"from the tablet"
+
+
+def test_a_transfer_that_finished_while_the_server_was_down_is_in_the_history_as_done(
+        deployment, tmp_path):
+    deployment.user("alice", "alice-pw")
+    server = deployment.start_server()
+    laptop = deployment.device("alice", "alice-pw", "laptop")
+    phone = deployment.device("alice", "alice-pw", "phone")
+    big_file(laptop.dataset("photos", tmp_path / "laptop-photos") / "big.bin", 96)
+    phone.dataset("photos", tmp_path / "phone-photos")
+    laptop.start(), phone.start()
+    wait_until(lambda: len(deployment.online()) == 2, what="both devices online")
+
+    invite = start_invite(laptop, "alice/phone", "--dataset", "photos", "--json")
+    wait_until(lambda: moving(deployment), what="the transfer under way")
+    port = server.port
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    # The data goes peer to peer: the transfer finishes without the server.
+    stdout, stderr = invite.communicate(timeout=120)
+    outcome = json.loads(stdout)
+    assert invite.returncode == 0 and outcome["ok"], stdout + stderr
+    assert outcome["bytes"] > 96 * 1024 * 1024
+
+    # Back, the server first files the session as cut off by its restart; then the laptop tells
+    # it how the session really ended.
+    deployment.start_server(port=port)
+
+    def filed_as_done() -> dict | None:
+        session = next((s for s in deployment.history() if s["call_id"] == outcome["call_id"]), None)
+        return session if session and session["state"] == "ended" else None
+
+    session = wait_until(filed_as_done, timeout=90, what="the session in history as done")
+    assert session["progress"]["phase"] == "done"
+    assert session["progress"]["bytes"] == outcome["bytes"]
+    assert "laptop" in laptop.logs() and "heard late how session" in laptop.logs()
