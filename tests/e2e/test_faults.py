@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 
+from protocols.rsync.partial import partial_path
+
 from ..waiting import wait_until
 
 def big_file(path, mib: int) -> None:
@@ -99,3 +101,24 @@ def test_a_transfer_that_finished_while_the_server_was_down_is_in_the_history_as
     assert session["progress"]["phase"] == "done"
     assert session["progress"]["bytes"] == outcome["bytes"]
     assert "laptop" in laptop.logs() and "heard late how session" in laptop.logs()
+
+
+def test_the_caller_prints_the_reason_the_callee_failed_for(deployment, tmp_path):
+    deployment.user("alice", "alice-pw")
+    deployment.start_server()
+    laptop = deployment.device("alice", "alice-pw", "laptop")
+    phone = deployment.device("alice", "alice-pw", "phone")
+    big_file(laptop.dataset("photos", tmp_path / "laptop-photos") / "big.bin", 32)
+    target = phone.dataset("photos", tmp_path / "phone-photos")
+    # The phone cannot store what it receives: where its partial copy of big.bin would be written
+    # as the data arrives, a folder is in the way (a full disk or a read-only folder for root).
+    (partial_path(target / "big.bin") / "in-the-way").mkdir(parents=True)
+    laptop.start(), phone.start()
+    wait_until(lambda: len(deployment.online()) == 2, what="both devices online")
+
+    result = laptop.invite("alice/phone", "--dataset", "photos")
+    # The laptop was sending when the phone gave up: it shows the phone's reason, not a reset.
+    assert result.returncode != 0
+    assert result.stdout.startswith("failed: data channel: the peer reports: file system: Is a directory"), \
+        result.stdout
+    assert (target / "big.bin").exists() is False
