@@ -334,6 +334,10 @@ class RecordStore:
         rows = self._db.execute("SELECT content_type, content, version, modified FROM dataset_meta")
         return [DatasetMetadata(*row) for row in rows]
 
+    def all_dataset_metadata(self) -> list[DatasetMetadata]:
+        """The dataset's own data of every content type it has some of."""
+        return self._all_metadata()
+
     def dataset_metadata(self, content_type: str = record_formats.ICALENDAR) -> DatasetMetadata | None:
         """The dataset's own data of this content type (a calendar's properties and unreferenced
         time zones) with its version; None when it has none."""
