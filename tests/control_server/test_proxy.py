@@ -239,13 +239,17 @@ def test_an_ack_that_does_not_name_the_dialog_is_not_forwarded(proxy):
     assert [m.method for m in sent(proxy.ack(ack, CALLER, 1.0), 6001)] == ["ACK"]
 
 
-def _interrupted(proxy, call_id="late1"):
-    """A session the previous run of the server left open, filed as failed at its restart."""
-    record = SessionRecord(call_id, "alice/laptop", "alice/phone", "files", "rsync", "photos",
+@pytest.fixture
+def restarted(auth, directory, location):
+    """A proxy just restarted, reading progress reports, with one session the previous run of the
+    server left open (now filed as failed)."""
+    proxy = Proxy(TransactionLayer(), auth, directory, location, SessionRegistry(), ME,
+                  read_progress=read_progress)
+    record = SessionRecord("late1", "alice/laptop", "alice/phone", "files", "rsync", "photos",
                            "failed", 200, INTERRUPTED_REASON, 10.0, 11.0, 50.0,
-                           {"phase": "transferring", "bytes": 41, "bytes_total": 311})
+                           {"phase": "delta", "bytes": 41, "bytes_total": 311})
     proxy.sessions.interrupted_by_restart([record], 50.0)
-    proxy.read_progress = proxy.dialogs.read_progress = read_progress
+    return proxy
 
 
 def _late(proxy, method, now, *, cseq=9, call_id="late1", user="alice", body=b"", headers=()):
@@ -256,8 +260,8 @@ def _late(proxy, method, now, *, cseq=9, call_id="late1", user="alice", body=b""
     return sent(proxy.in_dialog(txn, now))
 
 
-def test_a_session_cut_off_by_a_restart_is_filed_as_its_caller_reports_it_late(proxy):
-    _interrupted(proxy)
+def test_a_session_cut_off_by_a_restart_is_filed_as_its_caller_reports_it_late(restarted):
+    proxy = restarted
     done = build_progress(ProgressReport("late1", Phase.DONE, 311, 311))
     earlier = build_progress(ProgressReport("late1", Phase.DELTA, 200, 311))
     # Its BYE may come before its last progress report, and an earlier report retransmitted
@@ -270,15 +274,15 @@ def test_a_session_cut_off_by_a_restart_is_filed_as_its_caller_reports_it_late(p
     assert second.state == "ended" and second.progress["bytes"] == 311 and second.ended_at == 60.0
 
 
-def test_a_late_bye_with_a_reason_files_the_failure_the_devices_saw(proxy):
-    _interrupted(proxy)
+def test_a_late_bye_with_a_reason_files_the_failure_the_devices_saw(restarted):
+    proxy = restarted
     _late(proxy, "BYE", 60.0, headers=['Reason: SIP;cause=500;text="transfer: disk full"'])
     (record,) = proxy.sessions.take_changes()
     assert record.state == "failed" and record.reason == "transfer: disk full"
 
 
-def test_late_reports_from_strangers_or_after_an_hour_get_481_and_change_nothing(proxy):
-    _interrupted(proxy)
+def test_late_reports_from_strangers_or_after_an_hour_get_481_and_change_nothing(restarted):
+    proxy = restarted
     assert [m.status_code for m in _late(proxy, "BYE", 60.0, user="mallory")] == [481]
     assert [m.status_code for m in _late(proxy, "BYE", 50.0 + 3601.0)] == [481]
     assert proxy.sessions.take_changes() == []

@@ -100,7 +100,6 @@ def test_a_transfer_that_finished_while_the_server_was_down_is_in_the_history_as
     session = wait_until(filed_as_done, timeout=90, what="the session in history as done")
     assert session["progress"]["phase"] == "done"
     assert session["progress"]["bytes"] == outcome["bytes"]
-    assert "laptop" in laptop.logs() and "heard late how session" in laptop.logs()
 
 
 def test_the_caller_prints_the_reason_the_callee_failed_for(deployment, tmp_path):
