@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipRequest, SipResponse
+from protocols.sip.message import SipRequest, SipResponse, user_of
 from protocols.sip.effects import Effect, Transmit
 from protocols.sip.transaction import ServerTransaction
 
 from .routing import Router, new_branch, stateless_branch
-from .sessions import Session, SessionRegistry
+from .sessions import Session, SessionRecord, SessionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ class DialogRelay:
         """Forward an in-dialog request to the other device, or answer 481 outside any dialog."""
         request = txn.request
         session, destination = self._other_side(request)
+        if session is None:
+            late = self.sessions.interrupted_session(request.call_id or "", now)
+            if late is not None and request.method in ("INFO", "BYE") and _from_a_party(request, late):
+                return self._late_report(txn, late, now)
         if session is None or destination is None:
             return self.router.reply(txn, 481, now)
         if request.method == "BYE":
@@ -67,6 +71,22 @@ class DialogRelay:
         relay = Relay(server=txn, session=session, method=request.method)
         _, effects = self.router.layer.send_request(forwarded, destination, now, context=relay)
         return effects
+
+    def _late_report(self, txn: ServerTransaction, record: SessionRecord, now: float) -> list[Effect]:
+        """A device reports on a session our restart cut off: the session went on between the
+        devices, so what they say is the history. Answered here: the dialog's route is gone
+        with our memory, and the other device ended its side long ago."""
+        request = txn.request
+        cseq = request.cseq.seq
+        if request.method == "INFO":
+            progress = self.read_progress(request)
+            if progress:
+                self.sessions.late_report(record.call_id, cseq, now, progress=progress)
+        else:
+            failure = _reason_text(request.headers.get_first("reason"))
+            self.sessions.late_report(record.call_id, cseq, now, ended=True, failure=failure)
+            log.info("session %s reported late as %s", record.call_id, failure or "ended")
+        return self.router.reply(txn, 200, now)
 
     def _note_progress(self, session: Session, request: SipRequest) -> None:
         report = self.read_progress(request)
@@ -115,3 +135,9 @@ def _reason_text(header: str | None) -> str:
     if marker < 0:
         return ""
     return header[marker + 6 :].split('"', 1)[0][:200]
+
+
+def _from_a_party(request: SipRequest, record: SessionRecord) -> bool:
+    """The request's From names the user of one of the session's devices."""
+    sender = user_of(request.headers.get_first("from") or "")
+    return sender in (record.caller.split("/")[0], record.callee.split("/")[0])

@@ -115,7 +115,8 @@ class ControlServer:
         now = time.time()
         interrupted = self.store.end_interrupted_sessions(now)
         if interrupted:
-            log.info("closed %d session(s) left open by the previous run", interrupted)
+            log.info("closed %d session(s) left open by the previous run", len(interrupted))
+        self.sessions.interrupted_by_restart(interrupted, now)
         for binding in self.store.bindings(now):
             self.location.put(binding)
         self._data_version = self.store.data_version()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
 from protocols.sip.endpoint import Endpoint
+
+
+# What the history says of a session the server was running when it stopped; its devices may
+# still tell how it really ended (a late final progress report and BYE), for LATE_REPORT_WINDOW.
+INTERRUPTED_REASON = "control server restarted"
+LATE_REPORT_WINDOW = 3600.0
 
 
 class SessionState(Enum):
@@ -89,6 +96,15 @@ class Session:
         )
 
 
+@dataclass(eq=False)
+class _Interrupted:
+    """A session a restart cut off, as the history now holds it."""
+
+    record: SessionRecord
+    restarted_at: float
+    progress_cseq: int = 0  # the CSeq of the INFO whose progress the record holds
+
+
 class SessionRegistry:
     """Active sessions by Call-ID; every change is reported to `changed` for the store."""
 
@@ -96,6 +112,8 @@ class SessionRegistry:
                  max_duration: float = 24 * 3600.0) -> None:
         self.active: dict[str, Session] = {}
         self.changed: list[SessionRecord] = []
+        # Sessions a restart cut off, as the history holds them, with when the restart was.
+        self.interrupted: dict[str, _Interrupted] = {}
         self.ack_timeout = ack_timeout
         self.bye_timeout = bye_timeout
         self.max_duration = max_duration
@@ -143,6 +161,40 @@ class SessionRegistry:
                 elif now - session.established_at > self.max_duration:
                     found.append((session, "no BYE within the longest session allowed"))
         return found
+
+    def interrupted_by_restart(self, records: list[SessionRecord], now: float) -> None:
+        """Sessions the previous run left open, now filed as failed: what their devices report
+        late (`late_report`) may still correct them."""
+        self.interrupted.update((record.call_id, _Interrupted(record, now)) for record in records)
+
+    def interrupted_session(self, call_id: str, now: float) -> SessionRecord | None:
+        entry = self.interrupted.get(call_id)
+        if entry is None:
+            return None
+        if now - entry.restarted_at > LATE_REPORT_WINDOW:
+            del self.interrupted[call_id]
+            return None
+        return entry.record
+
+    def late_report(self, call_id: str, cseq: int, now: float, *, progress: dict | None = None,
+                    ended: bool = False, failure: str = "") -> None:
+        """Correct the history of a session a restart cut off, from what its devices say: its last
+        progress, and its BYE (with the reason of a failure). Reports come in any order (the
+        caller re-sends, UDP retransmits): the progress of the highest CSeq is the one kept."""
+        entry = self.interrupted[call_id]
+        record = entry.record
+        if progress is not None and cseq > entry.progress_cseq:
+            record = dataclasses.replace(record, progress=progress)
+            entry.progress_cseq = cseq
+        if ended and record.reason == INTERRUPTED_REASON:
+            record = dataclasses.replace(
+                record, state=(SessionState.FAILED if failure else SessionState.ENDED).value,
+                reason=failure or "ended by BYE (reported after the control server restarted)",
+                ended_at=now)
+        # Kept for the rest of the window: a report may still come after the BYE, and counts.
+        if record is not entry.record:
+            entry.record = record
+            self.changed.append(record)
 
     def involving(self, user: str, device: str) -> list[Session]:
         return [s for s in self.active.values() if s.involves(user, device)]

@@ -35,7 +35,9 @@ from .transfer_registry import state_dir, transfer_for
 
 log = logging.getLogger(__name__)
 
-ACCEPT_TIMEOUT = 30.0  # how long the data endpoint waits for the caller
+# How long the data endpoint waits for the caller, who connects as soon as it has our answer:
+# also the longest a caller that vanished before connecting keeps the dataset busy.
+ACCEPT_TIMEOUT = 10.0
 
 
 # What a partner may ask for, by the direction this device set for it (the caller's view: push
@@ -62,6 +64,9 @@ class IncomingSession:
     listener: Listener
     task: asyncio.Task | None = None
     connected: bool = False
+    # The dataset is busy while the data may still move: until the channel is done or broken, not
+    # until the dialog ends (a BYE may be long in coming when the caller or the server died).
+    holds_dataset: bool = True
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str = ""
 
@@ -100,7 +105,7 @@ class Callee:
         if self.starting(dataset.name, offer.source_device):
             # Both sides invited at once (RFC 3261 14.1): each answers 491 and retries later.
             raise Refusal(491, f"a session for dataset {dataset.name!r} is starting the other way")
-        if any(s.dataset.name == dataset.name for s in self.sessions.values()):
+        if any(s.holds_dataset and s.dataset.name == dataset.name for s in self.sessions.values()):
             raise Refusal(486, f"dataset {dataset.name!r} is in another session")
         return offer, dataset
 
@@ -164,6 +169,7 @@ class Callee:
             self.sessions.pop(session.call_id, None)
             raise
         finally:
+            session.holds_dataset = False
             await session.listener.close()
             self.on_session(session, False, session.connected and failure is None)
         if failure is not None:

@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 
 INVITE_TIMEOUT = 70.0  # longer than the server's ring timeout, so its 408 arrives first
 PROGRESS_EVERY = 0.5
+# A session that ended while the server was away is told to it once it is back: the last
+# progress report and the BYE again, after each of these pauses, until the server answers
+# (the server listens for such late reports for an hour after its restart).
+LATE_REPORT_PAUSES = (2.0, 4.0, 8.0, *(15.0,) * 118)  # about half an hour in all
+# The tasks re-sending them, referenced here so that they live on after their session's caller.
+_late_reports: set[asyncio.Task] = set()
 
 
 class Caller:
@@ -81,6 +87,7 @@ class Caller:
         self._phase = Phase.CONNECTING
         self._counters: tuple[tuple[str, int], ...] = ()
         self._dialog: Dialog | None = None
+        self._final: ProgressReport | None = None  # the last progress report, of a done or failed session
         self.answer: SessionDescriptor | None = None
 
     # -- SIP -------------------------------------------------------------------------------------
@@ -155,7 +162,11 @@ class Caller:
             return ended
         assert self.answer is not None
         outcome = await self._transfer(self.answer, started)
-        await self.hang_up(None if outcome.ok else outcome.reason)
+        failure = None if outcome.ok else outcome.reason
+        if not await self.hang_up(failure):
+            task = asyncio.ensure_future(self._report_late(failure))
+            _late_reports.add(task)
+            task.add_done_callback(_late_reports.discard)
         return outcome
 
     async def _transfer(self, answer: SessionDescriptor, started: float) -> SessionOutcome:
@@ -172,13 +183,14 @@ class Caller:
                                      answer.token) as channel:
                 result = await transfer.as_caller(channel, context)
         except (ChannelError, TransferError) as exc:
-            self._report(report(self.session_id, Phase.FAILED, error=str(exc)[:200]), force=True)
+            self._final = report(self.session_id, Phase.FAILED, error=str(exc)[:200])
+            self._report(self._final, force=True)
             what = "data channel" if isinstance(exc, ChannelError) else "transfer"
             return SessionOutcome(False, EXIT_FAILED, f"{what}: {exc}", status=200,
                                   call_id=self.call_id)
-        self._report(ProgressReport(self.session_id, Phase.DONE, result.bytes, result.bytes,
-                                    result.records, result.records, counters=self._counters),
-                     force=True)  # the last counters stay with the session in the history
+        self._final = ProgressReport(self.session_id, Phase.DONE, result.bytes, result.bytes,
+                                     result.records, result.records, counters=self._counters)
+        self._report(self._final, force=True)  # the last counters stay with the session in the history
         return SessionOutcome(True, 0, "done", status=200, call_id=self.call_id,
                               bytes=result.bytes, files=result.files, records=result.records,
                               detail=result.detail, seconds=time.monotonic() - started,
@@ -213,8 +225,9 @@ class Caller:
         except RequestTimeout:
             log.debug("progress report for %s went unanswered", self.call_id)
 
-    async def hang_up(self, failure: str | None = None) -> None:
-        """BYE through the server; a failure travels as its Reason, for the server's history."""
+    async def hang_up(self, failure: str | None = None) -> bool:
+        """BYE through the server; a failure travels as its Reason, for the server's history.
+        Whether the server answered."""
         if self._reporting is not None:
             await self._reporting  # the last progress report lands before the session ends
         headers = [("Reason", f'SIP;cause=500;text="{_quoted(failure)}"')] if failure else None
@@ -222,8 +235,25 @@ class Caller:
         try:
             await self.agent.request(bye, self.config.server_endpoint, timeout=10.0)
         except RequestTimeout:
-            log.info("BYE for %s went unanswered; the server ends the session itself", self.call_id)
-        self.agent.forget_ack(self.call_id)
+            log.info("BYE for %s went unanswered; telling the server again later", self.call_id)
+            return False
+        finally:
+            self.agent.forget_ack(self.call_id)
+        return True
+
+    async def _report_late(self, failure: str | None) -> None:
+        """The server did not hear how the session ended (it was down or restarting): tell it
+        again, the last progress report first, until it answers, so its history is true."""
+        for pause in LATE_REPORT_PAUSES:
+            await asyncio.sleep(pause)
+            self._reporting = None
+            if self._final is not None:  # to the server alone: the person saw it already
+                info = self._send_in_dialog("INFO", build_progress(self._final), PROGRESS_CONTENT_TYPE)
+                await self._quietly(info)
+            if await self.hang_up(failure):
+                log.info("the server heard late how session %s ended", self.call_id)
+                return
+        log.warning("the server never heard how session %s ended", self.call_id)
 
 
 def _total(done: int, total: int | None) -> int | None:

@@ -5,6 +5,7 @@ the original and its copy then re-imports to the same set of items."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -12,6 +13,8 @@ from protocols.syncml.records import content_hash
 
 from . import record_formats
 from .record_text import Component, decode_lines, encode_lines, parse_tree
+
+log = logging.getLogger(__name__)
 
 # The property that marks a copy: its value is the UID of the item it is a copy of; its
 # parameters say whose version it was and when that version was made.
@@ -83,3 +86,14 @@ def conflict_copy(content: bytes, content_type: str, device: str, when: float,
     for first, last, replacement in sorted(edits, key=lambda edit: (edit[0], edit[1]), reverse=True):
         lines[first : last + 1] = replacement
     return new_uid, encode_lines(lines)
+
+
+def copy_content(content: bytes, content_type: str, device: str, when: float, copy_id: str) -> bytes:
+    """The sync engine's keep-both hook (protocols.syncml.callee_writing.CopyContent): the copy
+    named by the engine's deterministic `copy_id`, so every device makes the same bytes."""
+    try:
+        return conflict_copy(content, content_type, device, when, uid=copy_id)[1]
+    except ValueError as exc:  # RecordFormatError among them
+        # A version we cannot read is still kept whole rather than lost, if under its old UID.
+        log.warning("conflict copy %s keeps the losing version's bytes: %s", copy_id, exc)
+        return content

@@ -242,6 +242,11 @@ class RecordStore:
             )
             self._db.execute("UPDATE items SET seq = ?, origin = NULL WHERE id = ?", (cursor.lastrowid, item_id))
 
+    def mark_held(self, item_id: str, *, version: int, peer: str) -> None:
+        # Only the origin changes: the change log keeps the local write, so other peers see it.
+        with self.batch():
+            self._db.execute("UPDATE items SET origin = ? WHERE id = ? AND version = ?", (peer, item_id, version))
+
     def add(self, content: bytes, content_type: str | None = None, *, item_id: str | None = None) -> ItemMeta:
         """A new item; its id is its UID when it has one. A deleted item of that id comes back."""
         content_type = content_type or record_formats.sniff(content)
@@ -328,6 +333,10 @@ class RecordStore:
     def _all_metadata(self) -> list[DatasetMetadata]:
         rows = self._db.execute("SELECT content_type, content, version, modified FROM dataset_meta")
         return [DatasetMetadata(*row) for row in rows]
+
+    def all_dataset_metadata(self) -> list[DatasetMetadata]:
+        """The dataset's own data of every content type it has some of."""
+        return self._all_metadata()
 
     def dataset_metadata(self, content_type: str = record_formats.ICALENDAR) -> DatasetMetadata | None:
         """The dataset's own data of this content type (a calendar's properties and unreferenced

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from protocols.channel.channel import Channel
 from protocols.channel.errors import ChannelError, ErrorCode
 from protocols.channel.framing import FrameType
-from protocols.syncml import ConflictPolicy, SessionState, SyncCallee, SyncCaller, SyncMode, SyncReport
+from protocols.syncml import (ConflictPolicy, SessionState, StaleVersion, SyncCallee, SyncCaller, SyncMode,
+                              SyncReport)
 from protocols.syncml.packing import DEFAULT_MAX_BYTES
 from protocols.syncml.engine import SyncEngine
 from session_xml import DataType, Phase
 
+from .conflict_copies import copy_content
+from .dataset_metadata_sync import MetadataVersion, decode_versions, encode_versions, settle
 from .record_frames import CalleeSummary, MessageAssembler, message_frames
 from .record_store import RecordStore, store_path
 from .transfer_interface import TransferContext, TransferError, TransferResult
@@ -51,6 +53,7 @@ class RecordSync:
                     dataset=context.dataset.name, mode=mode, session_id=session.session_id,
                     max_message_bytes=_message_budget(channel)))
                 await _exchange(channel, engine, context)
+                await _dataset_data_as_caller(channel, store)
             finally:
                 await _in_thread(_close_store, store, context)
         report = engine.report
@@ -75,8 +78,10 @@ class RecordSync:
                 engine = await _in_thread(lambda: SyncCallee(
                     store, device=session.destination_device, peer=context.remote_device,
                     dataset=context.dataset.name, policy=policy, session_id=session.session_id,
-                    max_message_bytes=_message_budget(channel)))
+                    max_message_bytes=_message_budget(channel), copy_content=copy_content))
                 await _exchange(channel, engine, context)
+                assert engine.mode is not None
+                await _dataset_data_as_callee(channel, store, engine.mode)
             finally:
                 await _in_thread(_close_store, store, context)
         report = engine.report
@@ -102,6 +107,52 @@ async def _exchange(channel: Channel, engine: SyncEngine, context: TransferConte
     if engine.state is SessionState.FAILED:
         assert engine.error is not None
         raise TransferError(engine.error.reason)
+
+
+async def _dataset_data_as_caller(channel: Channel, store: RecordStore) -> None:
+    """Offer our dataset data once the items are synced; write what the callee says is newer."""
+    held = await _in_thread(_dataset_versions, store)
+    await channel.send(FrameType.SYNCML_DATASET, _fitting(held.values(), channel.max_frame_size))
+    taken = decode_versions(await channel.receive())
+    await _in_thread(_write_versions, store, taken, held)
+
+
+async def _dataset_data_as_callee(channel: Channel, store: RecordStore, mode: SyncMode) -> None:
+    """Settle the caller's dataset data against ours, write what we take, send what it is to."""
+    offered = decode_versions(await channel.receive())
+    held = await _in_thread(_dataset_versions, store)
+    settlement = settle(offered, held.values(), mode)
+    await _in_thread(_write_versions, store, settlement.take, held)
+    await channel.send(FrameType.SYNCML_DATASET, _fitting(settlement.send, channel.max_frame_size))
+
+
+def _dataset_versions(store: RecordStore) -> dict[str, MetadataVersion]:
+    return {meta.content_type: MetadataVersion(meta.content_type, meta.content, meta.modified, meta.version)
+            for meta in store.all_dataset_metadata()}
+
+
+def _write_versions(store: RecordStore, versions: Iterable[MetadataVersion],
+                    held: dict[str, MetadataVersion]) -> None:
+    for version in versions:
+        seen = held.get(version.content_type)
+        try:  # the other side's modification time travels with it, so the next sync sees no change
+            store.set_dataset_metadata(version.content_type, version.content,
+                                       expected_version=seen.version if seen else 0, modified=version.modified)
+        except StaleVersion:
+            log.info("the dataset's %s data changed here during the sync; the next sync settles it",
+                     version.content_type)
+
+
+def _fitting(versions: Iterable[MetadataVersion], max_payload: int) -> bytes:
+    """The versions as one frame's payload; one too large for a frame stays behind, with a warning."""
+    kept: list[MetadataVersion] = []
+    for version in versions:
+        if len(encode_versions([*kept, version])) <= max_payload:
+            kept.append(version)
+        else:
+            log.warning("the dataset's %s data is too large to sync (%d bytes)", version.content_type,
+                        len(version.content))
+    return encode_versions(kept)
 
 
 def _message_budget(channel: Channel) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from protocols.sip.endpoint import Endpoint
 
 from ..location import Binding
-from ..sessions import SessionRecord
+from ..sessions import INTERRUPTED_REASON, SessionRecord
 from .database import StorePart
 
 
@@ -111,14 +111,18 @@ class StateStore(StorePart):
         )
         return [_session_record(r) for r in rows]
 
-    def end_interrupted_sessions(self, now: float) -> int:
-        """Sessions still open when the server last stopped cannot be resumed: close them."""
+    def end_interrupted_sessions(self, now: float) -> list[SessionRecord]:
+        """Sessions still open when the server last stopped cannot be resumed: close them, and
+        return them as closed, so that what their devices report late can correct them."""
         with self.db:
-            return self.db.execute(
-                "UPDATE sessions SET state='failed', reason='control server restarted', "
-                "ended_at=? WHERE ended_at IS NULL",
-                (now,),
-            ).rowcount
+            self.db.execute(
+                "UPDATE sessions SET state='failed', reason=?, ended_at=? WHERE ended_at IS NULL",
+                (INTERRUPTED_REASON, now),
+            )
+            rows = self.db.execute(
+                "SELECT * FROM sessions WHERE ended_at = ? AND reason = ?", (now, INTERRUPTED_REASON)
+            )
+            return [_session_record(r) for r in rows]
 
     def session_history(self, query: HistoryQuery) -> tuple[list[SessionRecord], int]:
         """Ended sessions, newest first, filtered and paged; with how many match in all."""

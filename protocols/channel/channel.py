@@ -109,7 +109,9 @@ class Channel:
                     stream.write_frame(FrameType.CLOSE)
                 else:
                     stream.write_frame(FrameType.ERROR, encode_error(code, reason))
-                stream.transport.close()
+                    await stream.linger(self._timeouts.close)
+                if not stream.transport.is_closing():
+                    stream.transport.close()
             elif stream.transport is not None:
                 stream.transport.close()
         try:

@@ -32,6 +32,7 @@ class FrameStream(asyncio.BufferedProtocol):
         self._frame_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._discarding = False  # lingering after our ERROR frame: what comes in is dropped
 
     # asyncio callbacks
 
@@ -49,8 +50,13 @@ class FrameStream(asyncio.BufferedProtocol):
         frames = self._decoder.buffer_updated(nbytes)
         if self._decoder.error is not None:
             self.fail(self._decoder.error)
-        if not frames:
+        if not frames or self._discarding:
             return
+        report = next((frame for frame in frames if frame.kind is FrameType.ERROR), None)
+        if report is not None:
+            # The peer gave up: a sender that only sends must stop at once and read why, before
+            # the peer's close resets the connection under the reason.
+            self._set_error(decode_error(report.payload))
         self._frames.extend(frames)
         self._queued_bytes += sum(len(frame.payload) for frame in frames)
         if self._queued_bytes > self._read_high_water and not self._reading_paused:
@@ -141,6 +147,22 @@ class FrameStream(asyncio.BufferedProtocol):
             self._reading_paused = False
             self.transport.resume_reading()
         return frame
+
+    async def linger(self, timeout: float) -> None:
+        """After our ERROR frame: read and drop what the peer still sends until it closes, at
+        most `timeout`. Closing with its data unread would reset the connection, and a reset
+        can destroy our ERROR frame before the peer reads it."""
+        self._discarding = True
+        self._frames.clear()
+        self._queued_bytes = 0
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.lost)
+        except TimeoutError:
+            pass
 
     def fail(self, error: ChannelError) -> None:
         """End the connection for a reason found here, telling the peer when we still can."""

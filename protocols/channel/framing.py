@@ -43,6 +43,7 @@ class FrameType(IntEnum):
     SYNCML_MESSAGE = 0x20  # one SyncML message, or the last piece of one split over frames
     SYNCML_PART = 0x21  # a piece of a message larger than a frame; the rest follows
     SYNCML_SUMMARY = 0x22  # callee -> caller once the sync is done: its counts (JSON)
+    SYNCML_DATASET = 0x23  # after the items, either way: the dataset's own data (JSON)
 
 
 # One lookup per header instead of a try/except around the enum constructor.

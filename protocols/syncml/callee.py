@@ -10,7 +10,7 @@ import time
 from typing import Callable
 
 from protocols.syncml.callee_reply import changes_for_caller, offer_statuses, records_to_send
-from protocols.syncml.callee_writing import write_decisions
+from protocols.syncml.callee_writing import CopyContent, Devices, same_content, write_decisions
 from protocols.syncml.conflicts import ConflictPolicy, Side
 from protocols.syncml.decisions import Decision, plan
 from protocols.syncml.engine import Package, SyncEngine
@@ -40,6 +40,7 @@ class SyncCallee(SyncEngine):
         max_message_bytes: int = DEFAULT_MAX_BYTES,
         max_items_per_message: int = DEFAULT_MAX_ITEMS,
         clock: Callable[[], float] = time.time,
+        copy_content: CopyContent = same_content,
     ) -> None:
         super().__init__(
             store,
@@ -52,6 +53,8 @@ class SyncCallee(SyncEngine):
             clock=clock,
         )
         self.policy = policy
+        self._copy_content = copy_content
+        self._copies: dict[str, int] = {}  # keep-both copies sent to the caller: id -> version
         self._phase = "alert"
         self._anchor = Anchor()
         self._next = ""
@@ -176,12 +179,14 @@ class SyncCallee(SyncEngine):
         with self.store.batch():
             for map_item in self._map_units:
                 self._remember_mapping(map_item.source, map_item.target)
-            written = write_decisions(self.store, self.peer, self._decisions, self._offers, self._clock)
+            written = write_decisions(self.store, self.peer, self._decisions, self._offers, self._clock,
+                                      Devices(caller=self.peer, callee=self.device), self._copy_content)
         self._decisions = written.decisions
         self._conflicts.extend(written.conflicts)
         self._items_applied += written.applied
         units: list[Unit] = [*self._offer_statuses, *offer_statuses(self._offers, written.decisions)]
         units.extend(self._map_units)
+        self._copies = written.copies
         if self.mode.caller_writes:
             records = self.store.get_many(records_to_send(written.decisions, written.copies))
             units.extend(
@@ -190,6 +195,14 @@ class SyncCallee(SyncEngine):
             )
         self._phase = "statuses"
         self._send_package(units)
+
+    def _acknowledged(self, local_id: str) -> None:
+        # A copy made in this sync is a local add; once the caller holds it, the next sync with
+        # the caller has nothing to say about it.
+        version = self._copies.get(local_id)
+        if version is not None:
+            assert self.peer is not None
+            self.store.mark_held(local_id, version=version, peer=self.peer)
 
     def _on_statuses(self, package: Package) -> None:
         self._require_only(package, (Map,))

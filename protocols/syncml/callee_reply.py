@@ -3,7 +3,7 @@ sync, and the callee's own changes, each as Add, Replace or Delete as the caller
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 
 from protocols.syncml.decisions import Decision
 from protocols.syncml.engine import item_command
@@ -22,7 +22,7 @@ def offer_statuses(offers: Mapping[str, Offer], decisions: Mapping[str, Decision
     ]
 
 
-def records_to_send(decisions: Mapping[str, Decision], copies: Sequence[str]) -> list[str]:
+def records_to_send(decisions: Mapping[str, Decision], copies: Collection[str]) -> list[str]:
     """The ids whose records `changes_for_caller` needs."""
     return [*(local_id for local_id, decision in decisions.items() if decision.send), *copies]
 
@@ -31,7 +31,7 @@ def changes_for_caller(
     decisions: Mapping[str, Decision],
     offers: Mapping[str, Offer],
     records: Mapping[str, Record],
-    copies: Sequence[str],
+    copies: Collection[str],
     mode: SyncMode,
     anchor_seq: int,
     to_remote: Mapping[str, str],

@@ -9,15 +9,36 @@ from dataclasses import dataclass
 from protocols.syncml.conflicts import Conflict, Side
 from protocols.syncml.decisions import Decision
 from protocols.syncml.offers import Offer
-from protocols.syncml.records import Change, content_hash, content_type_for
+from protocols.syncml.records import Change, ItemMeta, content_hash, content_type_for
 from protocols.syncml.status_codes import CONCURRENT_EDIT
-from protocols.syncml.store import SyncStore, write_if_unchanged
+from protocols.syncml.store import StaleVersion, SyncStore, write_if_unchanged
+
+# What a keep-both copy holds: (content, content type, device whose version lost, that version's
+# modification time, the copy's id) -> the copy's content. The record formats live with the peer,
+# so the peer passes the rewrite that gives a card or event the copy's own identity.
+CopyContent = Callable[[bytes, str, str, float, str], bytes]
+
+
+def same_content(content: bytes, content_type: str, device: str, when: float, copy_id: str) -> bytes:
+    """The engine's own default: the copy holds the losing version's bytes unchanged."""
+    return content
+
+
+@dataclass(frozen=True, slots=True)
+class Devices:
+    """Who is who in the sync, to name the device whose version a copy keeps."""
+
+    caller: str
+    callee: str
+
+    def of(self, side: Side) -> str:
+        return self.caller if side is Side.CALLER else self.callee
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     decisions: dict[str, Decision]  # as carried out: a write that found the item changed says so
-    copies: tuple[str, ...]  # keep-both copies, to send to the caller as adds
+    copies: dict[str, int]  # keep-both copies, to send to the caller as adds: id -> version
     conflicts: tuple[Conflict, ...]
     applied: int  # items written
 
@@ -28,10 +49,12 @@ def write_decisions(
     decisions: Mapping[str, Decision],
     offers: Mapping[str, Offer],
     now: Callable[[], float],
+    devices: Devices,
+    copy_content: CopyContent = same_content,
 ) -> Written:
     """Carry out `decisions` (in their order) in `store`, inside the caller's batch."""
     written: dict[str, Decision] = {}
-    copies: list[str] = []
+    copies: dict[str, int] = {}
     conflicts: list[Conflict] = []
     applied = 0
     for local_id, decision in decisions.items():
@@ -47,10 +70,10 @@ def write_decisions(
             conflicts.append(decision.conflict)
             store.record_conflict(peer, decision.conflict)
         if decision.copy_of is not None:
-            copy_id, made = _make_copy(store, local_id, decision, offer)
+            copy, made = _make_copy(store, local_id, decision, offer, devices, copy_content)
             applied += made
-            if copy_id is not None:
-                copies.append(copy_id)
+            if copy is not None:
+                copies[copy.id] = copy.version
         if decision.take:
             assert offer is not None
             content_type = content_type_for(offer.content_type, decision.expected)
@@ -69,12 +92,14 @@ def write_decisions(
         if decision.touch:
             store.touch(local_id)
         written[local_id] = decision
-    return Written(written, tuple(copies), tuple(conflicts), applied)
+    return Written(written, copies, tuple(conflicts), applied)
 
 
-def _make_copy(store: SyncStore, local_id: str, decision: Decision, offer: Offer | None) -> tuple[str | None, int]:
-    """Keep-both: store the losing version as a new item (a local add, so it reaches the caller).
-    The copy's id, None when there is nothing to copy, and how many items were written."""
+def _make_copy(store: SyncStore, local_id: str, decision: Decision, offer: Offer | None, devices: Devices,
+               copy_content: CopyContent) -> tuple[ItemMeta | None, int]:
+    """Keep-both: store the losing version, given its own identity by `copy_content`, as a new
+    item (a local add, so it reaches the caller; once the caller has it, it is marked as held
+    there). The copy, None when there is nothing to copy, and how many items were written."""
     assert decision.conflict is not None and decision.conflict.copy_id is not None
     copy_id = decision.conflict.copy_id
     if decision.copy_of is Side.CALLER:
@@ -85,9 +110,12 @@ def _make_copy(store: SyncStore, local_id: str, decision: Decision, offer: Offer
         if record is None or record.content is None:
             return None, 0
         content, content_type, modified = record.content, record.meta.content_type, record.meta.modified
+    content = copy_content(content, content_type, devices.of(decision.copy_of), modified, copy_id)
     existing = store.meta(copy_id)
     if existing is not None and existing.live and existing.hash == content_hash(content):
-        return copy_id, 0  # made by an earlier, interrupted attempt of this sync
-    if not write_if_unchanged(store, Change(copy_id, content, content_type, modified), existing, None):
+        return existing, 0  # made by an earlier, interrupted attempt of this sync
+    try:
+        return store.apply(Change(copy_id, content, content_type, modified),
+                           expected_version=existing.version if existing else 0, origin=None), 1
+    except StaleVersion:
         return None, 0
-    return copy_id, 1

@@ -227,11 +227,16 @@ class SyncEngine(ABC):
                 local_id = self._sent_items.get((command.msg_ref, command.cmd_ref))
                 if local_id is None:
                     continue  # a Status for nothing we sent: ignore rather than trust it
+                if command.code < 300:
+                    self._acknowledged(local_id)
                 if command.code == CONCURRENT_EDIT:
                     # the peer kept its own edit; offer ours again so the next sync decides
                     self.store.touch(local_id)
                 if command.code >= 300 and command.code not in (CALLEE_WON, REFRESH_REQUIRED):
                     self._item_errors.append(ItemError(local_id, command.code, self._other, command.reason))
+
+    def _acknowledged(self, local_id: str) -> None:
+        """The peer has applied (or already held) the item we sent as `local_id`."""
 
     def _handle_maps(self, package: Package) -> list[Status]:
         """Id maps from the peer: its id for one of our items. Unknown items are refused."""

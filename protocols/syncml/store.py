@@ -40,6 +40,11 @@ class SyncStore(Protocol):
     def touch(self, item_id: str) -> None:
         """Log the item as changed again without altering it, so the next sync offers it."""
 
+    def mark_held(self, item_id: str, *, version: int, peer: str) -> None:
+        """`peer` has acknowledged this version of the item (a keep-both copy made here): record
+        it as the item's origin, as if its last write came from that peer, so no sync with it
+        offers the item back. Nothing happens if the item has moved past `version`."""
+
     def batch(self) -> AbstractContextManager[None]:
         """Group writes into one transaction."""
 

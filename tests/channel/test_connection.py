@@ -308,3 +308,20 @@ async def test_the_channels_own_frames_cannot_be_sent_by_hand(callee, caller):
         await client.send(FrameType.ACCEPT)
     await client.close()
     await server.close()
+
+
+async def test_a_sender_that_only_sends_hears_why_the_receiver_gave_up(callee, caller):
+    server, client = await open_pair(callee, caller)
+    chunk = b"x" * 60_000
+
+    async def stream_forever():
+        while True:
+            await client.send(FrameType.DATA, chunk)
+
+    sending = asyncio.ensure_future(stream_forever())
+    await server.receive()
+    # The receiver fails with data of the sender's still unread: its reason must not be lost
+    # to a reset connection.
+    await server.close("file system: No space left on device", ErrorCode.TRANSFER)
+    told = await outcome(sending)
+    assert told.remote and told.reason == "file system: No space left on device"

@@ -7,11 +7,13 @@ import pytest
 
 from control_server.location import Binding
 from control_server.proxy import Proxy, ProxyPolicy
-from control_server.sessions import SessionRegistry
+from control_server.message_bodies import read_progress
+from control_server.sessions import INTERRUPTED_REASON, SessionRecord, SessionRegistry
 from protocols.sip.endpoint import Endpoint
 from protocols.sip.message import SipRequest, parse_message, response_to
 from protocols.sip.effects import Transmit
 from protocols.sip.transaction import TransactionLayer
+from session_xml import PROGRESS_CONTENT_TYPE, Phase, ProgressReport, build_progress
 
 from .sip_client import answer, build
 
@@ -257,3 +259,52 @@ def test_a_plain_phone_calling_its_own_user_rings_the_other_devices_not_itself(p
             if isinstance(e, Transmit) and e.destination.port != CALLER.port}
     assert rung == {6001, 6002}
     assert txn.context.session.caller == ("alice", own)
+
+
+@pytest.fixture
+def restarted(auth, directory, location):
+    """A proxy just restarted, reading progress reports, with one session the previous run of the
+    server left open (now filed as failed)."""
+    proxy = Proxy(TransactionLayer(), auth, directory, location, SessionRegistry(), ME,
+                  read_progress=read_progress)
+    record = SessionRecord("late1", "alice/laptop", "alice/phone", "files", "rsync", "photos",
+                           "failed", 200, INTERRUPTED_REASON, 10.0, 11.0, 50.0,
+                           {"phase": "delta", "bytes": 41, "bytes_total": 311})
+    proxy.sessions.interrupted_by_restart([record], 50.0)
+    return proxy
+
+
+def _late(proxy, method, now, *, cseq=9, call_id="late1", user="alice", body=b"", headers=()):
+    request = build(method, "sip:alice@127.0.0.1:6001", user=user, call_id=call_id, cseq=cseq,
+                    to="<sip:alice@sipsync>;tag=calleetag", body=body,
+                    headers=[*headers, f"Content-Type: {PROGRESS_CONTENT_TYPE}"] if body else headers)
+    txn, _ = proxy.layer.receive_request(request, CALLER, now)
+    return sent(proxy.in_dialog(txn, now))
+
+
+def test_a_session_cut_off_by_a_restart_is_filed_as_its_caller_reports_it_late(restarted):
+    proxy = restarted
+    done = build_progress(ProgressReport("late1", Phase.DONE, 311, 311))
+    earlier = build_progress(ProgressReport("late1", Phase.DELTA, 200, 311))
+    # Its BYE may come before its last progress report, and an earlier report retransmitted
+    # after it: the report of the highest CSeq is what the history keeps.
+    assert [m.status_code for m in _late(proxy, "BYE", 60.0, cseq=12)] == [200]
+    assert [m.status_code for m in _late(proxy, "INFO", 61.0, cseq=11, body=done)] == [200]
+    assert [m.status_code for m in _late(proxy, "INFO", 62.0, cseq=10, body=earlier)] == [200]
+    first, second = proxy.sessions.take_changes()
+    assert first.state == "ended" and first.reason.startswith("ended by BYE")
+    assert second.state == "ended" and second.progress["bytes"] == 311 and second.ended_at == 60.0
+
+
+def test_a_late_bye_with_a_reason_files_the_failure_the_devices_saw(restarted):
+    proxy = restarted
+    _late(proxy, "BYE", 60.0, headers=['Reason: SIP;cause=500;text="transfer: disk full"'])
+    (record,) = proxy.sessions.take_changes()
+    assert record.state == "failed" and record.reason == "transfer: disk full"
+
+
+def test_late_reports_from_strangers_or_after_an_hour_get_481_and_change_nothing(restarted):
+    proxy = restarted
+    assert [m.status_code for m in _late(proxy, "BYE", 60.0, user="mallory")] == [481]
+    assert [m.status_code for m in _late(proxy, "BYE", 50.0 + 3601.0)] == [481]
+    assert proxy.sessions.take_changes() == []

@@ -108,10 +108,22 @@ def test_the_callee_policy_keep_both_keeps_the_losing_edit_as_a_copy(deployment,
 
     outcome = sync(laptop, "--mode", "two-way")
     assert outcome["detail"].endswith("1 conflict (keep-both)")
-    # The phone's edit is newer and keeps the id; the laptop's lives on as a copy, on both.
+    # The phone's edit is newer and keeps the id; the laptop's lives on as a copy, on both, with
+    # a UID of its own and a name that says whose version it was.
     assert address_book(laptop) == address_book(phone)
-    assert sorted(address_book(phone).values()) == ["Ann From Laptop", "Ann From Phone"]
     assert address_book(phone)["ann"] == "Ann From Phone"
+    (copy_id,) = set(address_book(phone)) - {"ann"}
+    assert address_book(phone)[copy_id].startswith("Ann From Laptop (sync-conflict-")
+    assert address_book(phone)[copy_id].endswith("-alice/laptop)")
+
+    # The next sync has nothing to do, and each device's export re-imports to the same two cards.
+    again = sync(laptop, "--mode", "two-way")
+    assert again["detail"] == "0 sent, 0 received, 0 conflicts (keep-both)"
+    for device in (laptop, phone):
+        exported = tmp_path / f"{device.name}-export.vcf"
+        records(device, "export", "--output", str(exported))
+        records(laptop, "import", str(exported))
+        assert set(address_book(laptop)) == {"ann", copy_id}
 
 
 def test_a_slow_sync_compares_everything_and_a_refresh_makes_the_callee_a_copy(deployment, tmp_path):

@@ -2,10 +2,14 @@
 suffix a person recognises from Syncthing; an export of the original and its copy re-imports to
 the same set of items."""
 
+import pytest
+
 from peer import record_formats
-from peer.conflict_copies import CONFLICT_PROPERTY, conflict_copy, conflict_marker
+from peer.conflict_copies import CONFLICT_PROPERTY, conflict_copy, conflict_marker, copy_content
 from peer.record_formats import ICALENDAR, VCARD
 from peer.record_store import RecordStore
+from protocols.syncml import ConflictPolicy, SyncCallee, SyncCaller, SyncMode
+from protocols.syncml.loopback import run
 from tests.syncml.harness import Clock
 
 WHEN = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
@@ -61,3 +65,37 @@ def test_an_export_holding_the_original_and_its_copy_reimports_to_the_same_items
             report = fresh.import_bytes(exported, content_type)
             assert sorted(report.added) == sorted([record_formats.uid_of(content), uid])
             assert fresh.get(uid).content == copy
+
+
+def _sync(laptop: RecordStore, phone: RecordStore, mode: SyncMode, clock: Clock):
+    """The laptop calls the phone, whose policy is keep-both with the peer's copy rewrite."""
+    caller = SyncCaller(laptop, device="laptop", peer="phone", dataset="cal", mode=mode, clock=clock)
+    callee = SyncCallee(phone, device="phone", dataset="cal", policy=ConflictPolicy.KEEP_BOTH,
+                        clock=clock, copy_content=copy_content)
+    assert run(caller, callee).completed
+    return caller.report, callee.report
+
+
+@pytest.mark.parametrize("mode", [SyncMode.TWO_WAY, SyncMode.SLOW])
+@pytest.mark.parametrize("content, content_type", [(CARD, VCARD), (SERIES, ICALENDAR)])
+def test_after_a_keep_both_sync_both_exports_reimport_to_the_same_count_and_the_next_sync_is_a_no_op(
+        mode, content, content_type):
+    clock = Clock()
+    with RecordStore(":memory:", clock=clock) as laptop, RecordStore(":memory:", clock=clock) as phone:
+        laptop.import_bytes(content, content_type)
+        _sync(laptop, phone, SyncMode.TWO_WAY, clock)
+        uid = record_formats.uid_of(content)
+        laptop.replace(uid, content.replace(b"\r\nEND:V", b"\r\nCATEGORIES:laptop\r\nEND:V", 1))
+        phone.replace(uid, content.replace(b"\r\nEND:V", b"\r\nCATEGORIES:phone\r\nEND:V", 1))
+        _, callee_report = _sync(laptop, phone, mode, clock)
+        (conflict,) = callee_report.conflicts
+        copy = phone.get(conflict.copy_id).content
+        # The phone's later edit won; the laptop's version is the copy, with its own UID.
+        assert record_formats.uid_of(copy) == conflict.copy_id and b"CATEGORIES:laptop" in copy
+        assert b"X-DEVICE=laptop" in copy and laptop.get(conflict.copy_id).content == copy
+        for store in (laptop, phone):
+            exported = store.export_bytes(content_type)
+            with RecordStore(":memory:", clock=clock) as fresh:
+                assert fresh.import_bytes(exported, content_type).items == 2 == len(fresh.items())
+        caller_again, callee_again = _sync(laptop, phone, SyncMode.TWO_WAY, clock)
+        assert caller_again.items_sent == callee_again.items_sent == 0

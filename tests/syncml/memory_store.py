@@ -104,6 +104,11 @@ class MemoryStore:
         seq = self._next_seq()
         self._state.items[item_id] = Record(dataclasses.replace(record.meta, seq=seq, origin=None), record.content)
 
+    def mark_held(self, item_id: str, *, version: int, peer: str) -> None:
+        record = self._state.items.get(item_id)
+        if record is not None and record.meta.version == version:
+            self._state.items[item_id] = Record(dataclasses.replace(record.meta, origin=peer), record.content)
+
     def add(self, content: bytes, content_type: str | None = None, *, item_id: str | None = None) -> ItemMeta:
         content_type = content_type or _sniff(content)
         item_id = item_id or _uid(content) or str(uuid.uuid4())

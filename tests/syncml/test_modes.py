@@ -363,3 +363,42 @@ def _finish(caller, callee, drop_last=False):
                 moved = True
         if not moved:
             return
+
+
+@pytest.mark.parametrize("mode", [SyncMode.TWO_WAY, SyncMode.SLOW])
+@pytest.mark.parametrize("later", ["caller", "callee"])
+def test_the_sync_after_a_keep_both_conflict_sends_nothing_either_way(synced, mode, later):
+    a, b = synced
+    edits = [(a, "Ann by A"), (b, "Ann by B")]
+    for store, name in edits if later == "callee" else reversed(edits):
+        store.replace("ann", card(name, uid="ann"))
+    outcome = sync(a, b, mode, ConflictPolicy.KEEP_BOTH)
+    assert outcome.wire.completed and outcome.callee.report.conflicts[0].copy_id
+    assert names(a) == names(b) and len(names(a)) == 4
+    for follow_up in (SyncMode.TWO_WAY, SyncMode.TWO_WAY):
+        again = sync(a, b, follow_up, ConflictPolicy.KEEP_BOTH)
+        assert again.wire.completed
+        assert again.caller.report.items_sent == again.callee.report.items_sent == 0
+
+
+def test_a_keep_both_copy_edited_later_is_offered_again(synced):
+    a, b = synced
+    a.replace("ann", card("Ann by A", uid="ann"))
+    b.replace("ann", card("Ann by B", uid="ann"))
+    copy_id = sync(a, b, policy=ConflictPolicy.KEEP_BOTH).callee.report.conflicts[0].copy_id
+    b.replace(copy_id, card("Ann by A, renamed on B"))
+    outcome = sync(a, b)
+    assert outcome.callee.report.items_sent == 1
+    assert names(a)[copy_id] == "Ann by A, renamed on B"
+
+
+@pytest.mark.parametrize("cut", [3, 4, 5])  # before the copy reaches A, before or after A's Status
+def test_a_keep_both_copy_the_caller_never_acknowledged_is_sent_again(synced, cut):
+    a, b = synced
+    a.replace("ann", card("Ann by A", uid="ann"))
+    b.replace("ann", card("Ann by B", uid="ann"))
+    assert not sync(a, b, policy=ConflictPolicy.KEEP_BOTH, cut_after=cut).wire.completed
+    again = sync(a, b, policy=ConflictPolicy.KEEP_BOTH)
+    assert again.wire.completed and names(a) == names(b) and len(names(a)) == 4
+    quiet = sync(a, b, policy=ConflictPolicy.KEEP_BOTH)
+    assert quiet.caller.report.items_sent == quiet.callee.report.items_sent == 0
