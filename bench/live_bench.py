@@ -5,7 +5,7 @@ with static addresses and no discovery or relays (`<repo>/../shared/anchors/fold
 once with its default watcher delay (10 s) and once with `WATCHER_DELAY=1`. Not a test.
 
     python bench/live_bench.py [--edits 50] [--devices 10000] [--seconds 90] [--idle 30]
-                               [--syncthing-edits 20] [--skip-syncthing]
+                               [--syncthing-edits 20] [--skip-syncthing] [--keep]
 
 sipsync runs as one `sipsync-server` and two live `sipsync-peer daemon`s (a folder and a contacts
 dataset, each with the other device as partner), on loopback with ports the OS picks. Measured:
@@ -317,6 +317,8 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=1.0, help="pause after each edit arrived")
     parser.add_argument("--syncthing-edits", type=int, default=20)
     parser.add_argument("--skip-syncthing", action="store_true")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the folders and logs, and print every delay")
     args = parser.parse_args()
     if not 1 <= args.edits <= MAX_EDITS or not 0 <= args.devices <= MAX_DEVICES \
             or not 1 <= args.seconds <= MAX_SECONDS or not 1 <= args.idle <= MAX_SECONDS \
@@ -356,7 +358,15 @@ def main() -> None:
     finally:
         if pair is not None:
             pair.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print("file delays:", " ".join(f"{d:.3f}" for d in file_delays))
+        print("record delays:", " ".join(f"{d:.3f}" for d in record_delays))
+        for delay, (delays, _) in anchors.items():
+            print(f"Syncthing {delay or 'default'} delays:", " ".join(f"{d:.3f}" for d in delays))
 
     print("\n| case | median s | p99 s | n | lost | target |")
     print("|---|---|---|---|---|---|")
