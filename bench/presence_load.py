@@ -30,6 +30,7 @@ HOST = "127.0.0.1"
 REGISTER_EXPIRES = 60      # the daemon's default keepalive
 SUBSCRIBE_EXPIRES = 600    # what peer/presence_watch.py asks for
 T1, TIMER_F = 0.5, 32.0
+SETUP_ATTEMPTS = 3
 _CHALLENGES = {401: ("www-authenticate", "Authorization"),
                407: ("proxy-authenticate", "Proxy-Authorization")}
 
@@ -208,7 +209,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run_load(server: tuple[str, int], server_pid: int, accounts: list[tuple[str, str, str]],
-                   window: float, rate: float = 400.0) -> LoadResult:
+                   window: float, rate: float = 200.0) -> LoadResult:
     """Bring every (user, password, device) online at `rate` a second, then measure `window`
     seconds of keepalive: the server's CPU each second and the NOTIFYs that arrive."""
     loop = asyncio.get_running_loop()
@@ -223,8 +224,11 @@ async def run_load(server: tuple[str, int], server_pid: int, accounts: list[tupl
 
     async def bring_online(device: SimulatedDevice, at: float) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
-        if await device.register() and await device.subscribe():
-            online_at[device] = time.monotonic()
+        for _ in range(SETUP_ATTEMPTS):  # a daemon retries too, with back-off
+            if await device.register() and await device.subscribe():
+                online_at[device] = time.monotonic()
+                return
+            await asyncio.sleep(1.0 + random.random())
 
     await asyncio.gather(*(bring_online(d, started + i / rate) for i, d in enumerate(devices)))
     setup = time.monotonic() - started
