@@ -68,6 +68,18 @@ class DatasetWatcher:
                     relative = path.relative_to(root)
                 except ValueError:
                     continue
-                if not is_scratch(relative):
+                if not is_scratch(relative) and not _empty_wal(path):
                     touched.add(name)
         return touched
+
+
+def _empty_wal(path: Path) -> bool:
+    """A SQLite write-ahead log that is gone or holds nothing: a reader opened and closed the
+    store (the daemon's own check of what is pending does), which is no change. Were it one,
+    each check would set off the next, for ever. A writer's log holds its frames."""
+    if not path.name.endswith("-wal"):
+        return False
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return True

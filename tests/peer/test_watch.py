@@ -1,6 +1,7 @@
 """The dataset watcher on a real file system: a write is reported, scratch files are not."""
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from peer.watch import DatasetWatcher, is_scratch
@@ -47,6 +48,46 @@ async def test_the_engines_scratch_files_are_not_changes(tmp_path):
         (roots["photos"] / "real.jpg").write_bytes(b"x")
         assert await asyncio.wait_for(seen.get(), 5) == "photos"
     finally:
+        await watcher.close()
+
+
+def wal_store(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE items (id TEXT)")
+    db.close()
+
+
+async def test_a_store_only_read_is_not_a_change(tmp_path):
+    roots, seen, watcher = await watching(tmp_path)
+    try:
+        wal_store(roots["notes"] / "records.db")
+        await asyncio.wait_for(seen.get(), 5)
+        while not seen.empty():
+            seen.get_nowait()
+        # A reader makes the store's -wal and -shm and removes them as it closes.
+        db = sqlite3.connect(roots["notes"] / "records.db")
+        db.execute("SELECT count(*) FROM items").fetchone()
+        db.close()
+        (roots["photos"] / "real.jpg").write_bytes(b"x")
+        assert await asyncio.wait_for(seen.get(), 5) == "photos"
+    finally:
+        await watcher.close()
+
+
+async def test_a_write_by_a_program_keeping_the_store_open_is_a_change(tmp_path):
+    roots, seen, watcher = await watching(tmp_path)
+    wal_store(roots["notes"] / "records.db")
+    await asyncio.wait_for(seen.get(), 5)
+    while not seen.empty():
+        seen.get_nowait()
+    db = sqlite3.connect(roots["notes"] / "records.db")
+    try:
+        db.execute("INSERT INTO items VALUES ('a')")
+        db.commit()  # only in the -wal while the connection stays open
+        assert await asyncio.wait_for(seen.get(), 5) == "notes"
+    finally:
+        db.close()
         await watcher.close()
 
 
