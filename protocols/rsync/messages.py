@@ -37,14 +37,15 @@ class ManifestAssembler:
     def finish(self) -> Manifest:
         try:
             return Manifest.from_json(self._buf.decode())
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's stack, which a peer can send.
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
 
 
 def _object(payload: bytes, what: str) -> dict:
     try:
         value = json.loads(bytes(payload).decode())
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the stack allows
         raise WireFormatError(f"malformed {what}: not JSON") from None
     if not isinstance(value, dict):
         raise WireFormatError(f"malformed {what}: not an object")
