@@ -366,9 +366,9 @@ def _records() -> Harness:
 
 TARGETS: dict[str, Target] = {target.name: target for target in (
     Target("sip-datagram", "SIP message from a UDP datagram (parse_message)", _sip_datagram,
-           ("protocols.sip", "aiosipua"), lines=True),
+           ("protocols.sip",), lines=True),
     Target("sip-stream", "SIP over TCP/TLS: StreamFramer, then parse_message(stream=True)", _sip_stream,
-           ("protocols.sip", "aiosipua"), lines=True),
+           ("protocols.sip",), lines=True),
     Target("sip-reginfo", "presence body (protocols/sip/reginfo.py parse)", _reginfo,
            ("protocols.sip",), max_len=8192, lines=True, skip=_reginfo_missing),
     Target("session-descriptor", "session descriptor XML (parse_descriptor)", _session_descriptor,
@@ -390,6 +390,6 @@ TARGETS: dict[str, Target] = {target.name: target for target in (
     Target("syncml", "SyncML-like message (protocols/syncml/messages.py decode)", _syncml,
            ("protocols.syncml", "protocols.untrusted_xml"), max_len=8192),
     Target("records", "vCard / iCalendar file (peer/record_formats.py parse)", _records,
-           ("peer.record_formats", "peer.record_text", "peer.record_validation", "vobject", "icalendar"),
+           ("peer.record_formats", "peer.record_text", "peer.record_validation"),
            max_len=8192, lines=True),
 )}
