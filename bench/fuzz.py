@@ -7,7 +7,9 @@ dictionary words it learns from the parser's own comparisons), so a run goes dee
 in a way blind mutation of the seeds does not; hypothesis spends far longer per input and is not
 built for a million of them. For text formats (SIP, XML, vCard, iCalendar) the mutations are also
 told the seeds' structure words (header names, tags, parameters) as a libFuzzer dictionary, so
-whole tokens are inserted and swapped: structure awareness at the cost of a regex.
+whole tokens are inserted and swapped: structure awareness at the cost of a regex. Only sipsync's
+own modules are instrumented: the libraries under them (aiosipua, lxml, vobject, icalendar) run
+and their exceptions count, but tracing their Python code would slow the run tenfold.
 
 Each target runs in its own process (libFuzzer ends the process when it is done) until it has
 tried `--inputs` inputs or spent `--seconds`; printed per target: the inputs tried, the crashes
