@@ -308,7 +308,8 @@ def _rsync_manifest() -> Harness:
     def seeds() -> list[bytes]:
         manifest = Manifest({"a/b.txt": FileEntry("a/b.txt", 12, 1_700_000_000_000_000_000, 0o644, bytes(16)),
                              "c": FileEntry("c", 0, 0, 0o755, bytes(range(16)))}, ("link",))
-        return [b"\x20" + b"".join(manifest_pieces(manifest)), b"\x01" + b"".join(manifest_pieces(Manifest()))]
+        return [b"\x20" + b"".join(manifest_pieces(manifest)),
+                b"\x01" + b"".join(manifest_pieces(Manifest()))]
 
     return Harness(run, (RsyncError,), seeds)
 

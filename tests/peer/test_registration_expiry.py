@@ -1,5 +1,5 @@
 """The expiry a peer reads from the registrar's 200: a value that is not ASCII digits is ignored
-(the asked expiry stays), never a crash of the registration loop (found by bench/fuzz.py)."""
+(the asked expiry stays), never a crash of the registration loop."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """Folder-sync payloads are JSON from the peer: nesting deeper than Python's stack is a malformed
-payload like any other, not a crash of the exchange (found by bench/fuzz.py)."""
+payload like any other, not a crash of the exchange (also kept in tests/fuzz_corpus)."""
 
 import pytest
 

@@ -1,11 +1,12 @@
-"""A number in a SyncML message is ASCII digits: any other digit is refused with a Status code, not
-a crash of the engine (found by bench/fuzz.py: '\u00b2' passes str.isdigit, int() refuses it)."""
+"""A number in a SyncML message is ASCII digits: any other digit is refused with a Status code,
+not a crash of the engine ('\u00b2' passes str.isdigit, int() refuses it)."""
 
 import pytest
 
 from protocols.syncml.messages import Header, Message, MessageError, Status, decode, encode
 
-GOOD = encode(Message(Header("s1", 1, "alice/laptop", "alice/phone"), (Status(1, 1, 0, "SyncHdr", 200),), True))
+HEADER = Header("s1", 1, "alice/laptop", "alice/phone")
+GOOD = encode(Message(HEADER, (Status(1, 1, 0, "SyncHdr", 200),), final=True))
 
 
 def test_a_message_with_ascii_numbers_decodes():
