@@ -146,7 +146,13 @@ def _granted(response, asked: int, mine: str) -> int:
             continue
         for part in contact.split(";")[1:]:
             key, _, value = part.partition("=")
-            if key.strip().lower() == "expires" and value.strip().isdigit():
+            if key.strip().lower() == "expires" and _is_number(value):
                 return int(value)
     expires = response.headers.get_first("expires")
-    return int(expires) if expires and expires.strip().isdigit() else asked
+    return int(expires) if expires and _is_number(expires) else asked
+
+
+def _is_number(text: str) -> bool:
+    # isdigit alone also accepts digits int() refuses (superscripts such as '\u00b2')
+    text = text.strip()
+    return text.isascii() and text.isdigit()

@@ -45,16 +45,27 @@ def load(data: bytes, roots: Collection[str]) -> etree._Element:
     return root
 
 
+def _split_tag(element: etree._Element) -> tuple[str | None, str]:
+    """Namespace and local name. Not etree.QName(element): it parses the "{namespace}name" tag
+    again and raises ValueError on a namespace holding "}", which XML allows and a peer can send;
+    a local name never holds one, so the tag splits at its last "}"."""
+    tag = element.tag
+    if tag.startswith("{"):
+        namespace, _, localname = tag[1:].rpartition("}")
+        return namespace, localname
+    return None, tag
+
+
 def _check_root(root: etree._Element, roots: Collection[str]) -> None:
-    name = etree.QName(root)
+    namespace, localname = _split_tag(root)
     expected = " or ".join(f"<{r}>" for r in roots)
-    if name.namespace != NAMESPACE:
-        where = f"namespace {name.namespace}" if name.namespace else "no namespace"
+    if namespace != NAMESPACE:
+        where = f"namespace {namespace}" if namespace else "no namespace"
         raise MalformedBody(
-            f"expected {expected} in namespace {NAMESPACE}, got <{name.localname}> in {where}"
+            f"expected {expected} in namespace {NAMESPACE}, got <{localname}> in {where}"
         )
-    if name.localname not in roots:
-        raise MalformedBody(f"expected {expected}, got <{name.localname}>")
+    if localname not in roots:
+        raise MalformedBody(f"expected {expected}, got <{localname}>")
 
 
 def _check_version(version: str | None) -> None:
@@ -75,6 +86,6 @@ def _drop_extensions(root: etree._Element) -> None:
     for child in list(root):
         if not isinstance(child.tag, str):
             continue
-        namespace = etree.QName(child).namespace
+        namespace, _ = _split_tag(child)
         if namespace is not None and namespace != NAMESPACE:
             root.remove(child)

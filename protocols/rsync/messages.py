@@ -101,7 +101,9 @@ def apply_changes(payload: bytes, base: Manifest | None,
         skipped: tuple[Skipped, ...] = skipped_from_rows(raw.get("skipped", ()))
     except LimitExceeded:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, zstandard.ZstdError) as exc:
+    # RecursionError: JSON nested deeper than the interpreter's stack, which a peer can send.
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            zstandard.ZstdError) as exc:
         raise WireFormatError(f"the peer's manifest is malformed: {exc}") from None
     return Manifest(dict(sorted(entries.items())), skipped), named
 
@@ -113,7 +115,7 @@ def changes_pieces(data: bytes) -> list[bytes]:
 def _object(payload: bytes, what: str) -> dict:
     try:
         value = json.loads(bytes(payload).decode())
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the stack allows
         raise WireFormatError(f"malformed {what}: not JSON") from None
     if not isinstance(value, dict):
         raise WireFormatError(f"malformed {what}: not an object")

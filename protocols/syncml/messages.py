@@ -244,7 +244,8 @@ def _str(element: etree._Element, tag: str, *, required: bool = True) -> str:
 
 def _int(element: etree._Element, tag: str) -> int:
     text = _str(element, tag)
-    if not text.isdigit() or len(text) > 18:
+    # isdigit alone also accepts digits int() refuses (superscripts such as '\u00b2')
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise MessageError(f"<{tag}> is not a number: {text[:40]!r}")
     return int(text)
 
