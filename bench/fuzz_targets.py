@@ -8,8 +8,6 @@ load, and so that the corpus replay (tests/test_fuzz_corpus.py) needs nothing bu
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,18 +96,20 @@ def _sip_stream() -> Harness:
     return Harness(run, (SipParseError,), seeds)
 
 
-def _reginfo_missing() -> str | None:
-    if importlib.util.find_spec("protocols.sip.reginfo") is None:
-        return "protocols/sip/reginfo.py does not exist yet (presence bodies land with it)"
-    return None
-
-
 def _reginfo() -> Harness:
-    module = importlib.import_module("protocols.sip.reginfo")
-    # The module's own exception classes are its typed errors (it defines one family).
-    typed = tuple(value for value in vars(module).values() if isinstance(value, type)
-                  and issubclass(value, Exception) and value.__module__ == module.__name__)
-    return Harness(module.parse, typed)
+    from protocols.sip.reginfo import ContactEvent, DeviceState, RegInfo, RegInfoError, build, parse
+
+    def seeds() -> list[bytes]:
+        phone = DeviceState("alice", "phone", online=True, event=ContactEvent.REGISTERED,
+                            contact="sip:alice@127.0.0.1:5071;device=phone", expires=58,
+                            online_since=1_700_000_000.5, last_seen=1_700_000_050.25,
+                            user_agent="sipsync-peer/0.1")
+        gone = DeviceState("bob", "tablet", online=False, event=ContactEvent.REJECTED,
+                           last_seen=1_700_000_010.0, reason="no longer shared")
+        return [build(RegInfo(3, True, (phone, gone)), "sipsync"),
+                build(RegInfo(4, False, (gone,)), "example.org")]
+
+    return Harness(parse, (RegInfoError,), seeds)
 
 
 # --- session descriptor and progress -------------------------------------------------------------
@@ -279,35 +279,51 @@ def _rsync_delta() -> Harness:
 
 def _rsync_messages() -> Harness:
     from protocols.rsync import RsyncError
-    from protocols.rsync.messages import DeltaFigures, FileRequest, ManifestEnd
+    from protocols.rsync.manifest import Skipped
+    from protocols.rsync.messages import (DeltaFigures, FileRequest, Hello, decode_skipped,
+                                          encode_skipped)
+    from protocols.rsync.records import (BatchEncoder, Tag, decode_batch, decode_records, encode,
+                                         encode_request)
 
-    decoders = (ManifestEnd.decode, FileRequest.decode, DeltaFigures.decode)
+    def records(payload: bytes) -> object:
+        return decode_records(decode_batch(payload))
+
+    decoders = (Hello.decode, FileRequest.decode, DeltaFigures.decode, decode_skipped, records)
 
     def run(data: bytes) -> object:
         """The first byte picks the payload type, as the frame type does on the channel."""
         return decoders[(data[0] if data else 0) % len(decoders)](data[1:])
 
     def seeds() -> list[bytes]:
-        return [b"\x00" + ManifestEnd("ab" * 16).encode(), b"\x01" + FileRequest("a/b.txt", 42).encode(),
-                b"\x02" + DeltaFigures(100, 2000).encode()]
+        batch = BatchEncoder()
+        batch.add(encode(Tag.REQUEST, encode_request("a/b.txt", 42)))
+        batch.add(encode(Tag.REQUESTS_DONE))
+        return [b"\x00" + Hello(2, "ab" * 16).encode(), b"\x01" + FileRequest("a/b.txt", 42).encode(),
+                b"\x02" + DeltaFigures(100, 2000).encode(),
+                b"\x03" + encode_skipped([Skipped("dev/null", "a device")]), b"\x04" + batch.take()]
 
     return Harness(run, (RsyncError,), seeds)
 
 
 def _rsync_manifest() -> Harness:
     from protocols.rsync import RsyncError
-    from protocols.rsync.manifest import FileEntry, Manifest
-    from protocols.rsync.messages import ManifestAssembler, manifest_pieces
+    from protocols.rsync.manifest import EntryKind, FileEntry, Manifest, Skipped
+    from protocols.rsync.messages import ManifestAssembler, changes_pieces, manifest_changes
+
+    def manifest_pieces(manifest: Manifest) -> list[bytes]:
+        return changes_pieces(manifest_changes(manifest, None))
 
     def run(data: bytes) -> object:
         assembler = ManifestAssembler(limit=1 << 16)
         for piece in _chunks(data[1:], data[0] if data else 0):
             assembler.feed(piece)
-        return assembler.finish()
+        return assembler.finish_changes(None)
 
     def seeds() -> list[bytes]:
         manifest = Manifest({"a/b.txt": FileEntry("a/b.txt", 12, 1_700_000_000_000_000_000, 0o644, bytes(16)),
-                             "c": FileEntry("c", 0, 0, 0o755, bytes(range(16)))}, ("link",))
+                             "c": FileEntry("c", 0, 0, 0o755, bytes(range(16))),
+                             "l": FileEntry("l", 0, 0, 0, b"", EntryKind.LINK, "a/b.txt")},
+                            (Skipped("dev", "a device"),))
         return [b"\x20" + b"".join(manifest_pieces(manifest)),
                 b"\x01" + b"".join(manifest_pieces(Manifest()))]
 
@@ -371,7 +387,7 @@ TARGETS: dict[str, Target] = {target.name: target for target in (
     Target("sip-stream", "SIP over TCP/TLS: StreamFramer, then parse_message(stream=True)", _sip_stream,
            ("protocols.sip",), lines=True),
     Target("sip-reginfo", "presence body (protocols/sip/reginfo.py parse)", _reginfo,
-           ("protocols.sip",), max_len=8192, lines=True, skip=_reginfo_missing),
+           ("protocols.sip",), max_len=8192, lines=True),
     Target("session-descriptor", "session descriptor XML (parse_descriptor)", _session_descriptor,
            ("session_xml", "protocols.untrusted_xml"), max_len=8192, lines=True),
     Target("session-progress", "progress report XML (parse_progress)", _session_progress,
@@ -384,7 +400,7 @@ TARGETS: dict[str, Target] = {target.name: target for target in (
            _rsync_signature, ("protocols.rsync",)),
     Target("rsync-delta", "rsync delta stream (DeltaReader, apply_delta)", _rsync_delta,
            ("protocols.rsync",), max_len=8192),
-    Target("rsync-messages", "folder-sync frame payloads (ManifestEnd, FileRequest, DeltaFigures)",
+    Target("rsync-messages", "folder-sync frame payloads (Hello, FileRequest, DeltaFigures, skipped, record batches)",
            _rsync_messages, ("protocols.rsync",), max_len=1024),
     Target("rsync-manifest", "a peer's folder manifest (ManifestAssembler)", _rsync_manifest,
            ("protocols.rsync",)),
