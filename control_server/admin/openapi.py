@@ -188,6 +188,8 @@ def openapi_document(version: str) -> dict:
                     "status": {"type": ["integer", "null"]}, "reason": _STRING,
                     "started_at": number, "established_at": nullable, "ended_at": nullable,
                     "duration": nullable, "rate": nullable,
+                    # "daemon": a live sync started it by itself; "" when it was asked for
+                    "started_by": _STRING,
                     "progress": {"type": "object", "properties": {
                         "phase": _STRING, "bytes": {"type": "integer"},
                         "records": {"type": "integer"}, "bytes_total": {"type": "integer"},

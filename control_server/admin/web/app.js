@@ -134,6 +134,7 @@ function renderHistory() {
     el("td", {}, el("span", {class: s.state === "ended" ? "tag ok" : "tag bad"}, s.reason || s.state)),
     el("td", {}, s.status ?? ""),
     el("td", {}, duration(s.duration)),
+    el("td", {}, s.started_by === "daemon" ? "daemon (live sync)" : "script"),
     el("td", {}, time(s.ended_at)),
   )));
   document.getElementById("history-empty").hidden = state.history.length > 0;
