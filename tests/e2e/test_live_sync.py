@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 from ..waiting import wait_until
 from .conftest import peer_cli
@@ -194,3 +196,37 @@ def test_after_a_server_restart_presence_and_changes_still_flow(deployment, tmp_
     phone.start()
     wait_until(lambda: files(target).get("after-restart.txt") == b"written after the restart\n",
                what="the change made after the restart on the phone")
+
+
+def test_a_scripted_invite_waits_for_an_offline_device_and_then_syncs(deployment, tmp_path):
+    laptop, phone, source, target = live_pair(deployment, tmp_path)
+    # A dataset with no partners: only the scripted session moves it.
+    photos = laptop.dataset("photos", tmp_path / "laptop-photos")
+    phone_photos = phone.dataset("photos", tmp_path / "phone-photos")
+    phone.start()
+    wait_until(lambda: ("alice", "phone") in deployment.online(), what="the phone known online")
+    phone.stop()
+    laptop.start()
+    wait_until(lambda: ("alice", "laptop") in deployment.online(), what="the laptop online")
+    (photos / "scripted.txt").write_text("pushed once the phone is back\n")
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "peer.cli", "--data-dir", str(laptop.data_dir), "invite",
+         "alice/phone", "--dataset", "photos", "--wait-online", "--timeout", "120", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        phone.start()
+        out, err = waiting.communicate(timeout=150)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, out + err
+    assert files(phone_photos) == {"scripted.txt": b"pushed once the phone is back\n"}
+
+
+def test_wait_online_gives_up_after_its_timeout_with_exit_code_4(deployment, tmp_path):
+    laptop, phone, source, target = live_pair(deployment, tmp_path)
+    laptop.start()
+    wait_until(lambda: ("alice", "laptop") in deployment.online(), what="the laptop online")
+    result = peer_cli(laptop.data_dir, "invite", "alice/phone", "--dataset", "notes",
+                      "--wait-online", "--timeout", "2")
+    assert result.returncode == 4 and "did not come online" in result.stdout
