@@ -259,12 +259,12 @@ def shares_list(ctx: _Context, as_json: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@click.option("--watch", "keep_watching", is_flag=True, help="Refresh every second until Ctrl-C.")
 @click.pass_obj
 @_store_errors
-def online(ctx: _Context, as_json: bool, watch: bool) -> None:
+def online(ctx: _Context, as_json: bool, keep_watching: bool) -> None:
     """Devices online now: address, transport, expiry countdown, user agent."""
-    if watch:
+    if keep_watching:
         watch(lambda: table(ctx.backend.online(), ONLINE_COLUMNS, "Online devices"))
         return
     emit(ctx.backend.online(), ONLINE_COLUMNS, as_json, "Online devices")
@@ -274,10 +274,11 @@ def online(ctx: _Context, as_json: bool, watch: bool) -> None:
 @click.option("--history", is_flag=True, help="Ended sessions, newest first.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@click.option("--watch", "keep_watching", is_flag=True, help="Refresh every second until Ctrl-C.")
 @click.pass_obj
 @_store_errors
-def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: bool) -> None:
+def sessions(ctx: _Context, history: bool, limit: int, as_json: bool,
+             keep_watching: bool) -> None:
     """Active sessions with their progress, or (--history) the ended ones with their outcome."""
     columns = HISTORY_COLUMNS if history else SESSION_COLUMNS
     title = "Session history" if history else "Active sessions"
@@ -285,9 +286,10 @@ def sessions(ctx: _Context, history: bool, limit: int, as_json: bool, watch: boo
     def rows() -> list[dict]:
         return ctx.backend.sessions(history=history, limit=limit)
 
-    if as_json and not watch:
+    if as_json and not keep_watching:
         click.echo(json.dumps(rows(), indent=2))
-    elif watch:
+    elif keep_watching:
+        # The flag is named apart from tables.watch, which it calls.
         watch(lambda: table([session_table_row(r) for r in rows()], columns, title))
     else:
         console.print(table([session_table_row(r) for r in rows()], columns, title))
