@@ -21,26 +21,16 @@ from session_xml import DataType, Direction, SyncMode, SyncProtocol
 from . import config as peer_config
 from .config import VERSIONING_OFF, ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
+from .command_line import fail, load_config
 from .live_cli import devices, parse_partners, partners, tell_daemon, with_partners
 from .records_cli import records
-from .sync_outcome import EXIT_UNREACHABLE, EXIT_USAGE
+from .sync_outcome import EXIT_UNREACHABLE
 from .versions import VersionKind, VersionPolicy
 from .versions_cli import versions
 
 err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"sipsync-peer: {message}", err=True)
-    sys.exit(code)
-
-
-def _load(data_dir: Path) -> PeerConfig:
-    try:
-        return peer_config.load(data_dir)
-    except ConfigError as exc:
-        _fail(str(exc))
-        raise  # unreachable: _fail exits
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,7 +62,7 @@ def init(data_dir: Path, server: str, user: str, device: str, password: str | No
          password_file: Path | None, transport: str, data_host: str, register_expires: int) -> None:
     """Set this device up: server, account, name; make its key and certificate."""
     if (password is None) == (password_file is None):
-        _fail("give exactly one of --password or --password-file")
+        fail("give exactly one of --password or --password-file")
     try:
         config = PeerConfig(data_dir=data_dir, server=server, transport=transport,
                             user=check_name("user", user), device=check_name("device", device),
@@ -82,7 +72,7 @@ def init(data_dir: Path, server: str, user: str, device: str, password: str | No
         config.server_endpoint  # noqa: B018 - refuse a bad address now
         path = peer_config.save(config)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     identity = DeviceIdentity.load_or_create(data_dir / "identity", device)
     click.echo(f"wrote {path}")
     click.echo(f"device {user}/{device}, certificate fingerprint {identity.fingerprint}")
@@ -120,18 +110,18 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
                 allow: str, policy: str | None, layout: str | None, versioning: str | None,
                 versions_days: float | None, partners: str) -> None:
     """Serve a dataset: a folder of files, or a folder holding a record store (records.db)."""
-    config = _load(data_dir)
+    config = load_config(data_dir)
     if policy is not None and data_type == DataType.FILES:
-        _fail("--policy is for record datasets (contacts, calendar, notes, sms)")
+        fail("--policy is for record datasets (contacts, calendar, notes, sms)")
     if (versioning is not None or versions_days is not None) and data_type != DataType.FILES:
-        _fail("--versioning and --versions-days are for files datasets")
+        fail("--versioning and --versions-days are for files datasets")
     if versioning == VERSIONING_OFF and versions_days is not None:
-        _fail("--versions-days needs versioning on (trashcan or staggered)")
+        fail("--versions-days needs versioning on (trashcan or staggered)")
     try:
         chosen = tuple(SyncProtocol(p.strip()) for p in protocols.split(",")) if protocols else (
             (SyncProtocol.RSYNC,) if data_type == DataType.FILES else (SyncProtocol.SYNCML,))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     path.mkdir(parents=True, exist_ok=True)
     entry = Dataset(name=name, data_type=DataType(data_type), path=path.resolve(),
                     protocols=chosen, allow=tuple(u.strip() for u in allow.split(",") if u.strip()),
@@ -146,7 +136,7 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
             config = with_partners(config, name, parse_partners(partners))
         peer_config.save(config)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     tell_daemon(data_dir)
     click.echo(f"dataset {name}: {data_type} in {entry.path} over {','.join(p.value for p in chosen)}")
 
@@ -155,7 +145,7 @@ def dataset_add(data_dir: Path, name: str, data_type: str, path: Path, protocols
 @click.pass_obj
 def daemon(data_dir: Path) -> None:
     """Register, stay online, answer sessions and serve datasets until SIGINT or SIGTERM."""
-    config = _load(data_dir)
+    config = load_config(data_dir)
     asyncio.run(_run_daemon(config))
 
 
@@ -231,7 +221,7 @@ async def _invite(data_dir: Path, command: dict, show_progress: bool) -> dict:
 @click.pass_obj
 def status(data_dir: Path, as_json: bool) -> None:
     """Registration, fingerprint, datasets and sessions of this device."""
-    config = _load(data_dir)
+    config = load_config(data_dir)
 
     async def query() -> dict:
         try:

@@ -10,29 +10,17 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from . import config as peer_config
 from .config import ConfigError, Partner, PeerConfig
+from .command_line import fail, load_config
 from .control import DaemonNotRunning, ask
 from .live_schedule import PartnerDirection
-from .sync_outcome import EXIT_UNREACHABLE, EXIT_USAGE
+from .sync_outcome import EXIT_UNREACHABLE
 
 DIRECTIONS = [d.value for d in PartnerDirection]
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"sipsync-peer: {message}", err=True)
-    sys.exit(code)
-
-
-def _load(data_dir: Path) -> PeerConfig:
-    try:
-        return peer_config.load(data_dir)
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 def parse_partners(text: str, direction: str = "two-way") -> tuple[Partner, ...]:
@@ -41,14 +29,14 @@ def parse_partners(text: str, direction: str = "two-way") -> tuple[Partner, ...]
         return tuple(Partner(peer_config.check_partner(p.strip()), PartnerDirection(direction))
                      for p in text.split(",") if p.strip())
     except (ConfigError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def with_partners(config: PeerConfig, name: str, partners: tuple[Partner, ...]) -> PeerConfig:
     """The dataset with these partners; users of other partners may sync it too."""
     dataset = config.datasets.get(name)
     if dataset is None:
-        _fail(f"no dataset {name!r} (have: {', '.join(config.datasets) or 'none'})")
+        fail(f"no dataset {name!r} (have: {', '.join(config.datasets) or 'none'})")
     others = {p.device.partition("/")[0] for p in partners} - {config.user}
     allow = tuple(dict.fromkeys((*dataset.allow, *sorted(others))))
     return peer_config.with_dataset(config, replace(dataset, partners=partners, allow=allow))
@@ -79,7 +67,7 @@ def partners() -> None:
                    "back; receive-only: theirs come here, ours never leave.")
 @click.pass_obj
 def partners_add(data_dir: Path, name: str, device: str, direction: str) -> None:
-    config = _load(data_dir)
+    config = load_config(data_dir)
     dataset = config.datasets.get(name)
     (new,) = parse_partners(device, direction)
     kept = tuple(p for p in (dataset.partners if dataset else ()) if p.device != new.device)
@@ -93,10 +81,10 @@ def partners_add(data_dir: Path, name: str, device: str, direction: str) -> None
 @click.argument("device", metavar="USER/DEVICE")
 @click.pass_obj
 def partners_remove(data_dir: Path, name: str, device: str) -> None:
-    config = _load(data_dir)
+    config = load_config(data_dir)
     dataset = config.datasets.get(name)
     if dataset is None or all(p.device != device for p in dataset.partners):
-        _fail(f"{device} is not a partner of dataset {name!r}")
+        fail(f"{device} is not a partner of dataset {name!r}")
     peer_config.save(with_partners(config, name,
                                    tuple(p for p in dataset.partners if p.device != device)))
     tell_daemon(data_dir)
@@ -108,10 +96,10 @@ def partners_remove(data_dir: Path, name: str, device: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def partners_list(data_dir: Path, name: str, as_json: bool) -> None:
-    config = _load(data_dir)
+    config = load_config(data_dir)
     dataset = config.datasets.get(name)
     if dataset is None:
-        _fail(f"no dataset {name!r}")
+        fail(f"no dataset {name!r}")
     rows = [{"device": p.device, "direction": p.direction.value} for p in dataset.partners]
     if as_json:
         click.echo(json.dumps(rows))
@@ -160,7 +148,7 @@ def devices(data_dir: Path, as_json: bool, watch: bool) -> None:
                 if not watch:
                     return
         except DaemonNotRunning as exc:
-            _fail(str(exc), EXIT_UNREACHABLE)
+            fail(str(exc), EXIT_UNREACHABLE)
 
     try:
         asyncio.run(show())
