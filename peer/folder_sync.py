@@ -4,6 +4,9 @@ The decisions and the file work are sans-I/O cores in `protocols/rsync/` (exchan
 receiving, tree); this module moves their records over the channel. After a hello and both
 manifests, each side streams its requests while it streams the deltas the peer asked for: no
 round trip per file, many small files per frame.
+
+Just over 400 lines: one side's whole session (hello, scan, manifests, the two pipelined
+directions, the end) reads best as one flow; the decisions are all in protocols/rsync.
 """
 
 from __future__ import annotations
