@@ -200,7 +200,9 @@ def test_a_call_between_devices_on_the_same_server_completes_through_the_balance
     home = next(s for s in servers.servers if s.online() == 1)
     session = wait_until(lambda: stored(home.data_dir, "sessions", "--history"),
                          what="the session in history")[0]
-    assert session["callee"] == "carol/phone" and session["state"] == "ended"
+    # The BYE went through the balancer to the server and on to the callee.
+    assert session["callee"] == "carol/phone"
+    assert (session["state"], session["reason"]) == ("ended", "ended by BYE")
 
 
 def test_a_call_to_a_device_on_the_other_server_reaches_it_through_the_callees_server(
@@ -225,6 +227,7 @@ def test_a_call_to_a_device_on_the_other_server_reaches_it_through_the_callees_s
     session = wait_until(lambda: stored(probe.servers[1].data_dir, "sessions", "--history"),
                          what="the session in the callee's server's history")[0]
     assert (session["caller"], session["callee"]) == (f"{caller}/laptop", f"{callee}/phone")
+    assert (session["state"], session["reason"]) == ("ended", "ended by BYE")
 
 
 @pytest.mark.xfail(strict=True, reason="needs the shared store: a server knows only the devices "
