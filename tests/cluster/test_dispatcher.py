@@ -147,12 +147,21 @@ def test_a_killed_servers_devices_come_back_through_the_other_and_return_when_it
                what="the first server's devices registering with it again")
 
 
-def test_a_peer_daemon_registers_through_the_balancer_and_syncs_a_folder(cluster, tmp_path):
-    from ..e2e.conftest import Device
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_peer_daemons_register_through_the_balancer_and_sync_a_folder(cluster, tmp_path,
+                                                                      transport):
+    from ..e2e.conftest import Device, peer_cli
 
     servers = cluster([("alice", "alice-pw")])
-    laptop = Device(tmp_path, "alice", "alice-pw", "laptop", servers.port)
-    phone = Device(tmp_path, "alice", "alice-pw", "phone", servers.port)
+    devices = []
+    for name in ("laptop", "phone"):
+        device = Device(tmp_path, "alice", "alice-pw", name, servers.port)
+        result = peer_cli(device.data_dir, "init", "--server", f"127.0.0.1:{servers.port}",
+                          "--user", "alice", "--device", name, "--password", "alice-pw",
+                          "--transport", transport)
+        assert result.returncode == 0, result.stderr
+        devices.append(device)
+    laptop, phone = devices
     source = laptop.dataset("photos", tmp_path / "laptop-photos")
     target = phone.dataset("photos", tmp_path / "phone-photos")
     (source / "a.txt").write_bytes(b"through the balancer")
@@ -165,10 +174,17 @@ def test_a_peer_daemon_registers_through_the_balancer_and_syncs_a_folder(cluster
         assert json.loads(result.stdout)["ok"]
         assert (target / "a.txt").read_bytes() == b"through the balancer"
         home = next(s for s in servers.servers if s.online() == 2)
+        bindings = stored(home.data_dir, "online")
+        assert {row["transport"] for row in bindings} == {"udp"}  # balancer to server
+        assert all(f"transport={transport}" in row["contact"].lower() for row in bindings)
+        if transport == "tcp":
+            # A device's connection comes from a port of its own, not its Contact's: the
+            # balancer's alias of that connection is what led the INVITE to the phone.
+            assert all(";alias=127.0.0.1~" in row["contact"] for row in bindings), bindings
         session = wait_until(lambda: stored(home.data_dir, "sessions", "--history"),
                              what="the session in its server's history")[0]
         assert (session["caller"], session["callee"]) == ("alice/laptop", "alice/phone")
-        assert session["state"] == "ended"
+        assert (session["state"], session["reason"]) == ("ended", "ended by BYE")
     finally:
         laptop.stop(), phone.stop()
         print("---- laptop\n" + laptop.logs()[-3000:] + "\n---- phone\n" + phone.logs()[-3000:])
@@ -257,3 +273,4 @@ def test_a_device_that_moved_during_an_outage_is_reachable_when_its_server_is_ba
             answering.kill()
             answering.wait()
     assert code == 0, output
+
