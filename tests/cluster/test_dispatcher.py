@@ -190,6 +190,25 @@ def test_peer_daemons_register_through_the_balancer_and_sync_a_folder(cluster, t
         print("---- laptop\n" + laptop.logs()[-3000:] + "\n---- phone\n" + phone.logs()[-3000:])
 
 
+def test_a_peer_daemon_whose_server_is_killed_is_back_online_through_the_other_within_a_keepalive(
+        cluster, tmp_path):
+    from ..e2e.conftest import Device
+
+    servers = cluster([("alice", "alice-pw")])
+    keepalive = 20  # the server's shortest registration: the daemon refreshes 10 s before
+    phone = Device(tmp_path, "alice", "alice-pw", "phone", servers.port, expires=keepalive)
+    phone.start()
+    try:
+        wait_until(lambda: sum(servers.online()) == 1, what="the phone online")
+        home, other = sorted(servers.servers, key=lambda s: -s.online())
+        home.kill()
+        wait_until(lambda: other.online() == 1, timeout=keepalive,
+                   what="the phone online through the other server")
+    finally:
+        phone.stop()
+        print("---- phone\n" + phone.logs()[-3000:])
+
+
 def users_on_two_servers(servers, tmp_path, users) -> tuple[str, str]:
     """A caller registered with the first server and a callee with the second."""
     register(servers.port, users, tmp_path)
