@@ -16,6 +16,8 @@ CONFIG = Path(__file__).parents[2] / "deploy" / "kamailio" / "sipsync-dispatcher
 # Short enough that a test sees a server leave and rejoin the set within seconds.
 PING_INTERVAL = 1
 FR_TIMER_MS = 1000
+# Every test device sends from 127.0.0.1: only the flood test limits one address.
+NO_FLOOD_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,13 @@ class Destination:
 
 class Balancer:
     def __init__(self, run_dir: Path, port: int, servers: list[int],
-                 ping_interval: int = PING_INTERVAL) -> None:
+                 ping_interval: int = PING_INTERVAL,
+                 flood_requests: int = NO_FLOOD_LIMIT) -> None:
         self.run_dir = run_dir
         self.port = port
         self.servers = servers
         self.ping_interval = ping_interval
+        self.flood_requests = flood_requests
         self.process: subprocess.Popen | None = None
         self.log_path = run_dir / "kamailio.log"
         self.control = f"unix:{run_dir / 'ctl'}"
@@ -55,7 +59,7 @@ class Balancer:
              "-A", f"LISTEN_TCP=tcp:127.0.0.1:{self.port}",
              "-A", f'DISPATCHER_LIST="{servers}"', "-A", f'CTL_SOCKET="{self.control}"',
              "-A", f"PING_INTERVAL={self.ping_interval}", "-A", f"FR_TIMER_MS={FR_TIMER_MS}",
-             "-A", "NCHILD=2"],
+             "-A", f"FLOOD_REQUESTS={self.flood_requests}", "-A", "NCHILD=2"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 

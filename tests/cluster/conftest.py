@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..integration.conftest import free_port
-from .balancer import PING_INTERVAL, Balancer
+from .balancer import NO_FLOOD_LIMIT, PING_INTERVAL, Balancer
 from .servers import ClusterServer, provision
 
 
@@ -38,7 +38,8 @@ class ClusterFactory:
 
     def __call__(self, users: list[tuple[str, str]], servers: int = 2,
                  shares: tuple[tuple[str, str, str], ...] = (),
-                 ping_interval: int = PING_INTERVAL) -> Cluster:
+                 ping_interval: int = PING_INTERVAL,
+                 flood_requests: int = NO_FLOOD_LIMIT) -> Cluster:
         started = []
         for number in range(1, servers + 1):
             data_dir = self.root / f"server{number}"
@@ -47,7 +48,7 @@ class ClusterFactory:
             self.servers.append(started[-1])
             started[-1].start()
         balancer = Balancer(self.root / "balancer", free_port(), [s.port for s in started],
-                            ping_interval)
+                            ping_interval, flood_requests)
         self.balancers.append(balancer)
         return Cluster(balancer.start(), started)
 

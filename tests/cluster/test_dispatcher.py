@@ -209,6 +209,27 @@ def test_a_peer_daemon_whose_server_is_killed_is_back_online_through_the_other_w
         print("---- phone\n" + phone.logs()[-3000:])
 
 
+def test_a_flood_from_one_address_is_dropped_at_the_balancer_while_another_address_registers(
+        cluster, tmp_path):
+    users = numbered_users(200)
+    servers = cluster(users + [("witness", "witness-pw")], flood_requests=20)
+    csv = write_users_csv(tmp_path / "flood.csv", users)
+    # 200 requests a second from 127.0.0.1, ten times the limit; each REGISTER waits 2 s at most.
+    code, output = run_sipp("register.xml", servers.port, "-inf", str(csv), "-r", "100",
+                            "-m", "200", "-recv_timeout", "2000", cwd=tmp_path)
+    assert code != 0, output
+    assert "flood from 127.0.0.1: dropped" in servers.balancer.logs()
+    assert sum(servers.online()) < 200
+
+    witness = write_users_csv(tmp_path / "witness.csv", [("witness", "witness-pw")])
+    code, output = run_sipp("register.xml", servers.port, "-inf", str(witness), "-m", "1",
+                            "-i", "127.0.0.2", cwd=tmp_path)
+    assert code == 0, output
+    wait_until(lambda: any(row["user"] == "witness" for server in servers.servers
+                           for row in stored(server.data_dir, "online")),
+               what="the witness online")
+
+
 def users_on_two_servers(servers, tmp_path, users) -> tuple[str, str]:
     """A caller registered with the first server and a callee with the second."""
     register(servers.port, users, tmp_path)
