@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..integration.conftest import free_port
+from ..waiting import wait_until
 from .balancer import NO_FLOOD_LIMIT, PING_INTERVAL, Balancer
 from .servers import ClusterServer, provision
 
@@ -26,8 +27,13 @@ class Cluster:
     def online(self) -> list[int]:
         return [server.online() for server in self.servers]
 
-    def server_on(self, port: int) -> ClusterServer:
-        return next(s for s in self.servers if s.port == port)
+    def wait_online(self, total: int) -> list[int]:
+        """Each server's count of online devices, once they add up to `total`."""
+        def counted() -> list[int] | None:
+            counts = self.online()
+            return counts if sum(counts) == total else None
+
+        return wait_until(counted, what=f"{total} devices online across the servers")
 
 
 @dataclass

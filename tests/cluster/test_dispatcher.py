@@ -62,10 +62,10 @@ def stored(data_dir: Path, *args: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def homes(cluster, users: list[tuple[str, str]]) -> dict[str, int]:
+def homes(servers, users: list[tuple[str, str]]) -> dict[str, int]:
     """Which server (its index) each user's devices registered with, from their stores."""
     def all_written() -> dict[str, int] | None:
-        found = {row["user"]: index for index, server in enumerate(cluster.servers)
+        found = {row["user"]: index for index, server in enumerate(servers.servers)
                  for row in stored(server.data_dir, "online")}
         return found if set(found) == {name for name, _ in users} else None
 
@@ -78,8 +78,7 @@ def test_a_thousand_devices_registered_through_the_balancer_are_spread_over_both
     servers = cluster(users)
     register(servers.port, users, tmp_path, rate=250)
 
-    online = wait_until(lambda: (lambda counts: counts if sum(counts) == 1000 else None)(
-        servers.online()), what="1,000 devices online across the servers")
+    online = servers.wait_online(1000)
     assert all(count > 0 for count in online), online
     # The hash spreads evenly enough that neither server carries almost everything.
     assert min(online) > 300, online
@@ -92,8 +91,7 @@ def test_tcp_devices_register_through_the_balancer_on_both_servers(cluster, tmp_
     users = numbered_users(100)
     servers = cluster(users)
     register(servers.port, users, tmp_path, rate=100, transport="t1")
-    online = wait_until(lambda: (lambda counts: counts if sum(counts) == 100 else None)(
-        servers.online()), what="100 TCP devices online across the servers")
+    online = servers.wait_online(100)
     assert all(count > 0 for count in online), online
 
 
@@ -156,6 +154,7 @@ def test_peer_daemons_register_through_the_balancer_and_sync_a_folder(cluster, t
     devices = []
     for name in ("laptop", "phone"):
         device = Device(tmp_path, "alice", "alice-pw", name, servers.port)
+        # The same device set up again, over the transport under test.
         result = peer_cli(device.data_dir, "init", "--server", f"127.0.0.1:{servers.port}",
                           "--user", "alice", "--device", name, "--password", "alice-pw",
                           "--transport", transport)
@@ -264,15 +263,15 @@ def test_a_call_between_devices_on_the_same_server_completes_through_the_balance
 def test_a_call_to_a_device_on_the_other_server_reaches_it_through_the_callees_server(
         cluster, tmp_path):
     users = numbered_users(20)
-    probe = cluster(users, shares=tuple((name, "phone", other) for name, _ in users
+    servers = cluster(users, shares=tuple((name, "phone", other) for name, _ in users
                                         for other, _ in users if other != name))
-    caller, callee = users_on_two_servers(probe, tmp_path, users)
+    caller, callee = users_on_two_servers(servers, tmp_path, users)
     passwords = dict(users)
     uas_port = free_port()
-    register_device(probe.port, tmp_path, callee, passwords[callee], "phone", uas_port)
-    answering = start_callee(probe.port, tmp_path, uas_port)
+    register_device(servers.port, tmp_path, callee, passwords[callee], "phone", uas_port)
+    answering = start_callee(servers.port, tmp_path, uas_port)
     try:
-        code, output = call(probe.port, tmp_path, (caller, passwords[caller]), callee, "phone")
+        code, output = call(servers.port, tmp_path, (caller, passwords[caller]), callee, "phone")
         assert code == 0, output
         assert answering.wait(timeout=30) == 0, answering.stdout.read().decode()
     finally:
@@ -280,7 +279,7 @@ def test_a_call_to_a_device_on_the_other_server_reaches_it_through_the_callees_s
             answering.kill()
             answering.wait()
     # The INVITE went where the callee is: the callee's server holds the session.
-    session = wait_until(lambda: stored(probe.servers[1].data_dir, "sessions", "--history"),
+    session = wait_until(lambda: stored(servers.servers[1].data_dir, "sessions", "--history"),
                          what="the session in the callee's server's history")[0]
     assert (session["caller"], session["callee"]) == (f"{caller}/laptop", f"{callee}/phone")
     assert (session["state"], session["reason"]) == ("ended", "ended by BYE")
