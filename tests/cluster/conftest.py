@@ -45,12 +45,14 @@ class ClusterFactory:
     def __call__(self, users: list[tuple[str, str]], servers: int = 2,
                  shares: tuple[tuple[str, str, str], ...] = (),
                  ping_interval: int = PING_INTERVAL,
-                 flood_requests: int = NO_FLOOD_LIMIT) -> Cluster:
+                 flood_requests: int = NO_FLOOD_LIMIT,
+                 server_options: tuple[str, ...] = ()) -> Cluster:
+        """`server_options` go to every server (a shared store's `--store URL`, later)."""
         started = []
         for number in range(1, servers + 1):
             data_dir = self.root / f"server{number}"
             provision(data_dir, users, shares)
-            started.append(ClusterServer(data_dir))
+            started.append(ClusterServer(data_dir, *server_options))
             self.servers.append(started[-1])
             started[-1].start()
         balancer = Balancer(self.root / "balancer", free_port(), [s.port for s in started],
