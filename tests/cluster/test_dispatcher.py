@@ -10,6 +10,8 @@ import pytest
 
 from ..integration.conftest import free_port, run_sipp, write_users_csv
 from ..waiting import wait_until
+from .balancer import Balancer
+from .servers import ClusterServer, provision
 from .sipp_devices import (
     call,
     homes,
@@ -20,6 +22,7 @@ from .sipp_devices import (
     stored,
     users_on_two_servers,
 )
+from .unavailable_server import UnavailableServer
 
 pytestmark = pytest.mark.sipp
 
@@ -73,6 +76,37 @@ def test_a_register_to_a_killed_server_fails_over_to_the_next_one(cluster, tmp_p
     wait_until(lambda: alive.online() == 100, what="every device online on the live server")
     assert not servers.balancer.destinations()[dead.port].active
     assert "does not answer: marked down" in servers.balancer.logs()
+
+
+@pytest.mark.parametrize("status", [503, 500])
+def test_a_server_answering_503_hands_its_devices_to_the_next_one_but_a_500_is_an_answer(
+        tmp_path, status):
+    users = numbered_users(40)
+    data_dir = tmp_path / "server"
+    provision(data_dir, users)
+    server = ClusterServer(data_dir).start()
+    try:
+        with UnavailableServer(status) as unavailable:
+            balancer = Balancer(tmp_path / "balancer", free_port(),
+                                [unavailable.port, server.port]).start()
+            try:
+                csv = write_users_csv(tmp_path / "users.csv", users)
+                code, output = run_sipp("register.xml", balancer.port, "-inf", str(csv),
+                                        "-r", "100", "-m", "40", cwd=tmp_path)
+                assert unavailable.refused, "no REGISTER hashed to the unavailable server"
+                if status == 503:
+                    assert code == 0, output
+                    wait_until(lambda: server.online() == 40, what="all 40 devices online")
+                else:
+                    # The device gets the 500: retrying elsewhere would hide a real answer.
+                    assert code != 0
+                    assert server.online() == 40 - len(unavailable.refused)
+                # Still answering its health checks, it stays in the set either way.
+                assert balancer.destinations()[unavailable.port].active
+            finally:
+                balancer.stop()
+    finally:
+        server.stop()
 
 
 def test_a_killed_servers_devices_come_back_through_the_other_and_return_when_it_is_back(
