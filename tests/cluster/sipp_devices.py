@@ -1,0 +1,73 @@
+"""sipp devices in front of the cluster, and what the servers stored about them: the steps the
+cluster tests are made of."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ..integration.conftest import run_sipp, write_users_csv
+from ..waiting import wait_until
+
+
+def numbered_users(count: int) -> list[tuple[str, str]]:
+    return [(f"user{i}", f"pw{i}") for i in range(1, count + 1)]
+
+
+def register(port: int, users: list[tuple[str, str]], tmp_path: Path, rate: int = 200,
+             transport: str = "u1", local_port: int | None = None) -> None:
+    """Every user registers once through `port`; sipp stops after that many, or 60 s. The
+    same `local_port` again is the same devices refreshing their registrations."""
+    csv = write_users_csv(tmp_path / "users.csv", users)
+    code, output = run_sipp("register.xml", port, "-inf", str(csv), "-r", str(rate),
+                            "-m", str(len(users)), cwd=tmp_path, transport=transport,
+                            local_port=local_port)
+    assert code == 0, output
+
+
+def register_device(port: int, tmp_path: Path, user: str, password: str, device: str,
+                    local_port: int) -> None:
+    csv = write_users_csv(tmp_path / f"{user}-{device}.csv", [(user, password)], extra=[device])
+    code, output = run_sipp("register_device.xml", port, "-inf", str(csv), "-m", "1",
+                            cwd=tmp_path, local_port=local_port)
+    assert code == 0, output
+
+
+def start_callee(port: int, tmp_path: Path, local_port: int) -> subprocess.Popen:
+    return run_sipp("uas.xml", port, "-m", "1", cwd=tmp_path, local_port=local_port,
+                    background=True, timeout=30)
+
+
+def call(port: int, tmp_path: Path, caller: tuple[str, str], callee: str, device: str):
+    csv = write_users_csv(tmp_path / "caller.csv", [caller], extra=[f"{callee};{device}"])
+    return run_sipp("uac_other_user.xml", port, "-inf", str(csv), "-m", "1", cwd=tmp_path,
+                    timeout=30)
+
+
+def stored(data_dir: Path, *args: str) -> list[dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir), *args,
+         "--json"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def homes(servers, users: list[tuple[str, str]]) -> dict[str, int]:
+    """Which server (its index) each user's devices registered with, from their stores."""
+    def all_written() -> dict[str, int] | None:
+        found = {row["user"]: index for index, server in enumerate(servers.servers)
+                 for row in stored(server.data_dir, "online")}
+        return found if set(found) == {name for name, _ in users} else None
+
+    return wait_until(all_written, what="every user's binding in a server's store")
+
+
+def users_on_two_servers(servers, tmp_path, users) -> tuple[str, str]:
+    """A caller registered with the first server and a callee with the second."""
+    register(servers.port, users, tmp_path)
+    placed = homes(servers, users)
+    caller = next(name for name, index in placed.items() if index == 0)
+    callee = next(name for name, index in placed.items() if index == 1)
+    return caller, callee

@@ -1,0 +1,61 @@
+"""Presence through the balancer: the server's NOTIFYs find a device's own flow (its UDP address
+or its TCP connection) by the way the balancer recorded its SUBSCRIBE."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from peer.config import PeerConfig
+from peer.peer import Peer
+
+from .sipp_devices import numbered_users, users_on_two_servers
+
+pytestmark = pytest.mark.sipp
+
+PASSWORD = "alice-pw"
+
+
+def device(servers, tmp_path, name: str, transport: str = "udp", user: str = "alice",
+           password: str = PASSWORD) -> Peer:
+    return Peer(PeerConfig(data_dir=tmp_path / f"{user}-{name}", server=f"127.0.0.1:{servers.port}",
+                           transport=transport, user=user, password=password, device=name))
+
+
+async def until(peer: Peer, predicate, what: str, timeout: float = 15.0) -> None:
+    """Wait for the presence table to say so, woken by each NOTIFY."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await peer.presence.changed()
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_a_device_behind_the_balancer_sees_its_users_other_device_come_and_go(
+        cluster, tmp_path, transport):
+    servers = cluster([("alice", PASSWORD)])
+    laptop = device(servers, tmp_path, "laptop", transport)
+    async with laptop:
+        await until(laptop, lambda: laptop.presence.subscribed, "the laptop subscribed")
+        async with device(servers, tmp_path, "phone", transport):
+            await until(laptop, lambda: laptop.presence.online("alice/phone"), "the phone online")
+        await until(laptop, lambda: not laptop.presence.online("alice/phone"), "the phone gone")
+
+
+@pytest.mark.xfail(strict=True, reason="needs the shared store: the watcher's server never hears "
+                                       "of a device registered on the other")
+async def test_a_device_sees_a_shared_device_registered_on_the_other_server(cluster, tmp_path):
+    users = numbered_users(20)
+    servers = cluster(users, shares=tuple((name, "tablet", other) for name, _ in users
+                                          for other, _ in users if other != name))
+    watcher, owner = await asyncio.to_thread(users_on_two_servers, servers, tmp_path, users)
+    passwords = dict(users)
+    laptop = device(servers, tmp_path, "laptop", user=watcher, password=passwords[watcher])
+    async with laptop:
+        await until(laptop, lambda: laptop.presence.subscribed, "the laptop subscribed")
+        async with device(servers, tmp_path, "tablet", user=owner, password=passwords[owner]):
+            await until(laptop, lambda: laptop.presence.online(f"{owner}/tablet"),
+                        "the shared tablet online", timeout=10)
