@@ -251,3 +251,16 @@ def test_the_answer_to_a_request_without_a_to_tag_gets_the_tag_given():
     assert answer.startswith(b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;")
     assert b";rport=5071;received=192.0.2.7\r\n" in answer
     assert answer.endswith(b"\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("name,data", CORPUS, ids=[name for name, _ in CORPUS])
+def test_answers_written_from_the_general_reading_are_the_general_writers_bytes(name, data):
+    """The server answers every REGISTER from its RegisterHead, read by either path."""
+    general = general_reading(data, UDP)
+    if general is None:
+        return
+    head = head_of(general)
+    for reply in REPLIES:
+        reference = response_to(general, reply.status, reply.reason, to_tag=reply.to_tag,
+                                headers=list(reply.headers))
+        assert write_reply(head, reply) == bytes(reference)
