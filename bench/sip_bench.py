@@ -1,11 +1,11 @@
 """REGISTER-with-digest throughput and memory of sipsync-server against Kamailio, in one run.
 
-Both servers get the same sipp scenario from the anchor harness (../shared/anchors/sip) at rising
-rates; each step is bounded (`-m rate*seconds`). Printed per server: the highest rate held with
-under 0.1 % failures, server CPU per registration, and memory after 100,000 registrations; then
+Both servers get the same sipp scenario from the anchor harness (../shared/anchors/sip beside the
+repository, or the folder --anchor names) at rising rates; each step is bounded (`-m
+rate*seconds`). Printed per server: the highest rate held with under 0.1 % failures, server CPU per registration, and memory after 100,000 registrations; then
 the ratio sipsync / Kamailio. Kamailio is skipped with a note when it is not installed.
 
-    python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000]
+    python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ANCHOR = REPO.parent / "shared" / "anchors" / "sip"
+ANCHOR = REPO.parent / "shared" / "anchors" / "sip"  # the default; --anchor names another
 SIPSYNC_PORT = 5070
 KAMAILIO_PORT = 5080
 POOL = 250_000
@@ -141,13 +141,17 @@ def summary(results: Path, labels: list[str]) -> None:
 
 
 def main() -> None:
+    global ANCHOR  # read by harness() and start_kamailio()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="1000,2000,4000,5000,6000,8000,12000,16000,20000,24000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--no-kamailio", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the raw sipp files")
+    parser.add_argument("--anchor", type=Path, default=ANCHOR,
+                        help="the anchor harness folder (sipbench.py, kamailio.cfg)")
     args = parser.parse_args()
+    ANCHOR = args.anchor.resolve()
     if shutil.which("sipp") is None:
         raise SystemExit("needs sipp: apt-get install sip-tester")
     if not ANCHOR.exists():

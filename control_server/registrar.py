@@ -10,6 +10,9 @@ import logging
 import re
 from dataclasses import dataclass
 
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 from protocols.sip.digest import DigestError
 from protocols.sip.digest_server import DigestAuthenticator, Verdict, parse_credentials
 from protocols.sip.endpoint import Endpoint
@@ -22,6 +25,8 @@ from protocols.sip.message import (
     stringify_uri,
     user_of,
 )
+from protocols.sip.register_answer import Reply, write_reply
+from protocols.sip.register_head import RegisterHead, head_of
 
 from .device_names import named_device, unnamed_device
 from .directory import Directory
@@ -41,12 +46,16 @@ class RegistrarPolicy:
     auto_create_devices: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """What one REGISTER did. `response` is None when the throttle drops it unanswered; a
-    failed authentication carries its `penalty` (how long the answer waits)."""
+Answer = TypeVar("Answer", SipResponse, bytes)
 
-    response: SipResponse | None
+
+@dataclass(frozen=True, slots=True)
+class Registration(Generic[Answer]):
+    """What one REGISTER did. `response` is the answer in the form its reader writes it (a
+    SipResponse from `register`, bytes from `register_head`), None when the throttle drops it
+    unanswered; a failed authentication carries its `penalty` (how long the answer waits)."""
+
+    response: Answer | None
     bound: Binding | None = None
     unbound: tuple[Binding, ...] = ()
     new_device: bool = False
@@ -60,6 +69,9 @@ def aor_scheme(to: str) -> str:
     start = to.find("<")
     uri = to[start + 1 :] if start >= 0 else to
     return uri.partition(":")[0].strip().lower()
+
+
+Render = Callable[[Reply], Answer]
 
 
 class Registrar:
@@ -77,13 +89,28 @@ class Registrar:
         self.policy = policy
         self.throttle = throttle
 
-    def challenge(self, request: SipRequest, now: float, *, stale: bool = False) -> SipResponse:
-        algorithms = self.auth.algorithms_for(request.headers.get_first("user-agent") or "")
-        headers = [("WWW-Authenticate", value)
-                   for value in self.auth.challenges(now, stale=stale, algorithms=algorithms)]
-        return response_to(request, 401, to_tag=new_tag(), headers=headers)
+    def register(self, request: SipRequest, source: Endpoint,
+                 now: float) -> Registration[SipResponse]:
+        """A REGISTER the general parser read; answered with a SipResponse."""
 
-    def _failed(self, response: SipResponse | None, source: Endpoint, user: str, now: float,
+        def render(reply: Reply) -> SipResponse:
+            return response_to(request, reply.status, reply.reason, to_tag=reply.to_tag,
+                               headers=list(reply.headers))
+
+        return self.decide(head_of(request), source, now, render)
+
+    def register_head(self, head: RegisterHead, source: Endpoint,
+                      now: float) -> Registration[bytes]:
+        """A REGISTER the lean scanner read; answered with the bytes to send."""
+        return self.decide(head, source, now, lambda reply: write_reply(head, reply))
+
+    def challenge(self, head: RegisterHead, now: float, *, stale: bool = False) -> Reply:
+        algorithms = self.auth.algorithms_for(head.user_agent or "")
+        headers = tuple(("WWW-Authenticate", value)
+                        for value in self.auth.challenges(now, stale=stale, algorithms=algorithms))
+        return Reply(401, to_tag=new_tag(), headers=headers)
+
+    def _failed(self, reply: Reply, render: Render, source: Endpoint, user: str, now: float,
                 reason: str) -> Registration:
         """A failed authentication: counted by the throttle, logged unless it says not to."""
         penalty = None
@@ -91,105 +118,102 @@ class Registrar:
             penalty = self.throttle.failed(source.host, user, now)
         if penalty is None or penalty.log:
             log.info("REGISTER %s from %s refused: %s", user, source, reason)
-        if penalty is not None and penalty.silent:
-            response = None
+        response = None if penalty is not None and penalty.silent else render(reply)
         return Registration(response, auth_failed=True, user=user, penalty=penalty)
 
-    def register(self, request: SipRequest, source: Endpoint, now: float) -> Registration:
-        to = request.headers.get_first("to") or ""
+    def decide(self, head: RegisterHead, source: Endpoint, now: float,
+               render: Render) -> Registration:
+        """The registrar's decision on one REGISTER, its answer written by `render`."""
+        to = head.to
         if aor_scheme(to) not in ("sip", "sips"):
             # RFC 3261 10.3: the address of record is a SIP or SIPS URI.
-            return Registration(response_to(request, 400, "To is not a SIP or SIPS URI"))
+            return Registration(render(Reply(400, "To is not a SIP or SIPS URI")))
         user = user_of(to)
-        authorization = request.headers.get_first("authorization")
+        authorization = head.authorization
         if not authorization:
-            return Registration(self.challenge(request, now), user=user)
+            return Registration(render(self.challenge(head, now)), user=user)
         if self.throttle is not None and not self.throttle.may_try(source.host, user, now):
             return Registration(None, user=user)
         try:
             credentials = parse_credentials(authorization)
         except DigestError as exc:
-            return self._failed(self.challenge(request, now), source, user, now,
+            return self._failed(self.challenge(head, now), render, source, user, now,
                                 f"unreadable credentials: {exc}")
         if credentials.username != user:
             return self._failed(
-                response_to(request, 403, "Credentials do not match the address of record"),
+                Reply(403, "Credentials do not match the address of record"), render,
                 source, user, now, "credentials of another user",
             )
         outcome = self.auth.verify(
-            credentials, "REGISTER", self.directory.ha1,
-            branch=request.via[0].branch or "", now=now,
+            credentials, "REGISTER", self.directory.ha1, branch=head.branch, now=now,
         )
         if outcome.verdict is Verdict.STALE:
-            return Registration(self.challenge(request, now, stale=True), user=user)
+            return Registration(render(self.challenge(head, now, stale=True)), user=user)
         if not outcome.ok:
-            return self._failed(self.challenge(request, now), source, user, now, outcome.reason)
+            return self._failed(self.challenge(head, now), render, source, user, now,
+                                outcome.reason)
         if self.throttle is not None:
             self.throttle.succeeded(source.host, user, now)
         if self.directory.is_disabled(user):
-            return Registration(response_to(request, 403, "Account disabled"), user=user)
-        return self._bind(request, source, user, now)
+            return Registration(render(Reply(403, "Account disabled")), user=user)
+        return self._bind(head, render, source, user, now)
 
-    def _bind(self, request: SipRequest, source: Endpoint, user: str, now: float) -> Registration:
-        contacts = request.headers.get("contact")
+    def _bind(self, head: RegisterHead, render: Render, source: Endpoint, user: str,
+              now: float) -> Registration:
+        contacts = head.contacts
         to_tag = new_tag()
         if not contacts:
             # A query: list what is bound for this user.
-            return Registration(self._ok(request, to_tag, self.location.devices_of(user), now))
+            return Registration(render(self._ok(to_tag, self.location.devices_of(user), now)))
         if contacts[0].strip() == "*":
-            if request.headers.get_first("expires", "").strip() != "0" or len(contacts) > 1:
-                return Registration(response_to(request, 400, "Contact * needs Expires: 0"))
+            if (head.expires or "").strip() != "0" or len(contacts) > 1:
+                return Registration(render(Reply(400, "Contact * needs Expires: 0")))
             removed = tuple(
                 b for b in (self.location.remove(user, d.device) for d in self.location.devices_of(user))
                 if b is not None
             )
-            return Registration(self._ok(request, to_tag, [], now), unbound=removed, user=user)
+            return Registration(render(self._ok(to_tag, [], now)), unbound=removed, user=user)
 
         contact = contacts[0]
         try:
             contact_uri = parse_address(contact).uri
         except (ValueError, IndexError, AttributeError):
-            return Registration(response_to(request, 400, "Malformed Contact"))
-        device = (named_device(request.headers.get_first("to") or "", contact)
-                  or unnamed_device(contact, contact_uri))
+            return Registration(render(Reply(400, "Malformed Contact")))
+        device = named_device(head.to, contact) or unnamed_device(contact, contact_uri)
         if (user, device) in self.directory.disabled_devices:
-            return Registration(response_to(request, 403, "Device disabled"), user=user)
-        expires = self._expires(request, contact)
+            return Registration(render(Reply(403, "Device disabled")), user=user)
+        expires = self._expires(head, contact)
         if expires is None:
-            return Registration(response_to(request, 400, "Expires is not a number"))
-        try:
-            call_id = request.call_id or ""
-            cseq = request.cseq.seq
-        except (ValueError, IndexError):
-            return Registration(response_to(request, 400, "Malformed CSeq"))
+            return Registration(render(Reply(400, "Expires is not a number")))
+        call_id, cseq = head.call_id, head.cseq_number
+        if cseq is None:
+            return Registration(render(Reply(400, "Malformed CSeq")))
         previous = self.location.get(user, device)
         if previous is not None and previous.call_id == call_id and cseq < previous.cseq:
-            return Registration(response_to(request, 500, "Out of order REGISTER"))
+            return Registration(render(Reply(500, "Out of order REGISTER")))
 
         if expires == 0:
             removed = self.location.remove(user, device)
             remaining = self.location.devices_of(user)
             return Registration(
-                self._ok(request, to_tag, remaining, now),
+                render(self._ok(to_tag, remaining, now)),
                 unbound=(removed,) if removed else (),
                 user=user,
             )
         if expires < self.policy.min_expires:
             return Registration(
-                response_to(
-                    request, 423, headers=[("Min-Expires", str(self.policy.min_expires))]
-                )
+                render(Reply(423, headers=(("Min-Expires", str(self.policy.min_expires)),)))
             )
         expires = min(expires, self.policy.max_expires)
         known = (user, device) in self.directory.devices
         if not known and not self.policy.auto_create_devices:
-            return Registration(response_to(request, 404, f"No device {device} for {user}"))
+            return Registration(render(Reply(404, f"No device {device} for {user}")))
         binding = Binding(
             user=user,
             device=device,
             contact=stringify_uri(contact_uri),
             source=source,
-            user_agent=request.headers.get_first("user-agent") or "",
+            user_agent=head.user_agent or "",
             registered_at=previous.registered_at if previous else now,
             last_seen=now,
             expires_at=now + expires,
@@ -200,15 +224,15 @@ class Registrar:
         if not known:
             self.directory.devices.add((user, device))
         return Registration(
-            self._ok(request, to_tag, self.location.devices_of(user), now),
+            render(self._ok(to_tag, self.location.devices_of(user), now)),
             bound=binding,
             new_device=not known,
             user=user,
         )
 
-    def _expires(self, request: SipRequest, contact: str) -> int | None:
+    def _expires(self, head: RegisterHead, contact: str) -> int | None:
         match = _EXPIRES_PARAM.search(contact.rpartition(">")[2] or contact)
-        raw = match.group(1) if match else request.headers.get_first("expires")
+        raw = match.group(1) if match else head.expires
         if raw is None:
             return self.policy.default_expires
         try:
@@ -216,9 +240,9 @@ class Registrar:
         except ValueError:
             return None
 
-    def _ok(self, request: SipRequest, to_tag: str, bindings: list[Binding], now: float) -> SipResponse:
-        headers = [
+    def _ok(self, to_tag: str, bindings: list[Binding], now: float) -> Reply:
+        headers = tuple(
             ("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}")
             for b in bindings
-        ]
-        return response_to(request, 200, to_tag=to_tag, headers=headers)
+        )
+        return Reply(200, to_tag=to_tag, headers=headers)

@@ -16,6 +16,8 @@ from protocols.sip.endpoint import Endpoint
 from protocols.sip.driver import SipDriver
 from protocols.sip.effects import ClientTimeout, Effect, Transmit
 from protocols.sip.message import SipRequest, SipResponse, response_to
+from protocols.sip.register_head import RegisterHead, head_of
+from protocols.sip.register_scan import scan_register
 from protocols.sip.transaction import ClientTransaction
 
 from .config import ServerConfig
@@ -79,7 +81,7 @@ class ControlServer:
         self.sessions = SessionRegistry()
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
                          "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0}
-        self.driver = SipDriver(self, counters=self.counters)
+        self.driver = SipDriver(self, counters=self.counters, shortcut=self.register_received)
         self.layer = self.driver.layer
         self.registrar = Registrar(
             self.auth, self.directory, self.location,
@@ -169,6 +171,24 @@ class ControlServer:
         self._announce_bans(now)
         return effects
 
+    def register_received(self, data: bytes, source: Endpoint, now: float) -> list[Effect] | None:
+        """The lean path: a REGISTER read straight from its bytes, or None for the general
+        parser to read the message (anything but a REGISTER the scanner vouches for). What
+        follows the reading is the general path's, step for step."""
+        started = time.perf_counter()
+        head = scan_register(data, source)
+        if head is None:
+            return None
+        if not self.throttle.arrival(source.host, now):
+            self.counters["throttle_dropped"] += 1
+            self._announce_bans(now)
+            return []
+        self.requests_by_method["REGISTER"] = self.requests_by_method.get("REGISTER", 0) + 1
+        effects = self._register(head, source, now)
+        self.metrics.register_seconds.observe(time.perf_counter() - started)
+        self._announce_bans(now)
+        return effects
+
     def _handle(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
         method = request.method
         counted = method if method in COUNTED_METHODS else "other"
@@ -178,7 +198,7 @@ class ControlServer:
             rejection = inspect(request, answered_here=True)
             if rejection is not None:
                 return [Transmit(_rejected(request, rejection), source)]
-            effects = self._register(request, source, now)
+            effects = self._register(head_of(request), source, now)
             self.metrics.register_seconds.observe(time.perf_counter() - started)
             return effects
         assert self.proxy is not None
@@ -217,21 +237,21 @@ class ControlServer:
         return self.layer.respond(transaction, rejection.status, _rejected(request, rejection),
                                   now)
 
-    def _register(self, request: SipRequest, source: Endpoint, now: float) -> list[Effect]:
-        held_as = (source, request.via[0].branch if request.via else "")
+    def _register(self, head: RegisterHead, source: Endpoint, now: float) -> list[Effect]:
+        held_as = (source, head.branch)
         if self.held.holding(held_as):
             return []  # a retransmission of a REGISTER whose late answer is on its way
-        result = self.registrar.register(request, source, now)
+        result = self.registrar.register_head(head, source, now)
         if result.auth_failed:
             self.counters["auth_failures"] += 1
         if result.response is None:
             self.counters["throttle_dropped"] += 1
             return []
-        effects: list[Effect] = [Transmit(bytes(result.response), source)]
+        effects: list[Effect] = [Transmit(result.response, source)]
         if result.auth_failed:
             penalty = result.penalty
             if penalty is not None and penalty.delay > 0:
-                data = bytes(result.response)
+                data = result.response
                 self._hold(now + penalty.delay, lambda at: [Transmit(data, source)], held_as)
                 return []
         if result.bound is not None:

@@ -51,10 +51,12 @@ class SlidingCount:
             self.start += self.window
 
     def add(self, now: float) -> float:
+        """Count one event; returns `value(now)` after it (rolled once: every arrival adds)."""
         self._roll(now)
         self.current += 1
         self.last = now
-        return self.value(now)
+        overlap = max(0.0, 1.0 - (now - self.start) / self.window)
+        return self.previous * overlap + self.current
 
     def value(self, now: float) -> float:
         self._roll(now)

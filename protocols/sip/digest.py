@@ -20,8 +20,10 @@ class Algorithm(Enum):
 
     @classmethod
     def named(cls, name: str) -> Algorithm | None:
-        upper = name.upper()
-        return next((a for a in cls if a.value == upper), None)
+        return _BY_NAME.get(name.upper())
+
+
+_BY_NAME = {algorithm.value: algorithm for algorithm in Algorithm}
 
 
 def ha1(username: str, realm: str, password: str, algorithm: Algorithm) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "SipUri",
     "Via",
     "BRANCH_MAGIC",
+    "COMPACT_HEADERS",
     "REASONS",
     "new_branch",
     "new_tag",

@@ -162,3 +162,44 @@ def test_credentials_for_another_realm_or_algorithm_fail():
     outcome = auth.verify(Client(auth).answer(nonce, Algorithm.MD5), "REGISTER", lookup,
                           branch="b", now=1000.0)
     assert outcome.verdict is Verdict.FAILED and "not offered" in outcome.reason
+
+
+CREDENTIAL_SHAPES = [
+    'username="alice", realm="sipsync", nonce="n1", uri="sip:sipsync", response="r", '
+    'algorithm=MD5, qop=auth, nc=00000001, cnonce="cn"',
+    'username="user7",realm="sipsync.test",cnonce="6b8b4567",nc=00000001,qop=auth,'
+    'uri="sip:127.0.0.1:5070",nonce="0123",response="0f1e",algorithm=MD5',
+    'username = "a" ,realm= "r", nonce ="n", uri="u", response="x",',
+    'username="a, b", realm="r", nonce="n", uri="u", response="x"',
+    'username="a\\"b", realm="r", nonce="n", uri="u", response="x"',
+    'username="a\\"b\\"", realm="r", nonce="n", uri="u", response="x"',
+    'username="a" realm="r", nonce="n", uri="u", response="x"',
+    'username=a b, realm="r", nonce="n", uri="u", response="x"',
+    'user_name="z", username="a", realm="r", nonce="n", uri="u", response="x", nc=',
+    'junk, username="a", realm="r", nonce="n", uri="u", response="x", =x, "q"=1',
+    'username="a", username="b", realm="r", nonce="n", uri="u", response="x"',
+    'username="", realm="r", nonce="n", uri="u", response="x", opaque="o=p;q"',
+]
+
+
+@pytest.mark.parametrize("shape", CREDENTIAL_SHAPES)
+def test_credentials_read_by_splitting_equal_those_the_parameter_scan_reads(shape):
+    from protocols.sip.digest import PARAMETER
+    from protocols.sip.digest_server import Credentials, parse_credentials
+
+    params = {key.lower(): quoted.replace('\\"', '"') if quoted else plain
+              for key, quoted, plain in PARAMETER.findall(shape)}
+    try:
+        reference = Credentials(
+            params["username"], params["realm"], params["nonce"], params["uri"],
+            params["response"], params.get("algorithm", "MD5"), params.get("qop"),
+            params.get("nc"), params.get("cnonce"), params.get("opaque"))
+    except KeyError:
+        reference = None
+    if shape.count('"') % 2:
+        reference = None  # an unterminated quote is refused before any reading
+    try:
+        read = parse_credentials("Digest " + shape)
+    except DigestError:
+        read = None
+    assert read == reference
