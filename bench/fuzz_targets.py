@@ -96,6 +96,57 @@ def _sip_stream() -> Harness:
     return Harness(run, (SipParseError,), seeds)
 
 
+def _sip_register_scan() -> Harness:
+    """Differential: whatever REGISTER the lean scanner reads, the general parser reads alike
+    (same fields, same answer bytes); a disagreement is a crash."""
+    from control_server.inspection import inspect
+    from protocols.sip.endpoint import Endpoint
+    from protocols.sip.message import (SipParseError, SipRequest, note_source, parse_message,
+                                       response_to)
+    from protocols.sip.register_answer import Reply, write_reply
+    from protocols.sip.register_head import head_of
+    from protocols.sip.register_scan import scan_register
+
+    sources = (Endpoint("udp", "192.0.2.7", 5071), Endpoint("tcp", "192.0.2.7", 40312))
+    reply = Reply(401, to_tag="a1b2c3", headers=(("WWW-Authenticate", 'Digest realm="r", nonce="n"'),))
+
+    def run(data: bytes) -> object:
+        source = sources[data[0] & 1] if data else sources[0]
+        message = data[1:]
+        lean = scan_register(message, source)
+        if lean is None:
+            return None
+        try:
+            general = parse_message(message, stream=source.reliable)
+        except SipParseError:
+            raise AssertionError("the scanner read a message the general parser refuses") from None
+        if not isinstance(general, SipRequest) or general.method != "REGISTER":
+            raise AssertionError("the scanner read what the general parser takes for another message")
+        note_source(general, source)
+        if inspect(general, answered_here=True) is not None:
+            raise AssertionError("the scanner read a REGISTER the general path answers otherwise")
+        if head_of(general) != lean:
+            raise AssertionError("the scanner and the general parser read different fields")
+        reference = response_to(general, reply.status, reply.reason, to_tag=reply.to_tag,
+                                headers=list(reply.headers))
+        if write_reply(lean, reply) != bytes(reference):
+            raise AssertionError("answers written from the two readings differ")
+        return lean
+
+    def seeds() -> list[bytes]:
+        registers = [seed for seed in _SIP_SEEDS if seed.startswith(b"REGISTER")]
+        sipp = (b"REGISTER sip:127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;"
+                b"branch=z9hG4bK-1-1-0;rport\r\nMax-Forwards: 70\r\nFrom: <sip:user7@127.0.0.1>;"
+                b"tag=1R1\r\nTo: <sip:user7@127.0.0.1>\r\nCall-ID: 1-1@127.0.0.1\r\n"
+                b"CSeq: 1 REGISTER\r\nContact: <sip:user7@127.0.0.1:5071;transport=UDP>\r\n"
+                b'Authorization: Digest username="user7",realm="r",cnonce="6b8b4567",nc=00000001,'
+                b'qop=auth,uri="sip:127.0.0.1:5070",nonce="ab",response="0f1e",algorithm=MD5\r\n'
+                b"Expires: 60\r\nUser-Agent: sipp\r\nContent-Length: 0\r\n\r\n")
+        return [prefix + seed for seed in registers + [sipp] for prefix in (b"\x00", b"\x01")]
+
+    return Harness(run, (), seeds)
+
+
 def _reginfo() -> Harness:
     from protocols.sip.reginfo import ContactEvent, DeviceState, RegInfo, RegInfoError, build, parse
 
@@ -386,6 +437,8 @@ TARGETS: dict[str, Target] = {target.name: target for target in (
            ("protocols.sip",), lines=True),
     Target("sip-stream", "SIP over TCP/TLS: StreamFramer, then parse_message(stream=True)", _sip_stream,
            ("protocols.sip",), lines=True),
+    Target("sip-register-scan", "lean REGISTER scanner against the general parser (differential)",
+           _sip_register_scan, ("protocols.sip",), lines=True),
     Target("sip-reginfo", "presence body (protocols/sip/reginfo.py parse)", _reginfo,
            ("protocols.sip",), max_len=8192, lines=True),
     Target("session-descriptor", "session descriptor XML (parse_descriptor)", _session_descriptor,

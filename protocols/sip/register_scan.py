@@ -6,6 +6,8 @@ the answer is never different, only cheaper to reach."""
 
 from __future__ import annotations
 
+import re
+
 from . import syntax
 from .endpoint import Endpoint
 from .message import COMPACT_HEADERS, MAX_HEADER_LINE, MAX_MESSAGE_BYTES, stamp_received
@@ -18,6 +20,9 @@ _READ = frozenset(("via", "from", "to", "call-id", "cseq", "contact", "expires",
 # make a 420; a second copy of a single-valued one makes a 400): seen, the scanner steps aside.
 _DEFER = (syntax.SINGLE_VALUED - _READ) | {"require", "proxy-require"}
 _START = b"REGISTER "
+# Control characters other than CR, LF and tab: the general parser splits and trims around
+# some of them (Python takes \x1c-\x1f for white space), so the scanner leaves them to it.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # The spellings devices send, looked up as they come, before the general normalising below.
 _SPELLINGS = {spelling: key for key in _READ for spelling in (key, key.title(), key.upper())}
 _SPELLINGS.update({"Call-ID": "call-id", "CSeq": "cseq"})
@@ -34,6 +39,8 @@ def scan_register(data: bytes, source: Endpoint) -> RegisterHead | None:
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep or not head.isascii() or b"\r\n " in head or b"\r\n\t" in head:
         return None
+    if _CONTROL.search(head):
+        return None
     breaks = head.count(b"\n")
     if head.count(b"\r\n") != breaks or head.count(b"\r") != breaks:
         return None
@@ -41,6 +48,8 @@ def scan_register(data: bytes, source: Endpoint) -> RegisterHead | None:
     if len(lines) > 257:
         return None
     parts = lines[0].split(" ")
+    if "\t" in lines[0]:
+        return None  # the general parser splits the start line at any white space
     if len(parts) != 3 or parts[2] != "SIP/2.0" or syntax.start_line_problem(parts) is not None:
         return None
     uri = parts[1]

@@ -264,3 +264,13 @@ def test_answers_written_from_the_general_reading_are_the_general_writers_bytes(
         reference = response_to(general, reply.status, reply.reason, to_tag=reply.to_tag,
                                 headers=list(reply.headers))
         assert write_reply(head, reply) == bytes(reference)
+
+
+def test_a_control_character_in_the_head_leaves_the_register_to_the_general_parser():
+    """Found by the differential fuzzer: the general parser splits the request line at \\x1e
+    (white space to Python), so reading the URI whole would have answered differently."""
+    data = shaped(SIPP, True).replace(b"sip:127.0.0.1:5070 ", b"sIp:127.0.\x1e.1:5070 ", 1)
+    assert scan_register(data, UDP) is None
+    assert scan_register(shaped(SIPP, True).replace(b"tag=4711R1", b"tag=47\x0111R1"), UDP) is None
+    tabbed = shaped(SIPP, True).replace(b"sip:127.0.0.1:5070 ", b"sip:1\t27.0.0.1:5070 ", 1)
+    assert scan_register(tabbed, UDP) is None
