@@ -106,6 +106,7 @@ class ControlServer:
         self._directory_changes = database.directory_changes(self._writer)
         # What the store does not hold yet: kept and merged while it is away.
         self._unwritten = PendingWrites()
+        self._flushing = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
@@ -154,8 +155,9 @@ class ControlServer:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        async with self._flushing:  # a write under way finishes first, and knows how it went
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.driver.close()
         await self._flush()
@@ -377,20 +379,23 @@ class ControlServer:
         if sessions:
             self._report_sessions(sessions)
         kept, ended = self.notifier.take_changes() if self.notifier is not None else ([], [])
-        pending = self._unwritten
-        pending.add(bound=self._bound.values(), unbound=self._unbound, sessions=sessions,
-                    new_devices=self._new_devices, subscriptions=kept, ended_subscriptions=ended)
-        self._bound, self._unbound, self._new_devices = {}, set(), []
-        if not pending:
-            return
-        # Our own commits leave our connection's data_version alone: only an admin's move it.
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._writer, self.store.write_pending, pending, self.node)
-        except StoreUnavailable as exc:
-            self.store_health.failed(exc, len(pending))
-            return
-        self._unwritten = PendingWrites()
+        async with self._flushing:
+            # Written detached from what the next flush adds to, since the writer thread reads it.
+            pending, self._unwritten = self._unwritten, PendingWrites()
+            pending.add(bound=self._bound.values(), unbound=self._unbound, sessions=sessions,
+                        new_devices=self._new_devices, subscriptions=kept,
+                        ended_subscriptions=ended)
+            self._bound, self._unbound, self._new_devices = {}, set(), []
+            if not pending:
+                return
+            # Our own commits leave our connection's data_version alone: only an admin's move it.
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self.store.write_pending, pending, self.node)
+            except StoreUnavailable as exc:
+                self._unwritten = pending  # the next flush adds to it and tries again
+                self.store_health.failed(exc, len(pending))
+                return
         self.store_health.written(len(pending))
         self._unwritten_devices.difference_update(
             (user, device) for user, device, _ in pending.new_devices)
