@@ -9,45 +9,11 @@ import time
 
 import pytest
 
-from control_server.config import ServerConfig
-from control_server.server import ControlServer
 from control_server.store import DirectoryStore, PostgresDatabase, StateStore
-from protocols.sip.effects import Transmit
-from protocols.sip.endpoint import Endpoint
-from protocols.sip.message import SipResponse, parse_message
 
 from ..waiting import wait_until_async
-from .sip_client import answer, build
+from .in_process import register, server_on
 from .store_engines import session
-
-PHONE = Endpoint("udp", "127.0.0.1", 5071)
-
-
-def server_on(url: str, tmp_path, node: str) -> ControlServer:
-    return ControlServer(ServerConfig(data_dir=tmp_path / node, store=url, sip_port=0,
-                                      admin=False, node_name=node))
-
-
-def answered(effects) -> SipResponse:
-    (sent,) = [e for e in effects if isinstance(e, Transmit)]
-    response = parse_message(sent.data)
-    assert isinstance(response, SipResponse)
-    return response
-
-
-def register(server: ControlServer, user="alice", password="pw", device="phone", *,
-             answer_to: ControlServer | None = None) -> int:
-    """The status of a REGISTER answering `server`'s challenge, sent to `answer_to` (or to it)."""
-    to = f"<sip:{user}@sipsync;device={device}>"
-    headers = ["Contact: <sip:alice@127.0.0.1:5071>", "Expires: 60"]
-    first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=1)
-    challenge = answered(server.request_received(first, PHONE, time.time()))
-    credentials = answer(challenge.headers.get("www-authenticate")[0], user=user,
-                         password=password, method="REGISTER", uri="sip:sipsync")
-    second = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers + [credentials],
-                   cseq=2)
-    return answered((answer_to or server).request_received(second, PHONE, time.time())).status_code
-
 
 @pytest.fixture
 def alice(postgres_url):
