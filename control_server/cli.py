@@ -22,7 +22,7 @@ from .store import StoreError
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the database lives [./sipsync-data].")
 @click.option("--store", help="A postgresql:// URL: the database shared by a cluster of servers, "
-                              "in place of the data directory's SQLite file.")
+                              "in place of the data directory's SQLite file (or sqlite:DIR).")
 @click.option("--node-name", help="This server's name among those sharing --store "
                                   "[host name:SIP port].")
 @click.option("--sip-host", help="Address to listen on for SIP, IPv4 or IPv6 [127.0.0.1].")

@@ -1,5 +1,6 @@
-"""Which engine holds the store: the SQLite file in the data directory, unless a PostgreSQL URL
-(`--store`, `store = "..."`, SIPSYNC_STORE) names a database shared by a cluster of servers."""
+"""Which engine holds the store: the SQLite file in the data directory, unless `--store` (or
+`store = "..."`, SIPSYNC_STORE) names another: `postgresql://...`, a database shared by a cluster
+of servers, or `sqlite:DIR`, the SQLite file of another directory."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ Store = Database | PostgresDatabase
 def open_database(data_dir: Path | str, store: str | None = None) -> Store:
     if not store:
         return Database(data_dir)
+    if store.startswith("sqlite:"):
+        return Database(store.removeprefix("sqlite:"))
     if not is_store_url(store):
-        raise StoreError(f"--store takes a postgresql:// URL, not {store!r}")
+        raise StoreError(f"--store takes a postgresql:// URL or sqlite:DIR, not {store!r}")
     return PostgresDatabase(store)

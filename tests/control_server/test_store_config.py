@@ -30,3 +30,11 @@ def test_the_server_refuses_a_store_that_is_not_a_postgresql_url(tmp_path):
     result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "--store", "mysql://db/x",
                                        "--sip-port", "0", "--no-admin"])
     assert result.exit_code == 1 and "postgresql://" in result.output
+
+
+def test_a_sqlite_store_names_the_directory_of_its_file(tmp_path):
+    from control_server.store import DB_NAME, open_database
+
+    database = open_database(tmp_path / "unused", f"sqlite:{tmp_path / 'elsewhere'}")
+    database.close()
+    assert (tmp_path / "elsewhere" / DB_NAME).exists() and not (tmp_path / "unused").exists()
