@@ -18,6 +18,7 @@ DB_NAME = "sipsync.db"
 
 class Database:
     engine = "sqlite"
+    shared = False  # one server's file: whatever it holds is that server's, whatever its name
 
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir)

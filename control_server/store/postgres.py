@@ -168,6 +168,7 @@ class PostgresDatabase:
     """The store's tables in one PostgreSQL database, made or brought up to date on opening."""
 
     engine = "postgresql"
+    shared = True  # by the servers of a cluster: each one's bindings and sessions are marked
 
     def __init__(self, url: str) -> None:
         from .schema import ADDED_COLUMNS, POSTGRES_SCHEMA, postgres_types

@@ -42,8 +42,8 @@ class StateStore(StorePart):
 
         The devices a first REGISTER created, and every device's last-seen time, belong to the
         directory's table but change at the pace of registrations: they ride in this batch.
-        A device that went offline here loses only the binding this node holds: where it has
-        registered since through another server of a cluster, that binding stays."""
+        On a shared store a device that went offline here loses only the binding this node
+        holds: where it has registered since through another server, that binding stays."""
         bindings = list(bindings)
         with self.db:
             self.db.executemany(
@@ -64,9 +64,10 @@ class StateStore(StorePart):
             )
             seen = [(b.last_seen, b.user, b.device) for b in bindings]
             self.db.executemany('UPDATE devices SET last_seen=? WHERE "user"=? AND name=?', seen)
+            mine, ours = self._mine(node)
             self.db.executemany(
-                'DELETE FROM bindings WHERE "user"=? AND device=? AND node IN (?, \'\')',
-                [(user, device, node) for user, device in unbound],
+                f'DELETE FROM bindings WHERE "user"=? AND device=?{mine}',
+                [(user, device, *ours) for user, device in unbound],
             )
             self.db.executemany(
                 _UPSERT_SESSION,
@@ -87,6 +88,13 @@ class StateStore(StorePart):
             self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions)
         self.write_batch(pending.bound.values(), pending.unbound, pending.sessions.values(),
                          pending.new_devices, node)
+
+    def _mine(self, node: str | None) -> tuple[str, tuple]:
+        """The condition (and its argument) for rows of `node`: on a store only one server uses,
+        every row is its own, whatever name it had when it wrote it (a port picked anew)."""
+        if not node or not self.database.shared:
+            return "", ()
+        return " AND node IN (?, '')", (node,)
 
     def write_subscriptions(self, kept: Iterable[tuple[str, str, float]],
                             ended: Iterable[str]) -> None:
@@ -134,11 +142,9 @@ class StateStore(StorePart):
         """Sessions still open when the server last stopped cannot be resumed: close them, and
         return them as closed, so that what their devices report late can correct them.
 
-        With `node`, only that server's (and those of before servers had names): the sessions
-        other servers of a cluster run are theirs."""
-        mine, args = "", ()
-        if node is not None:
-            mine, args = " AND node IN (?, '')", (node,)
+        On a shared store, only those of `node` (and those of before servers had names): the
+        sessions other servers of a cluster run are theirs."""
+        mine, args = self._mine(node)
         with self.db:
             self.db.execute(
                 "UPDATE sessions SET state='failed', reason=?, ended_at=? "
