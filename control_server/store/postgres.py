@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 
 from .errors import StoreError
+from .schema import ADDED_COLUMNS, POSTGRES_SCHEMA, postgres_types
+from .secret import stored_nonce_secret
 
 CONNECT_SECONDS = 3.0
 DIRECTORY_CHANNEL = "sipsync_directory"  # NOTIFY'd in the transaction of each directory change
@@ -148,7 +150,7 @@ class PostgresConnection:
 
     async def _execute(self, sql: str, args: tuple) -> Rows:
         connection = await self._open()
-        if sql.lstrip()[:6].upper() in ("SELECT", "WITH R"):
+        if sql.lstrip()[:6].upper() == "SELECT":
             rows = await connection.fetch(sql, *args)
             return Rows(rows, len(rows))
         status = await connection.execute(sql, *args)
@@ -171,8 +173,6 @@ class PostgresDatabase:
     shared = True  # by the servers of a cluster: each one's bindings and sessions are marked
 
     def __init__(self, url: str) -> None:
-        from .schema import ADDED_COLUMNS, POSTGRES_SCHEMA, postgres_types
-
         self.url = url
         self.db = PostgresConnection(url)
         try:
@@ -198,12 +198,12 @@ class PostgresDatabase:
         self.db.execute(f"SELECT pg_notify('{DIRECTORY_CHANNEL}', '')")
 
     def nonce_secret(self) -> bytes:
-        from .secret import stored_nonce_secret
-
         return stored_nonce_secret(self.db)
 
-    def directory_changes(self, executor) -> Any:
-        from .changes import NotifiedChanges
+    def directory_changes(self, executor: object = None) -> Any:
+        """What the server awaits to learn of an admin's change: NOTIFYs on a listening
+        connection of the server's own loop (`executor` is not needed)."""
+        from .changes import NotifiedChanges  # it listens with what this module defines
 
         return NotifiedChanges(self.url)
 
