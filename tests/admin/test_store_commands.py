@@ -163,3 +163,19 @@ def test_migrate_refuses_a_database_that_is_not_empty(data_dir, postgres_url):
 def test_migrate_needs_a_data_directory_and_a_store(tmp_path):
     refused = admin_on("--data-dir", str(tmp_path))("migrate")
     assert refused.exit_code == 2 and "give both" in refused.output
+
+
+def test_the_admin_api_of_a_server_on_postgresql_changes_the_shared_store(tmp_path, postgres_url):
+    from .conftest import start_admin_server, stop_admin_server
+
+    (tmp_path / "data").mkdir()
+    server = start_admin_server(tmp_path / "data", postgres_url)
+    try:
+        with server.client(server.admin_token) as http:
+            assert http.post("/api/users", json={"name": "uma", "password": "pw"}).status_code == 201
+            assert http.patch("/api/users/uma", json={"disabled": True}).status_code == 200
+        listed = json.loads(admin_on("--store", postgres_url)("users", "list", "--json").output)
+        assert [u["disabled"] for u in listed if u["name"] == "uma"] == [True]
+        assert "data in postgresql://sipsync@127.0.0.1" in server.logs()
+    finally:
+        stop_admin_server(server)
