@@ -21,6 +21,10 @@ from .store import StoreError
               help="TOML file with settings (a [server] table or top-level keys).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the database lives [./sipsync-data].")
+@click.option("--store", help="A postgresql:// URL: the database shared by a cluster of servers, "
+                              "in place of the data directory's SQLite file (or sqlite:DIR).")
+@click.option("--node-name", help="This server's name among those sharing --store "
+                                  "[host name:SIP port].")
 @click.option("--sip-host", help="Address to listen on for SIP, IPv4 or IPv6 [127.0.0.1].")
 @click.option("--sip-port", type=click.IntRange(0, 65535), help="SIP port, UDP and TCP [5060]; 0 picks one.")
 @click.option("--realm", help="Digest realm [the data directory's, else 'sipsync'].")
@@ -88,7 +92,7 @@ async def _serve(config: ServerConfig, port_file: Path | None,
     if config.admin:
         from .admin.api import AdminApi  # aiohttp is loaded only when the API is served
 
-        admin = AdminApi(server, config.data_dir)
+        admin = AdminApi(server, config.data_dir, config.store)
         await admin.start(config.admin_host, config.admin_port)
         if admin_port_file is not None:
             admin_port_file.write_text(f"{admin.port}\n")

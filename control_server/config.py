@@ -4,6 +4,7 @@ environment (SIPSYNC_<NAME>) and the command line, each overriding the one befor
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -13,6 +14,10 @@ from typing import Any
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path = Path("sipsync-data")
+    # A postgresql:// URL: the store shared by a cluster of servers; "": SQLite in data_dir.
+    store: str = ""
+    # This server's name among those sharing a store; "": the host name and the SIP port.
+    node_name: str = ""
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     realm: str | None = None  # None: the realm stored in the data directory, or "sipsync"
@@ -42,6 +47,11 @@ class ServerConfig:
     challenge_invites: bool = True
     auto_create_devices: bool = True
     log_level: str = "INFO"
+
+    def node(self) -> str:
+        """The name the store marks this server's bindings and sessions with. The configured
+        port, not the one picked for 0, so that a restart finds its own sessions again."""
+        return self.node_name or f"{socket.gethostname()}:{self.sip_port}"
 
 
 def _coerce(name: str, value: Any) -> Any:

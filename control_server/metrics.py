@@ -45,6 +45,7 @@ class ServerMetrics:
         self.setup_seconds = Latency(SETUP_BUCKETS)
         self.sessions_ended: dict[tuple[str, str], Tally] = {}  # by (outcome, SIP status or "")
         self.bans: dict[str, Tally] = {}  # by kind: address, user, flood
+        self.store_up = True  # False while the store cannot be written (PostgreSQL away)
 
     def ban_started(self, kind: str) -> None:
         tally = self.bans.get(kind)

@@ -32,7 +32,9 @@ from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
-from .store import Database, DirectoryStore, StateStore, nonce_secret
+from .store import DirectoryStore, StateStore, StoreUnavailable, open_database
+from .store.health import StoreHealth
+from .store.write_behind import PendingWrites
 from .throttle import Throttle, ThrottlePolicy
 
 log = logging.getLogger("sipsync.server")
@@ -49,7 +51,8 @@ class ControlServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         # One connection for both parts, so that our own commits leave its data_version alone.
-        database = Database(config.data_dir)
+        self.database = database = open_database(config.data_dir, config.store)
+        self.node = config.node()
         self.directory_store = DirectoryStore(database)
         self.store = StateStore(database)  # bindings and sessions, written behind
         self.realm = self.directory_store.realm(config.realm)
@@ -60,7 +63,7 @@ class ControlServer:
         if not algorithms:
             raise ValueError(f"no known digest algorithm in {config.digest_algorithms!r}")
         self.auth = DigestAuthenticator(
-            self.realm, nonce_secret(config.data_dir),
+            self.realm, database.nonce_secret(),
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
             multi_challenge_agents=tuple(
                 a.strip() for a in config.multi_challenge_agents.split(",")),
@@ -102,12 +105,16 @@ class ControlServer:
         # Devices made by a first REGISTER until the store holds them: a reload in between
         # must not take them for devices an admin removed.
         self._unwritten_devices: set[tuple[str, str]] = set()
-        self._data_version = 0
+        self._directory_changes = database.directory_changes(self._writer)
+        # What the store does not hold yet: kept and merged while it is away.
+        self._unwritten = PendingWrites()
+        self._flushing = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventBus()
         self.metrics = ServerMetrics()
+        self.store_health = StoreHealth(self.metrics, database.describe())
 
     @property
     def port(self) -> int:
@@ -115,13 +122,13 @@ class ControlServer:
 
     async def start(self) -> None:
         now = time.time()
-        interrupted = self.store.end_interrupted_sessions(now)
+        interrupted = self.store.end_interrupted_sessions(now, self.node)
         if interrupted:
             log.info("closed %d session(s) left open by the previous run", len(interrupted))
         self.sessions.interrupted_by_restart(interrupted, now)
         for binding in self.store.bindings(now):
             self.location.put(binding)
-        self._data_version = self.store.data_version()
+        await self._directory_changes.start()
         _settle_heap()
         await self.driver.start(self.config.sip_host, self.config.sip_port)
         me = Endpoint("udp", self.config.sip_host, self.driver.port)
@@ -146,15 +153,19 @@ class ControlServer:
         log.info(
             "SIP on %s:%d (UDP and TCP), realm %r, %d user(s), %d device(s) online, data in %s",
             self.config.sip_host, self.driver.port, self.realm,
-            len(self.directory.accounts), len(self.location), self.config.data_dir,
+            len(self.directory.accounts), len(self.location), self.database.describe(),
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        async with self._flushing:  # a write under way finishes first, and knows how it went
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.driver.close()
         await self._flush()
+        if self._unwritten:
+            log.error("stopped with %d change(s) the store never took", len(self._unwritten))
+        await self._directory_changes.close()
         self._writer.shutdown(wait=True)
         self.store.close()
         log.info("stopped after %d SIP message(s), %d bytes received",
@@ -358,13 +369,15 @@ class ControlServer:
     async def reload_directory(self) -> None:
         """Pick up what an admin changed in the store while we run: each second, and at once
         when the admin API has just made a change."""
-        loop = asyncio.get_running_loop()
-        version = await loop.run_in_executor(self._writer, self.store.data_version)
-        if version == self._data_version:
+        if not await self._directory_changes.changed():
             return
-        self._data_version = version
-        directory = await loop.run_in_executor(self._writer, Directory.load,
-                                               self.directory_store)
+        loop = asyncio.get_running_loop()
+        try:
+            directory = await loop.run_in_executor(self._writer, Directory.load,
+                                                   self.directory_store)
+        except StoreUnavailable:
+            self._directory_changes.again()  # the change is read once the store is back
+            return
         directory.devices |= self._unwritten_devices
         self.directory = self.registrar.directory = directory
         _settle_heap()
@@ -385,22 +398,27 @@ class ControlServer:
         sessions = self.sessions.take_changes()
         if sessions:
             self._report_sessions(sessions)
-        if self.notifier is not None:
-            kept, ended = self.notifier.take_changes()
-            if kept or ended:
+        kept, ended = self.notifier.take_changes() if self.notifier is not None else ([], [])
+        async with self._flushing:
+            # Written detached from what the next flush adds to, since the writer thread reads it.
+            pending, self._unwritten = self._unwritten, PendingWrites()
+            pending.add(bound=self._bound.values(), unbound=self._unbound, sessions=sessions,
+                        new_devices=self._new_devices, subscriptions=kept,
+                        ended_subscriptions=ended)
+            self._bound, self._unbound, self._new_devices = {}, set(), []
+            if not pending:
+                return
+            # Our own commits leave our connection's data_version alone: only an admin's move it.
+            try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self.store.write_subscriptions, kept, ended)
-        if not (self._bound or self._unbound or sessions or self._new_devices):
-            return
-        bound, self._bound = list(self._bound.values()), {}
-        unbound, self._unbound = list(self._unbound), set()
-        devices, self._new_devices = self._new_devices, []
-        loop = asyncio.get_running_loop()
-        # Our own commits leave our connection's data_version alone: only an admin's move it.
-        await loop.run_in_executor(
-            self._writer, self.store.write_batch, bound, unbound, sessions, devices
-        )
-        self._unwritten_devices.difference_update((user, device) for user, device, _ in devices)
+                    self._writer, self.store.write_pending, pending, self.node)
+            except StoreUnavailable as exc:
+                self._unwritten = pending  # the next flush adds to it and tries again
+                self.store_health.failed(exc, len(pending))
+                return
+        self.store_health.written(len(pending))
+        self._unwritten_devices.difference_update(
+            (user, device) for user, device, _ in pending.new_devices)
 
     def _report_sessions(self, changes: list[SessionRecord]) -> None:
         """Session changes, as the registry noted them, become metrics and live events."""

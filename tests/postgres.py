@@ -81,6 +81,10 @@ class PostgresServer:
 
         wait_until(accepting, what="PostgreSQL accepting connections", timeout=30, interval=0.05)
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         """Fast shutdown by the postmaster's PID; it ends its own backends."""
         if self.process is None or self.process.poll() is not None:

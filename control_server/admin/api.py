@@ -21,12 +21,12 @@ from protocols.sip.endpoint import bracketed
 
 from ..store import (
     AdminStore,
-    Database,
     DirectoryStore,
     NameTaken,
     StateStore,
     StoreError,
     UnknownName,
+    open_database,
 )
 from .account_endpoints import AccountEndpoints
 from .accounts import AdminAccounts
@@ -65,11 +65,11 @@ def _version() -> str:
 
 
 class AdminApi(DirectoryEndpoints, AccountEndpoints):
-    def __init__(self, server: ServerView, data_dir: Path) -> None:
+    def __init__(self, server: ServerView, data_dir: Path, store: str = "") -> None:
         self.server = server
         # A connection of our own: the server's is busy with its write-behind thread, and only
         # another connection's commits tell the server that the directory changed.
-        self._database = Database(data_dir)
+        self._database = open_database(data_dir, store)
         self.directory = DirectoryStore(self._database)
         self.state = StateStore(self._database)
         self.accounts = AdminAccounts(AdminStore(self._database))

@@ -1,5 +1,6 @@
 """`sipsync-admin`: users, devices, shares, admins and API tokens; online devices and sessions.
-The same commands and output over the server's data directory (--data-dir) or its HTTP API (--url)."""
+The same commands and output over the server's store (--data-dir, or --store for PostgreSQL) or its
+HTTP API (--url). Setting up a store (`init`, `migrate`) is in `store_commands`."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ def _fail(message: str, code: int = 1) -> None:
 class _Context:
     """Opens the backend on first use, so `--help` never touches a server."""
 
-    def __init__(self, data_dir: Path | None, url: str | None, token: str | None) -> None:
+    def __init__(self, data_dir: Path | None, url: str | None, token: str | None,
+                 store: str | None = None) -> None:
         if url is not None and data_dir is not None:
             _fail("give --data-dir or --url, not both", 2)
-        self.data_dir, self.url, self.token = data_dir, url, token
+        if url is not None and store:
+            _fail("give --store or --url, not both", 2)
+        self.data_dir, self.url, self.token, self.store = data_dir, url, token, store or ""
         self._backend: AdminBackend | None = None
 
     @property
@@ -50,7 +54,7 @@ class _Context:
             else:
                 from .datadir_backend import DataDirBackend
 
-                self._backend = DataDirBackend(self.data_dir or Path("sipsync-data"))
+                self._backend = DataDirBackend(self.data_dir or Path("sipsync-data"), self.store)
         return self._backend
 
     def close(self) -> None:
@@ -70,13 +74,16 @@ def _password(password: str | None, password_file: Path | None) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               envvar="SIPSYNC_DATA_DIR", help="The server's data directory [./sipsync-data].")
+@click.option("--store", envvar="SIPSYNC_STORE",
+              help="The servers' PostgreSQL store, a postgresql:// URL (in place of --data-dir).")
 @click.option("--url", envvar="SIPSYNC_URL",
               help="The admin HTTP API of a running server, e.g. http://127.0.0.1:8080.")
 @click.option("--token", envvar="SIPSYNC_TOKEN", help="API token for --url.")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None, url: str | None, token: str | None) -> None:
+def main(ctx: click.Context, data_dir: Path | None, store: str | None, url: str | None,
+         token: str | None) -> None:
     """Manage a sipsync control server: users, devices, shares; watch devices and sessions."""
-    ctx.obj = _Context(data_dir, url, token)
+    ctx.obj = _Context(data_dir, url, token, store)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -369,6 +376,11 @@ def tokens_revoke(ctx: _Context, name: str) -> None:
     ctx.backend.revoke_token(name)
     click.echo(f"revoked token {name}")
 
+
+from .store_commands import init, migrate  # noqa: E402  (they take the context above)
+
+main.add_command(init)
+main.add_command(migrate)
 
 if __name__ == "__main__":
     main()

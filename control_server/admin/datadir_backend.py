@@ -1,5 +1,6 @@
-"""`sipsync-admin --data-dir`: the admin commands straight on the server's SQLite store, safe while
-the server runs (WAL; the server writes bindings and sessions through and reloads admin changes)."""
+"""`sipsync-admin --data-dir` (or `--store URL`): the admin commands straight on the server's store,
+SQLite or PostgreSQL, safe while servers run (they write bindings and sessions through and reload
+admin changes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Iterable
 from functools import cached_property, wraps
 from pathlib import Path
 
-from ..store import AdminStore, Database, DirectoryStore, StateStore, StoreError
+from ..store import AdminStore, DirectoryStore, StateStore, Store, StoreError, open_database
 from .accounts import AdminAccounts
 from .backend import AdminError
 from .rows import account_row, device_row, online_row, session_row, share_row, user_row
@@ -26,18 +27,21 @@ def _refusals(method: Callable) -> Callable:
 
 
 class DataDirBackend:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, store: str = "") -> None:
         self.data_dir = data_dir
-        self._database: Database | None = None
+        self.store = store
+        self._database: Store | None = None
 
     @property
-    def database(self) -> Database:
+    def database(self) -> Store:
         """Opened on first use: a command refused for its arguments touches no file."""
         if self._database is None:
             try:
-                self._database = Database(self.data_dir)
+                self._database = open_database(self.data_dir, self.store)
             except OSError as exc:
                 raise AdminError(f"cannot open {self.data_dir}: {exc}") from None
+            except StoreError as exc:
+                raise AdminError(str(exc)) from None
         return self._database
 
     @cached_property
@@ -55,6 +59,11 @@ class DataDirBackend:
     def close(self) -> None:
         if self._database is not None:
             self._database.close()
+
+    @_refusals
+    def init(self, realm: str) -> str:
+        """Fix the realm before any user is added (or check that it is the one already fixed)."""
+        return self.directory.realm(realm)
 
     def users(self) -> list[dict]:
         return [user_row(u) for u in self.directory.users()]

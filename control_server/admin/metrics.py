@@ -54,6 +54,9 @@ class _ServerCollector(Collector):
         transactions.add_metric(["server"], state.server_transactions)
         transactions.add_metric(["client"], state.client_transactions)
         yield transactions
+        yield GaugeMetricFamily("sipsync_store_up",
+                                "1 while the store takes the server's writes, 0 while it is away",
+                                value=int(self._metrics.store_up))
 
         sessions = CounterMetricFamily(
             "sipsync_sessions", "Sessions ended, by outcome (ended or failed) and SIP status",

@@ -3,11 +3,11 @@ tokens (kept only as a hash), each with a role. The hashing itself is the admin 
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 
 from .database import StorePart
+from .integrity import INTEGRITY_ERRORS
 from .errors import NameTaken, StoreError, UnknownName
 from .names import check_user_name
 
@@ -37,7 +37,7 @@ class AdminStore(StorePart):
             with self.db:
                 self.db.execute("INSERT INTO admins VALUES (?, ?, ?, ?)",
                                 (name, password_hash, role, time.time()))
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise NameTaken(f"admin {name!r} exists") from None
 
     def admin(self, name: str) -> AdminRow | None:
@@ -62,7 +62,7 @@ class AdminStore(StorePart):
             with self.db:
                 self.db.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?)",
                                 (token_hash, name, role, time.time()))
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise NameTaken(f"token {name!r} exists") from None
 
     def token(self, token_hash: str) -> TokenRow | None:

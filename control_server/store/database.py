@@ -1,5 +1,6 @@
 """One connection to the data directory's SQLite file (WAL): every table of every part of the
-store, and the migration of a database made by an older version.
+store, and the migration of a database made by an older version. The embedded default; the same
+tables on PostgreSQL are `postgres.PostgresDatabase`, and `opening.open_database` picks one.
 
 The server (one writer thread, batched) and `sipsync-admin --data-dir` may hold connections at the
 same time; each part of the store (directory, state, admin accounts) works over one of these."""
@@ -7,88 +8,18 @@ same time; each part of the store (directory, state, admin accounts) works over 
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import Executor
 from pathlib import Path
+
+from .schema import ADDED_COLUMNS, SCHEMA
 
 DB_NAME = "sipsync.db"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    ha1_md5 TEXT NOT NULL,
-    ha1_sha256 TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    last_seen REAL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (user, name)
-);
-CREATE TABLE IF NOT EXISTS shares (
-    owner TEXT NOT NULL,
-    device TEXT NOT NULL,
-    grantee TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (owner, device, grantee),
-    FOREIGN KEY (owner, device) REFERENCES devices(user, name) ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS bindings (
-    user TEXT NOT NULL,
-    device TEXT NOT NULL,
-    contact TEXT NOT NULL,
-    transport TEXT NOT NULL,
-    host TEXT NOT NULL,
-    port INTEGER NOT NULL,
-    user_agent TEXT NOT NULL,
-    registered_at REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    call_id TEXT NOT NULL,
-    cseq INTEGER NOT NULL,
-    PRIMARY KEY (user, device)
-);
-CREATE TABLE IF NOT EXISTS subscriptions (
-    id TEXT PRIMARY KEY,          -- the dialog: Call-ID and the subscriber's tag
-    state TEXT NOT NULL,          -- JSON, as control_server/notifier.py writes it
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    call_id TEXT PRIMARY KEY,
-    caller TEXT NOT NULL,
-    callee TEXT NOT NULL,
-    data_type TEXT,
-    protocol TEXT,
-    dataset TEXT,
-    state TEXT NOT NULL,
-    status INTEGER,
-    reason TEXT NOT NULL DEFAULT '',
-    started_at REAL NOT NULL,
-    established_at REAL,
-    ended_at REAL,
-    progress TEXT,
-    started_by TEXT NOT NULL DEFAULT ''  -- "daemon" for a live sync's own; '' when asked for
-);
-CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions(ended_at);
-CREATE TABLE IF NOT EXISTS admins (
-    name TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    role TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    token_hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
-
 
 class Database:
+    engine = "sqlite"
+    shared = False  # one server's file: whatever it holds is that server's, whatever its name
+
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,13 +28,13 @@ class Database:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(SCHEMA)
         self._migrate()
 
     def _migrate(self) -> None:
         """Bring a database made by an older version up to the schema above."""
-        self._add_column("devices", "disabled", "INTEGER NOT NULL DEFAULT 0")
-        self._add_column("sessions", "started_by", "TEXT NOT NULL DEFAULT ''")
+        for table, column, definition in ADDED_COLUMNS:
+            self._add_column(table, column, definition)
 
     def _add_column(self, table: str, column: str, definition: str) -> None:
         columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
@@ -116,6 +47,25 @@ class Database:
             # The server and an admin command may open an old database at the same moment.
             if "duplicate column" not in str(exc):
                 raise
+
+    def describe(self) -> str:
+        """Where the data is, for a log line."""
+        return str(self.data_dir)
+
+    def announce_directory_change(self) -> None:
+        """Nothing to do: another connection's commit moves the data version by itself."""
+
+    def nonce_secret(self) -> bytes:
+        from .secret import nonce_secret
+
+        return nonce_secret(self.data_dir)
+
+    def directory_changes(self, executor: Executor):
+        """What the server awaits to learn of an admin's change: the data version of this
+        connection, read on `executor`, the thread that uses it."""
+        from .changes import DataVersionChanges
+
+        return DataVersionChanges(self, executor)
 
     def close(self) -> None:
         self.db.close()
@@ -133,9 +83,11 @@ class StorePart:
         self.db = database.db
 
     @classmethod
-    def open(cls, data_dir: Path | str):
-        """This part alone, on a connection of its own."""
-        return cls(Database(data_dir))
+    def open(cls, data_dir: Path | str, store: str | None = None):
+        """This part alone, on a connection of its own (to `store`, a PostgreSQL URL, if given)."""
+        from .opening import open_database
+
+        return cls(open_database(data_dir, store))
 
     def data_version(self) -> int:
         """Changes when another connection (an admin) commits."""

@@ -1,10 +1,10 @@
 """Where the directory lives: users with their HA1 digests (never a password), devices and shares,
 and the realm the digests were made for. Changed by admins, read by the server at start and
-whenever an admin's commit moves the database's data version."""
+whenever it hears of an admin's change (`changes`): every change announces itself in its own
+transaction."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ from protocols.sip.digest import Algorithm, ha1
 
 from .database import StorePart
 from .errors import NameTaken, StoreError, UnknownName
+from .integrity import INTEGRITY_ERRORS, is_duplicate
 from .names import check_device_name, check_user_name
 
 
@@ -55,7 +56,7 @@ class DirectoryStore(StorePart):
             return row[0]
         realm = wanted or "sipsync"
         with self.db:
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('realm', ?)", (realm,))
+            self.db.execute("INSERT INTO meta VALUES ('realm', ?) ON CONFLICT DO NOTHING", (realm,))
         return self.realm()
 
     # -- users ------------------------------------------------------------------------------------
@@ -74,7 +75,8 @@ class DirectoryStore(StorePart):
                 self.db.execute(
                     "INSERT INTO users VALUES (?, ?, ?, 0, ?)", (name, md5, sha, time.time())
                 )
-        except sqlite3.IntegrityError:
+                self.database.announce_directory_change()
+        except INTEGRITY_ERRORS:
             raise NameTaken(f"user {name!r} exists") from None
 
     def import_users(self, rows: Iterable[tuple[str, str]]) -> int:
@@ -104,6 +106,7 @@ class DirectoryStore(StorePart):
                 "ha1_md5=excluded.ha1_md5, ha1_sha256=excluded.ha1_sha256",
                 records,
             )
+            self.database.announce_directory_change()
         return len(records)
 
     def set_password(self, name: str, password: str) -> None:
@@ -119,18 +122,20 @@ class DirectoryStore(StorePart):
         self._change_user("DELETE FROM users WHERE name=?", (name,))
         # Its bindings go too, so that a restart of the server does not bring its devices back.
         with self.db:
-            self.db.execute("DELETE FROM bindings WHERE user=?", (name,))
+            self.db.execute('DELETE FROM bindings WHERE "user"=?', (name,))
             self.db.execute("DELETE FROM shares WHERE owner=?", (name,))
+            self.database.announce_directory_change()
 
     def _change_user(self, sql: str, args: tuple) -> None:
         with self.db:
             if self.db.execute(sql, args).rowcount == 0:
                 raise UnknownName(f"no user {args[-1]!r}")
+            self.database.announce_directory_change()
 
     def users(self) -> list[UserRow]:
         rows = self.db.execute(
             "SELECT u.name, u.disabled, u.created_at, COUNT(d.name) FROM users u "
-            "LEFT JOIN devices d ON d.user = u.name GROUP BY u.name ORDER BY u.name"
+            'LEFT JOIN devices d ON d."user" = u.name GROUP BY u.name ORDER BY u.name'
         )
         return [UserRow(n, bool(dis), c, count) for n, dis, c, count in rows]
 
@@ -145,10 +150,11 @@ class DirectoryStore(StorePart):
         try:
             with self.db:
                 self.db.execute(
-                    "INSERT INTO devices (user, name, created_at) VALUES (?, ?, ?)",
+                    'INSERT INTO devices ("user", name, created_at) VALUES (?, ?, ?)',
                     (user, device, time.time()),
                 )
-        except sqlite3.IntegrityError:
+                self.database.announce_directory_change()
+        except INTEGRITY_ERRORS:
             if self.db.execute("SELECT 1 FROM users WHERE name=?", (user,)).fetchone() is None:
                 raise UnknownName(f"no user {user!r}") from None
             raise NameTaken(f"device {user}/{device} exists") from None
@@ -156,25 +162,27 @@ class DirectoryStore(StorePart):
     def remove_device(self, user: str, device: str) -> None:
         with self.db:
             gone = self.db.execute(
-                "DELETE FROM devices WHERE user=? AND name=?", (user, device)
+                'DELETE FROM devices WHERE "user"=? AND name=?', (user, device)
             ).rowcount
             # In the same transaction: a removed device is never restored online by a restart.
-            self.db.execute("DELETE FROM bindings WHERE user=? AND device=?", (user, device))
+            self.db.execute('DELETE FROM bindings WHERE "user"=? AND device=?', (user, device))
+            self.database.announce_directory_change()
         if not gone:
             raise UnknownName(f"no device {user}/{device}")
 
     def set_device_disabled(self, user: str, device: str, disabled: bool) -> None:
         with self.db:
             found = self.db.execute(
-                "UPDATE devices SET disabled=? WHERE user=? AND name=?",
+                'UPDATE devices SET disabled=? WHERE "user"=? AND name=?',
                 (int(disabled), user, device),
             ).rowcount
+            self.database.announce_directory_change()
         if not found:
             raise UnknownName(f"no device {user}/{device}")
 
     def devices(self) -> list[DeviceRow]:
         rows = self.db.execute(
-            "SELECT user, name, created_at, last_seen, disabled FROM devices ORDER BY user, name"
+            'SELECT "user", name, created_at, last_seen, disabled FROM devices ORDER BY "user", name'
         )
         return [DeviceRow(u, n, c, seen, bool(dis)) for u, n, c, seen, dis in rows]
 
@@ -184,8 +192,9 @@ class DirectoryStore(StorePart):
                 self.db.execute(
                     "INSERT INTO shares VALUES (?, ?, ?, ?)", (owner, device, grantee, time.time())
                 )
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
+                self.database.announce_directory_change()
+        except INTEGRITY_ERRORS as exc:
+            if is_duplicate(exc):
                 raise NameTaken(f"{owner}/{device} is already shared with {grantee}") from None
             raise UnknownName(f"no device {owner}/{device} or no user {grantee!r}") from None
 
@@ -195,6 +204,7 @@ class DirectoryStore(StorePart):
                 "DELETE FROM shares WHERE owner=? AND device=? AND grantee=?",
                 (owner, device, grantee),
             ).rowcount
+            self.database.announce_directory_change()
         if not gone:
             raise UnknownName(f"{owner}/{device} is not shared with {grantee}")
 

@@ -1,5 +1,5 @@
-"""The per-installation nonce secret, a file beside the database, so that nonces stay valid across
-a restart of the server."""
+"""The per-installation nonce secret, so that nonces stay valid across a restart of the server: a
+file beside an SQLite database, a row of the meta table on PostgreSQL (shared by a cluster)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ def nonce_secret(data_dir: Path) -> bytes:
         out.write(secret)
     os.replace(temp, path)
     return path.read_bytes()
+
+
+def stored_nonce_secret(db) -> bytes:
+    """The secret kept in the store's meta table, made by whichever server comes first: with one
+    database under several servers, a nonce one of them issued is good at every other."""
+    db.execute("INSERT INTO meta VALUES ('nonce_secret', ?) ON CONFLICT DO NOTHING",
+               (secrets.token_hex(32),))
+    return bytes.fromhex(db.execute("SELECT value FROM meta WHERE key='nonce_secret'").fetchone()[0])

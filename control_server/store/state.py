@@ -13,6 +13,7 @@ from protocols.sip.endpoint import Endpoint
 from ..location import Binding
 from ..sessions import INTERRUPTED_REASON, SessionRecord
 from .database import StorePart
+from .write_behind import PendingWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,50 +36,74 @@ class StateStore(StorePart):
         unbound: Iterable[tuple[str, str]],
         sessions: Iterable[SessionRecord],
         new_devices: Iterable[tuple[str, str, float]],
+        node: str = "",
     ) -> None:
-        """One transaction for everything the server changed since its last flush.
+        """One transaction for everything the server `node` changed since its last flush.
 
         The devices a first REGISTER created, and every device's last-seen time, belong to the
-        directory's table but change at the pace of registrations: they ride in this batch."""
+        directory's table but change at the pace of registrations: they ride in this batch.
+        On a shared store a device that went offline here loses only the binding this node
+        holds: where it has registered since through another server, that binding stays."""
         bindings = list(bindings)
         with self.db:
             self.db.executemany(
-                "INSERT OR IGNORE INTO devices (user, name, created_at) VALUES (?, ?, ?)",
+                'INSERT INTO devices ("user", name, created_at) VALUES (?, ?, ?) '
+                "ON CONFLICT DO NOTHING",
                 new_devices,
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO bindings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                _UPSERT_BINDING,
                 [
                     (
                         b.user, b.device, b.contact, b.source.transport, b.source.host,
                         b.source.port, b.user_agent, b.registered_at, b.last_seen,
-                        b.expires_at, b.call_id, b.cseq,
+                        b.expires_at, b.call_id, b.cseq, b.node or node,
                     )
                     for b in bindings
                 ],
             )
             seen = [(b.last_seen, b.user, b.device) for b in bindings]
-            self.db.executemany("UPDATE devices SET last_seen=? WHERE user=? AND name=?", seen)
-            self.db.executemany("DELETE FROM bindings WHERE user=? AND device=?", unbound)
+            self.db.executemany('UPDATE devices SET last_seen=? WHERE "user"=? AND name=?', seen)
+            mine, ours = self._mine(node)
             self.db.executemany(
-                "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f'DELETE FROM bindings WHERE "user"=? AND device=?{mine}',
+                [(user, device, *ours) for user, device in unbound],
+            )
+            self.db.executemany(
+                _UPSERT_SESSION,
                 [
                     (
                         s.call_id, s.caller, s.callee, s.data_type, s.protocol, s.dataset,
                         s.state, s.status, s.reason, s.started_at, s.established_at,
                         s.ended_at, json.dumps(s.progress) if s.progress else None,
-                        s.started_by,
+                        s.started_by, node,
                     )
                     for s in sessions
                 ],
             )
+
+    def write_pending(self, pending: PendingWrites, node: str = "") -> None:
+        """All the server kept for the store, written as its last flush left it."""
+        if pending.subscriptions or pending.ended_subscriptions:
+            self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions)
+        self.write_batch(pending.bound.values(), pending.unbound, pending.sessions.values(),
+                         pending.new_devices, node)
+
+    def _mine(self, node: str | None) -> tuple[str, tuple]:
+        """The condition (and its argument) for rows of `node`: on a store only one server uses,
+        every row is its own, whatever name it had when it wrote it (a port picked anew)."""
+        if not node or not self.database.shared:
+            return "", ()
+        return " AND node IN (?, '')", (node,)
 
     def write_subscriptions(self, kept: Iterable[tuple[str, str, float]],
                             ended: Iterable[str]) -> None:
         """Presence subscriptions made, refreshed (id, state, expiry) or ended since the last
         flush: a restarted server keeps notifying its watchers."""
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)", kept)
+            self.db.executemany(
+                "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "state=excluded.state, expires_at=excluded.expires_at", kept)
             self.db.executemany("DELETE FROM subscriptions WHERE id=?", [(i,) for i in ended])
 
     def subscriptions(self, now: float) -> list[tuple[str, str]]:
@@ -87,8 +112,9 @@ class StateStore(StorePart):
             "SELECT id, state FROM subscriptions WHERE expires_at > ? ORDER BY id", (now,)))
 
     def bindings(self, now: float | None = None) -> list[Binding]:
-        """The stored bindings, by user and device; with `now`, only those not yet expired."""
-        query = "SELECT * FROM bindings"
+        """The stored bindings, by user and device, each with the node holding it; with `now`,
+        only those not yet expired."""
+        query = f"SELECT {_BINDING_COLUMNS} FROM bindings"
         args: tuple = ()
         if now is not None:
             query += " WHERE expires_at > ?"
@@ -96,10 +122,10 @@ class StateStore(StorePart):
         return [
             Binding(
                 user=u, device=d, contact=c, source=Endpoint(t, h, p), user_agent=ua,
-                registered_at=ra, last_seen=ls, expires_at=ex, call_id=ci, cseq=cs,
+                registered_at=ra, last_seen=ls, expires_at=ex, call_id=ci, cseq=cs, node=n,
             )
-            for u, d, c, t, h, p, ua, ra, ls, ex, ci, cs in self.db.execute(
-                query + " ORDER BY user, device", args
+            for u, d, c, t, h, p, ua, ra, ls, ex, ci, cs, n in self.db.execute(
+                query + ' ORDER BY "user", device', args
             )
         ]
 
@@ -107,20 +133,27 @@ class StateStore(StorePart):
         where = "ended_at IS NOT NULL" if history else "ended_at IS NULL"
         order = "ended_at DESC" if history else "started_at"
         rows = self.db.execute(
-            f"SELECT * FROM sessions WHERE {where} ORDER BY {order} LIMIT ?", (limit,)
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where} ORDER BY {order} LIMIT ?",
+            (limit,)
         )
         return [_session_record(r) for r in rows]
 
-    def end_interrupted_sessions(self, now: float) -> list[SessionRecord]:
+    def end_interrupted_sessions(self, now: float, node: str | None = None) -> list[SessionRecord]:
         """Sessions still open when the server last stopped cannot be resumed: close them, and
-        return them as closed, so that what their devices report late can correct them."""
+        return them as closed, so that what their devices report late can correct them.
+
+        On a shared store, only those of `node` (and those of before servers had names): the
+        sessions other servers of a cluster run are theirs."""
+        mine, args = self._mine(node)
         with self.db:
             self.db.execute(
-                "UPDATE sessions SET state='failed', reason=?, ended_at=? WHERE ended_at IS NULL",
-                (INTERRUPTED_REASON, now),
+                "UPDATE sessions SET state='failed', reason=?, ended_at=? "
+                f"WHERE ended_at IS NULL{mine}",
+                (INTERRUPTED_REASON, now, *args),
             )
             rows = self.db.execute(
-                "SELECT * FROM sessions WHERE ended_at = ? AND reason = ?", (now, INTERRUPTED_REASON)
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE ended_at = ? AND reason = ?{mine}",
+                (now, INTERRUPTED_REASON, *args),
             )
             return [_session_record(r) for r in rows]
 
@@ -146,10 +179,27 @@ class StateStore(StorePart):
         condition = " AND ".join(where)
         total = self.db.execute(f"SELECT COUNT(*) FROM sessions WHERE {condition}", args).fetchone()[0]
         rows = self.db.execute(
-            f"SELECT * FROM sessions WHERE {condition} ORDER BY ended_at DESC LIMIT ? OFFSET ?",
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {condition} "
+            "ORDER BY ended_at DESC LIMIT ? OFFSET ?",
             [*args, query.limit, query.offset],
         )
         return [_session_record(r) for r in rows], total
+
+
+_BINDING_COLUMNS = ('"user", device, contact, transport, host, port, user_agent, registered_at, '
+                    "last_seen, expires_at, call_id, cseq, node")
+_UPSERT_BINDING = (
+    f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    'ON CONFLICT ("user", device) DO UPDATE SET '
+    + ", ".join(f"{c}=excluded.{c}" for c in _BINDING_COLUMNS.split(", ")[2:])
+)
+_SESSION_COLUMNS = ("call_id, caller, callee, data_type, protocol, dataset, state, status, reason, "
+                    "started_at, established_at, ended_at, progress, started_by, node")
+_UPSERT_SESSION = (
+    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (call_id) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in _SESSION_COLUMNS.split(", ")[1:])
+)
 
 
 def _session_record(r: tuple) -> SessionRecord:

@@ -43,8 +43,9 @@ class AdminServer:
         return self.log_path.read_text()
 
 
-def start_admin_server(data_dir: Path) -> AdminServer:
-    backend = DataDirBackend(data_dir)
+def start_admin_server(data_dir: Path, store: str = "") -> AdminServer:
+    """On the store `store` (a PostgreSQL URL), or by default the SQLite file of `data_dir`."""
+    backend = DataDirBackend(data_dir, store)
     backend.directory.realm("sipsync.test")
     backend.import_users(SIP_USERS)
     backend.add_admin("root", ADMIN_PASSWORD, "admin")
@@ -58,7 +59,8 @@ def start_admin_server(data_dir: Path) -> AdminServer:
         process = subprocess.Popen(
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(data_dir),
              "--sip-port", str(free_port()), "--port-file", str(port_file),
-             "--admin-port", "0", "--admin-port-file", str(admin_port_file)],
+             "--admin-port", "0", "--admin-port-file", str(admin_port_file),
+             *(("--store", store) if store else ())],
             stdout=log, stderr=subprocess.STDOUT,
         )
 

@@ -73,3 +73,11 @@ def test_bans_are_counted_by_kind_and_throttled_requests_by_what_was_done():
     }
     assert samples(ours, "sipsync_throttle_delayed") == {("sipsync_throttle_delayed_total", ()): 7}
     assert samples(ours, "sipsync_throttle_dropped") == {("sipsync_throttle_dropped_total", ()): 3}
+
+
+def test_the_store_gauge_is_one_while_the_store_takes_writes_and_zero_while_it_is_away():
+    metrics = ServerMetrics()
+    exposition = MetricsExposition(lambda: COUNTS, metrics)
+    assert samples(exposition.render(), "sipsync_store_up") == {("sipsync_store_up", ()): 1.0}
+    metrics.store_up = False
+    assert samples(exposition.render(), "sipsync_store_up") == {("sipsync_store_up", ()): 0.0}

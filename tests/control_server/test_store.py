@@ -108,3 +108,32 @@ def test_an_old_history_is_kept_and_read_as_sessions_that_were_asked_for(tmp_pat
         assert (record.call_id, record.state, record.started_by) == ("c1", "ended", "")
     finally:
         store.close()
+
+
+# The bindings table as it was before servers of a cluster marked theirs.
+_OLD_BINDINGS = """
+CREATE TABLE bindings (user TEXT NOT NULL, device TEXT NOT NULL, contact TEXT NOT NULL,
+                       transport TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+                       user_agent TEXT NOT NULL, registered_at REAL NOT NULL,
+                       last_seen REAL NOT NULL, expires_at REAL NOT NULL, call_id TEXT NOT NULL,
+                       cseq INTEGER NOT NULL, PRIMARY KEY (user, device));
+INSERT INTO bindings VALUES ('alice', 'phone', 'sip:alice@h', 'udp', '127.0.0.1', 5070, 'ua',
+                             1.0, 1.0, 61.0, 'c', 1);
+"""
+
+
+def test_an_old_database_keeps_its_bindings_held_by_no_named_server(tmp_path):
+    from control_server.store import StateStore
+
+    with sqlite3.connect(tmp_path / DB_NAME) as old:
+        old.executescript(_OLD_BINDINGS)
+    old.close()
+    store = StateStore.open(tmp_path)
+    try:
+        (binding,) = store.bindings()
+        assert (binding.key, binding.node, binding.source.port) == (("alice", "phone"), "", 5070)
+        # Its first server takes it offline although that server now has a name.
+        store.write_batch([], [("alice", "phone")], [], [], node="host:5060")
+        assert store.bindings() == []
+    finally:
+        store.close()

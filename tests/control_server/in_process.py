@@ -1,0 +1,44 @@
+"""A control server driven in process, without sockets for its requests: a device REGISTERs by
+handing the server its messages and reading the answers from the effects."""
+
+from __future__ import annotations
+
+import time
+
+from control_server.config import ServerConfig
+from control_server.server import ControlServer
+from protocols.sip.effects import Transmit
+from protocols.sip.endpoint import Endpoint
+from protocols.sip.message import SipResponse, parse_message
+
+from .sip_client import answer, build
+
+PHONE = Endpoint("udp", "127.0.0.1", 5071)
+
+
+def server_on(url: str, tmp_path, node: str, **settings) -> ControlServer:
+    """A server on the store `url` ("": SQLite in tmp_path/node) named `node`."""
+    settings = {"data_dir": tmp_path / node, **settings}
+    return ControlServer(ServerConfig(store=url, sip_port=0, admin=False, node_name=node,
+                                      **settings))
+
+
+def answered(effects) -> SipResponse:
+    (sent,) = [e for e in effects if isinstance(e, Transmit)]
+    response = parse_message(sent.data)
+    assert isinstance(response, SipResponse)
+    return response
+
+
+def register(server: ControlServer, user="alice", password="pw", device="phone", *,
+             answer_to: ControlServer | None = None) -> int:
+    """The status of a REGISTER answering `server`'s challenge, sent to `answer_to` (or to it)."""
+    to = f"<sip:{user}@sipsync;device={device}>"
+    headers = [f"Contact: <sip:{user}@127.0.0.1:5071>", "Expires: 60"]
+    first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=1)
+    challenge = answered(server.request_received(first, PHONE, time.time()))
+    credentials = answer(challenge.headers.get("www-authenticate")[0], user=user,
+                         password=password, method="REGISTER", uri="sip:sipsync")
+    second = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers + [credentials],
+                   cseq=2)
+    return answered((answer_to or server).request_received(second, PHONE, time.time())).status_code

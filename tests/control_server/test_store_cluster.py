@@ -1,0 +1,80 @@
+"""Servers on PostgreSQL: they keep answering from memory while it is away and write what they kept
+when it is back; servers sharing one database hear each other's admin changes, and a restart
+closes only its own sessions."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from control_server.store import DirectoryStore, PostgresDatabase, StateStore
+
+from ..waiting import wait_until_async
+from .in_process import register, server_on
+from .store_engines import session
+
+@pytest.fixture
+def alice(postgres_url):
+    admin = DirectoryStore(PostgresDatabase(postgres_url))
+    admin.add_user("alice", "pw")
+    yield admin
+    admin.close()
+
+
+async def test_postgresql_away_the_server_answers_from_memory_and_writes_what_it_kept_after(
+        postgres, postgres_url, alice, tmp_path, caplog):
+    server = server_on(postgres_url, tmp_path, "one")
+    await server.start()
+    try:
+        postgres.stop()
+        caplog.set_level(logging.WARNING, logger="sipsync.store")
+        assert register(server) == 200
+        await wait_until_async(lambda: not server.metrics.store_up, what="the store seen away")
+        server.sessions.changed.append(session("c1"))  # a session ended: history to keep
+        postgres.start()
+        await wait_until_async(lambda: server.metrics.store_up, what="the store seen back")
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 2 and "unavailable" in lines[0] and "is back" in lines[1]
+        state = StateStore(alice.database)
+        assert [(b.key, b.node) for b in state.bindings()] == [(("alice", "phone"), "one")]
+        assert [r.call_id for r in state.sessions(history=True)] == ["c1"]
+    finally:
+        if not postgres.running:  # the cluster serves the tests after this one
+            postgres.start()
+        await server.stop()
+
+
+async def test_an_admins_change_on_one_database_reaches_every_server_within_a_second(
+        postgres_url, alice, tmp_path):
+    one, two = server_on(postgres_url, tmp_path, "one"), server_on(postgres_url, tmp_path, "two")
+    await one.start()
+    await two.start()
+    try:
+        # One realm and one nonce secret: a challenge of one server is answered at the other.
+        assert one.realm == two.realm
+        assert register(two, answer_to=one) == 200
+        alice.set_disabled("alice", True)
+        started = time.monotonic()
+        await wait_until_async(
+            lambda: one.directory.is_disabled("alice") and two.directory.is_disabled("alice"),
+            what="both servers reloaded the directory", timeout=5)
+        assert time.monotonic() - started < 1.5
+        assert one.location.get("alice", "phone") is None  # taken offline by the change
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+async def test_a_restarted_server_closes_its_own_sessions_and_leaves_the_others(
+        postgres_url, alice, tmp_path):
+    state = StateStore(alice.database)
+    state.write_batch([], [], [session("mine", ended=None, state="established")], [], node="one")
+    state.write_batch([], [], [session("theirs", ended=None, state="established")], [],
+                      node="two")
+    server = server_on(postgres_url, tmp_path, "one")
+    await server.start()
+    await server.stop()
+    assert [r.call_id for r in state.sessions(history=False)] == ["theirs"]
+    assert [r.call_id for r in state.sessions(history=True)] == ["mine"]
