@@ -2,10 +2,17 @@
 
 Both servers get the same sipp scenario from the anchor harness (../shared/anchors/sip beside the
 repository, or the folder --anchor names) at rising rates; each step is bounded (`-m
-rate*seconds`). Printed per server: the highest rate held with under 0.1 % failures, server CPU per registration, and memory after 100,000 registrations; then
-the ratio sipsync / Kamailio. Kamailio is skipped with a note when it is not installed.
+rate*seconds`). Printed per server: the highest rate held with under 0.1 % failures, server CPU
+per registration, and memory after 100,000 registrations; then the ratio sipsync / Kamailio.
+Kamailio is skipped with a note when it is not installed.
+
+With --cluster, a third setup runs in the same go: two sipsync servers on one PostgreSQL store
+(a fresh cluster of Debian's postgresql, as the tests start it) behind Kamailio's dispatcher
+(deploy/kamailio), measured as one process tree (bench/cluster_stack.py), with PostgreSQL's
+commits and row writes per second during the ramp.
 
     python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
+                              [--cluster]
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 ANCHOR = REPO.parent / "shared" / "anchors" / "sip"  # the default; --anchor names another
 SIPSYNC_PORT = 5070
 KAMAILIO_PORT = 5080
+BALANCER_PORT = 5085
+CLUSTER_PORTS = (5091, 5092)
 POOL = 250_000
 
 
@@ -69,6 +78,60 @@ def start_sipsync(work: Path) -> subprocess.Popen:
     return process
 
 
+class Cluster:
+    """Two servers on one PostgreSQL behind the dispatcher; the store outlives the phases."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.provisioned = False
+
+    def start(self, work: Path) -> subprocess.Popen:
+        sys.path.insert(0, str(REPO))
+        if not self.provisioned:
+            from control_server.store import DirectoryStore
+
+            store = DirectoryStore.open(work, store=self.url)
+            store.realm("sipsync.test")
+            started = time.perf_counter()
+            store.import_users((f"user{i}", f"pw{i}") for i in range(1, POOL + 1))
+            print(f"provisioned {POOL} users in PostgreSQL in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            store.close()
+            self.provisioned = True
+        else:
+            self.sql("DELETE FROM bindings")
+        run = work / "cluster"
+        (run / "ready").unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "cluster_stack.py"), "--store", self.url,
+             "--balancer-port", str(BALANCER_PORT),
+             "--ports", ",".join(map(str, CLUSTER_PORTS)), "--run-dir", str(run)], cwd=REPO)
+        while not (run / "ready").exists():
+            if process.poll() is not None:
+                raise SystemExit("the cluster did not start")
+            time.sleep(0.1)
+        return process
+
+    def sql(self, statement: str):
+        import asyncio
+
+        import asyncpg
+
+        async def run():
+            connection = await asyncpg.connect(self.url)
+            try:
+                return await connection.fetchrow(statement)
+            finally:
+                await connection.close()
+
+        return asyncio.run(run())
+
+    def writes(self) -> tuple[float, int, int]:
+        row = self.sql("SELECT xact_commit, tup_inserted + tup_updated + tup_deleted AS rows "
+                       "FROM pg_stat_database WHERE datname = current_database()")
+        return time.monotonic(), row["xact_commit"], row["rows"]
+
+
 def start_kamailio(work: Path) -> subprocess.Popen:
     run = work / "kamailio"
     run.mkdir(exist_ok=True)
@@ -93,12 +156,19 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def measure(name: str, start, port: int, work: Path, results: Path, args) -> None:
+def measure(name: str, start, port: int, work: Path, results: Path, args,
+            cluster: Cluster | None = None) -> None:
     raw = work / "raw"
     server = start(work)
     try:
+        before = cluster.writes() if cluster else None
         harness(results, raw, name, server.pid, port, "register-ramp", "--rates", args.rates,
                 "--seconds", str(args.seconds), "--expires", "60")
+        if cluster and before:
+            after = cluster.writes()
+            seconds = after[0] - before[0]
+            print(f"PostgreSQL during the ramp: {(after[1] - before[1]) / seconds:.0f} commits/s, "
+                  f"{(after[2] - before[2]) / seconds:.0f} rows written/s", flush=True)
     finally:
         stop(server)
     server = start(work)
@@ -135,9 +205,23 @@ def summary(results: Path, labels: list[str]) -> None:
         print(f"| {label} | {held.get('target_rate', '-')}/s | {ok or '-'} | {per} | "
               f"{f'{after / 1024:.0f} MB' if after else '-'} | "
               f"{f'{delta * 1024 / count:.0f} B' if delta else '-'} |")
-    if len(labels) == 2 and all(label in best for label in labels):
-        ratio = best[labels[0]]["ok_per_s_steady"] / best[labels[1]]["ok_per_s_steady"]
-        print(f"\nratio sipsync / kamailio, highest REGISTER rate held: {ratio:.2f}")
+    if "kamailio" in best:
+        anchor = best["kamailio"]
+        for label in labels:
+            if label != "kamailio" and label in best:
+                ratio = best[label]["ok_per_s_steady"] / anchor["ok_per_s_steady"]
+                print(f"ratio {label} / kamailio, highest REGISTER rate held: {ratio:.2f}")
+
+
+def measure_cluster(work: Path, results: Path, args) -> None:
+    if shutil.which("kamailio") is None:
+        raise SystemExit("--cluster needs kamailio: apt-get install kamailio")
+    sys.path.insert(0, str(REPO))
+    from tests.postgres import running_postgres
+
+    with running_postgres() as postgres:
+        cluster = Cluster(postgres.create_database("sipsync_bench"))
+        measure("cluster", cluster.start, BALANCER_PORT, work, results, args, cluster)
 
 
 def main() -> None:
@@ -148,6 +232,8 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--no-kamailio", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the raw sipp files")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also two servers on PostgreSQL behind Kamailio's dispatcher")
     parser.add_argument("--anchor", type=Path, default=ANCHOR,
                         help="the anchor harness folder (sipbench.py, kamailio.cfg)")
     args = parser.parse_args()
@@ -161,6 +247,9 @@ def main() -> None:
     labels = ["sipsync"]
     try:
         measure("sipsync", start_sipsync, SIPSYNC_PORT, work, results, args)
+        if args.cluster:
+            measure_cluster(work, results, args)
+            labels.append("cluster")
         if args.no_kamailio:
             pass
         elif shutil.which("kamailio") is None:
