@@ -42,6 +42,7 @@ class ServerConfig:
     challenge_invites: bool = True
     auto_create_devices: bool = True
     log_level: str = "INFO"
+    workers: int = 0  # processes serving the SIP port; 0: one per core
 
 
 def _coerce(name: str, value: Any) -> Any:

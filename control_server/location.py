@@ -21,6 +21,7 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
+    node: str = ""  # the worker or server holding the device's flow; "" in a single process
 
     @property
     def key(self) -> tuple[str, str]:
