@@ -114,10 +114,10 @@ class WorkerLink:
             if handoff.endpoint.reliable:
                 self.flows.learn(handoff.endpoint, f"w{handoff.origin}")
             driver.handle(handoff.data, handoff.endpoint)
-        elif driver.transport.holds(handoff.endpoint):
-            driver.transport.send(handoff.data, handoff.endpoint)
         else:
-            log.info("no connection to %s any more: data for it dropped", handoff.endpoint)
+            # Ours to carry: over the connection held here, or (when it closed) a new one,
+            # as a process of its own would do.
+            driver.transport.send_here(handoff.data, handoff.endpoint)
 
     # -- state -----------------------------------------------------------------------------------
 

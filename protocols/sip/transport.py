@@ -137,6 +137,13 @@ class SipTransport:
         self.host, self.port = host, chosen
 
     def send(self, data: bytes, destination: Endpoint) -> None:
+        if (destination.reliable and self.carry is not None
+                and destination not in self._streams and self.carry(data, destination)):
+            return
+        self.send_here(data, destination)
+
+    def send_here(self, data: bytes, destination: Endpoint) -> None:
+        """Send from this process, over a new connection when none is open here."""
         if destination.transport == "udp":
             if self._udp is not None:
                 self._udp.sendto(data, (destination.host, destination.port))
@@ -144,8 +151,6 @@ class SipTransport:
         stream = self._streams.get(destination)
         if stream is not None:
             stream.write(data)
-            return
-        if self.carry is not None and self.carry(data, destination):
             return
         pending = self._connecting.get(destination)
         if pending is not None:

@@ -58,7 +58,8 @@ def start_admin_server(data_dir: Path) -> AdminServer:
         process = subprocess.Popen(
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(data_dir),
              "--sip-port", str(free_port()), "--port-file", str(port_file),
-             "--admin-port", "0", "--admin-port-file", str(admin_port_file)],
+             "--admin-port", "0", "--admin-port-file", str(admin_port_file),
+             "--workers", "1"],
             stdout=log, stderr=subprocess.STDOUT,
         )
 
