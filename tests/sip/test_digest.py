@@ -162,3 +162,23 @@ def test_credentials_for_another_realm_or_algorithm_fail():
     outcome = auth.verify(Client(auth).answer(nonce, Algorithm.MD5), "REGISTER", lookup,
                           branch="b", now=1000.0)
     assert outcome.verdict is Verdict.FAILED and "not offered" in outcome.reason
+
+
+def test_a_nonce_is_good_only_at_the_node_that_issued_it():
+    # Two workers of one server share the secret; each keeps the counts of its own nonces.
+    first, lookup = make_auth(node=1)
+    second, _ = make_auth(node=2)
+    nonce = nonce_of(first.challenges(1000.0)[0])
+    credentials = Client(first).answer(nonce)
+    elsewhere = second.verify(credentials, "REGISTER", lookup, branch="b1", now=1000.0)
+    assert elsewhere.verdict is Verdict.STALE and "another node" in elsewhere.reason
+    assert first.verify(credentials, "REGISTER", lookup, branch="b1", now=1000.0).ok
+
+
+def test_a_foreign_nonce_with_a_wrong_password_fails_rather_than_going_stale():
+    first, lookup = make_auth(node=1)
+    second, _ = make_auth(node=2)
+    nonce = nonce_of(first.challenges(1000.0)[0])
+    outcome = second.verify(Client(first).answer(nonce, password="nope"), "REGISTER", lookup,
+                            branch="b", now=1000.0)
+    assert outcome.verdict is Verdict.FAILED
