@@ -43,7 +43,7 @@ class AdminServer:
         return self.log_path.read_text()
 
 
-def start_admin_server(data_dir: Path) -> AdminServer:
+def start_admin_server(data_dir: Path, workers: int = 1) -> AdminServer:
     backend = DataDirBackend(data_dir)
     backend.directory.realm("sipsync.test")
     backend.import_users(SIP_USERS)
@@ -59,7 +59,7 @@ def start_admin_server(data_dir: Path) -> AdminServer:
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(data_dir),
              "--sip-port", str(free_port()), "--port-file", str(port_file),
              "--admin-port", "0", "--admin-port-file", str(admin_port_file),
-             "--workers", "1"],
+             "--workers", str(workers)],
             stdout=log, stderr=subprocess.STDOUT,
         )
 

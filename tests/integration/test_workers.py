@@ -17,6 +17,7 @@ import pytest
 from control_server.shared_state import owner_of
 from control_server.store import DirectoryStore
 
+from ..admin.conftest import SIP_USERS, start_admin_server, stop_admin_server
 from ..waiting import wait_until
 from .conftest import ServerProcess, run_sipp, write_users_csv
 from .flow_phone import FlowPhone
@@ -180,3 +181,34 @@ def test_a_killed_worker_is_replaced_and_its_devices_come_back(data_dir, workers
     finally:
         laptop.close()
         phone.close()
+
+
+def test_one_admin_api_shows_the_devices_and_sums_the_counters_of_both_workers(tmp_path):
+    server = start_admin_server(tmp_path / "data", workers=2)
+    (user, password), (other, other_password) = SIP_USERS[:2]
+    phones = [FlowPhone(server.sip_port), FlowPhone(server.sip_port, "tcp")]
+    try:
+        assert phones[0].register(user, password, "laptop",
+                                  call_id_owned_by(0, "admin-a")).status_code == 200
+        assert phones[1].register(other, other_password, "phone",
+                                  call_id_owned_by(1, "admin-b")).status_code == 200
+        with server.client(server.viewer_token) as client:
+            def both_online():
+                rows = client.get("/api/devices?online=1").json()
+                return rows if len(rows) == 2 else None
+
+            rows = wait_until(both_online, what="both devices in the admin API")
+            assert {(r["user"], r["device"]) for r in rows} == {(user, "laptop"),
+                                                                (other, "phone")}
+
+            def summed():
+                status = client.get("/api/status").json()
+                return status if status["counters"].get("registrations") == 2 else None
+
+            status = wait_until(summed, what="registrations of both workers summed")
+            assert status["counts"]["online"] == 2
+            assert status["sip"]["port"] == server.sip_port
+    finally:
+        for phone in phones:
+            phone.close()
+        stop_admin_server(server)
