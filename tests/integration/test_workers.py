@@ -4,6 +4,7 @@ replayed to the other worker, an admin change seen by both, a killed worker repl
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -212,3 +213,43 @@ def test_one_admin_api_shows_the_devices_and_sums_the_counters_of_both_workers(t
         for phone in phones:
             phone.close()
         stop_admin_server(server)
+
+
+async def test_presence_follows_devices_bound_through_either_worker(data_dir, tmp_path, workers):
+    from peer.config import PeerConfig
+    from peer.peer import Peer
+
+    from .test_presence import until
+
+    store = DirectoryStore.open(data_dir)
+    store.import_users([("alice", "alice-pw"), ("bob", "bob-pw")])
+    for user, name in (("alice", "laptop"), ("alice", "phone"), ("bob", "tablet")):
+        store.add_device(user, name)
+    store.add_share("bob", "tablet", "alice")
+    store.close()
+    server = workers()
+    laptop = Peer(PeerConfig(data_dir=tmp_path / "laptop", server=f"127.0.0.1:{server.port}",
+                             user="alice", password="alice-pw", device="laptop"))
+    phone, tablet = FlowPhone(server.port), FlowPhone(server.port)
+    try:
+        async with laptop:
+            await until(lambda: laptop.presence.subscribed, "subscribed")
+            # One of these two is bound by the worker not holding the laptop's subscription.
+            loop = asyncio.get_running_loop()
+            assert (await loop.run_in_executor(None, phone.register, "alice", "alice-pw",
+                                               "phone", call_id_owned_by(0, "p"))).status_code == 200
+            assert (await loop.run_in_executor(None, tablet.register, "bob", "bob-pw", "tablet",
+                                               call_id_owned_by(1, "t"))).status_code == 200
+            await until(lambda: laptop.presence.online("alice/phone")
+                        and laptop.presence.online("bob/tablet"), "both online", peer=laptop)
+            for device, user, password, name, worker in ((phone, "alice", "alice-pw", "phone", 0),
+                                                         (tablet, "bob", "bob-pw", "tablet", 1)):
+                answer = await loop.run_in_executor(
+                    None, lambda: device.register(user, password, name,
+                                                  call_id_owned_by(worker, f"{name}-off"), 0))
+                assert answer.status_code == 200
+            await until(lambda: not laptop.presence.online("alice/phone")
+                        and not laptop.presence.online("bob/tablet"), "both gone", peer=laptop)
+    finally:
+        phone.close()
+        tablet.close()
