@@ -118,6 +118,7 @@ class ControlServer:
         self._devices_made_elsewhere: set[tuple[str, str]] = set()
         self._data_version = 0
         self._tasks: list[asyncio.Task] = []
+        self._reloading: asyncio.Task | None = None
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventBus()
@@ -357,7 +358,8 @@ class ControlServer:
                          binding.user, binding.device, event.node)
                 self.driver.carry_out(self._offline(binding, now, "went offline"), now)
         elif isinstance(event, DirectoryChanged):
-            asyncio.get_running_loop().create_task(self.reload_directory())
+            if self._reloading is None or self._reloading.done():  # one reload reads it all
+                self._reloading = asyncio.get_running_loop().create_task(self.reload_directory())
         else:
             assert isinstance(self.throttle, SharedThrottle)
             self.throttle.apply(event)

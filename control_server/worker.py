@@ -187,8 +187,9 @@ async def _serve(config: ServerConfig, membership: Membership, run_dir: Path,
     link.report(server, time.time())  # the supervisor's sign that this worker serves
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # A Ctrl-C reaches the whole process group: the supervisor alone decides, and stops us.
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
     lost = asyncio.create_task(feed.lost.wait())
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([lost, stopped], return_when=asyncio.FIRST_COMPLETED)
