@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from .cluster_feed import (BanStarted, BindingDown, BindingUp, DirectoryChanged, NodeReport,
                            SessionUpdate, SharedEvent)
@@ -59,16 +60,23 @@ class ClusterView:
             self.reports[event.node] = event
             self._sum_metrics()
 
-    def node_gone(self, node: str) -> None:
-        """A worker died: its TCP devices and its sessions went with it."""
+    def node_gone(self, node: str) -> list[SessionRecord]:
+        """A worker died: its TCP devices and its sessions went with it. Returns those
+        sessions, ended as failed, for the store."""
         now = time.time()
         self.reports.pop(node, None)
         for binding in flows_lost_with(self.location.all(), node):
             self.location.remove(binding.user, binding.device)
             self._offline(binding.user, binding.device, "went offline", now)
+        ended = []
         for call_id in [c for c, n in self._session_node.items() if n == node]:
-            self.sessions.pop(call_id, None)
+            record = replace(self.sessions.pop(call_id), state="failed", ended_at=now,
+                             reason=f"worker {node} stopped")
             del self._session_node[call_id]
+            ended.append(record)
+            if self.events.listening:
+                self.events.publish(SessionChanged(record, now))
+        return ended
 
     def expire(self, now: float) -> None:
         """Registrations not refreshed: every worker drops them by itself, and so does this."""

@@ -28,9 +28,10 @@ from pathlib import Path
 
 from protocols.sip.transport import bind_shared
 
-from .cluster_feed import NodeGone, NodeReport, SharedEvent, decode, encode, BindingUp
+from .cluster_feed import BindingUp, NodeGone, NodeReport, SharedEvent, decode, encode
 from .cluster_view import ClusterView
 from .config import ServerConfig
+from .sessions import SessionRecord
 from .shared_state import node_name
 from .store import Database, DirectoryStore, StateStore, nonce_secret
 
@@ -151,12 +152,23 @@ class Supervisor:
             if task is not asyncio.current_task():
                 task.cancel()
         assert self.view is not None
-        self.view.node_gone(worker.node)
+        ended = self.view.node_gone(worker.node)
+        if ended:
+            # Nobody else will end them: the worker's dialogs died with it.
+            await asyncio.get_running_loop().run_in_executor(None, self._file_ended, ended)
         del self._workers[worker.index]
         self.broadcast(NodeGone(worker.node))
         await asyncio.sleep(RESTART_PAUSE)
         if not self._stopping:
             await self._spawn(worker.index)
+
+    def _file_ended(self, sessions: list[SessionRecord]) -> None:
+        database = Database(self.config.data_dir)
+        try:
+            StateStore(database).write_batch([], [], sessions, [])
+        finally:
+            database.close()
+        log.info("filed %d session(s) of the stopped worker as failed", len(sessions))
 
     def broadcast(self, event: SharedEvent) -> None:
         line = encode(event) + b"\n"

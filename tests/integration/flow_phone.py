@@ -161,11 +161,16 @@ class FlowPhone:
 
     def answer_call(self, timeout: float = 10.0) -> SipRequest:
         """Wait for an INVITE, answer 200, and then take its ACK and its BYE (answered 200)."""
+        invite = self.answer_invite(timeout)
+        bye = self._next_request("BYE", timeout)
+        self.send(_response(bye, 200, self))
+        return invite
+
+    def answer_invite(self, timeout: float = 10.0) -> SipRequest:
+        """Wait for an INVITE, answer 200 and take its ACK: the session is established."""
         invite = self._next_request("INVITE", timeout)
         self.send(_response(invite, 200, self, to_tag=";tag=callee1"))
         self._next_request("ACK", timeout)
-        bye = self._next_request("BYE", timeout)
-        self.send(_response(bye, 200, self))
         return invite
 
     def _next_request(self, method: str, timeout: float) -> SipRequest:

@@ -184,6 +184,39 @@ def test_a_killed_worker_is_replaced_and_its_devices_come_back(data_dir, workers
         phone.close()
 
 
+def test_the_sessions_of_a_killed_worker_are_filed_as_failed(data_dir, workers):
+    server = workers([("ann", "ann-pw")])
+    callee, caller = FlowPhone(server.port), FlowPhone(server.port)
+    try:
+        assert callee.register("ann", "ann-pw", "phone",
+                               call_id_owned_by(0, "reg-phone")).status_code == 200
+        assert caller.register("ann", "ann-pw", "laptop",
+                               call_id_owned_by(0, "reg-laptop")).status_code == 200
+        call_id = call_id_owned_by(1, "doomed")
+        answered = []
+        thread = threading.Thread(target=lambda: answered.append(callee.answer_invite()))
+        thread.start()
+        try:
+            assert caller.call("ann-pw", "ann/phone", call_id).status_code == 200
+        finally:
+            thread.join(timeout=15)
+        assert answered
+        # Once the store holds it as active, the worker running it dies.
+        wait_until(lambda: call_id in admin(data_dir, "sessions", "--json").stdout,
+                   what="the session active in the store")
+        pid = re.search(r"worker w1 started \(pid (\d+)\)", server.logs()).group(1)
+        os.kill(int(pid), signal.SIGKILL)
+
+        def filed():
+            result = admin(data_dir, "sessions", "--history", "--json")
+            return call_id in result.stdout and "worker w1 stopped" in result.stdout
+
+        wait_until(filed, what="the session filed as failed")
+    finally:
+        caller.close()
+        callee.close()
+
+
 def test_one_admin_api_shows_the_devices_and_sums_the_counters_of_both_workers(tmp_path):
     server = start_admin_server(tmp_path / "data", workers=2)
     (user, password), (other, other_password) = SIP_USERS[:2]
