@@ -103,7 +103,7 @@ class FlowPhone:
     # -- what a test asks for --------------------------------------------------------------------
 
     def register(self, user: str, password: str, device: str, call_id: str,
-                 expires: int = 3600) -> SipResponse:
+                 expires: int = 3600, timeout: float = 5.0) -> SipResponse:
         """REGISTER and answer the 401; returns the final answer to the credentials."""
         self.user, self.device = user, device
         to = f"<sip:{user}@127.0.0.1;device={device}>"
@@ -111,7 +111,7 @@ class FlowPhone:
         expiry = (f"Expires: {expires}",)
         self.send(self._request("REGISTER", uri, call_id=call_id, cseq=1, from_user=user,
                                 to=to, extra=expiry))
-        challenge = self.final("REGISTER")
+        challenge = self.final("REGISTER", timeout)
         if challenge.status_code != 401:
             return challenge
         credentials = answer_challenges(challenge.headers.get("www-authenticate"), user,
@@ -120,7 +120,7 @@ class FlowPhone:
             "REGISTER", uri, call_id=call_id, cseq=2, from_user=user, to=to,
             extra=expiry + (f"Authorization: {credentials}",))
         self.send(self.last_register)
-        return self.final("REGISTER")
+        return self.final("REGISTER", timeout)
 
     def call(self, password: str, callee: str, call_id: str) -> SipResponse:
         """INVITE user/device `callee`, answer the 407, ACK the 200 along the recorded route;

@@ -286,3 +286,28 @@ async def test_presence_follows_devices_bound_through_either_worker(data_dir, tm
     finally:
         phone.close()
         tablet.close()
+
+
+def test_guesses_spread_over_both_workers_are_banned_as_on_one(data_dir, workers):
+    server = workers([("ann", "ann-pw")], "--slow-after-failures", "100")
+    guesser = FlowPhone(server.port)
+    answered = 0
+    try:
+        for n in range(14):
+            try:
+                guesser.register("ann", f"guess{n}", "laptop",
+                                 call_id_owned_by(n % 2, f"guess{n}"), timeout=1)
+            except AssertionError:
+                break  # banned: unanswered
+            answered += 1
+        # On one worker the tenth guess bans. The feed is asynchronous: a guess may reach one
+        # worker before the other's last failure does, so one or two more may get their 401;
+        # never the 19 that two separate counts would give.
+        assert 9 <= answered <= 11
+        for worker in (0, 1):  # banned at both, the right password included
+            with pytest.raises(AssertionError, match="nothing received"):
+                guesser.register("ann", "ann-pw", "laptop",
+                                 call_id_owned_by(worker, f"right{worker}"), timeout=1)
+    finally:
+        guesser.close()
+    assert "banned address 127.0.0.1" in server.logs()
