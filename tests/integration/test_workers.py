@@ -144,6 +144,9 @@ def test_a_device_disabled_by_an_admin_is_dropped_by_both_workers(data_dir, work
                                   call_id_owned_by(0, "reg-a")).status_code == 200
         assert phones[1].register("ann", "ann-pw", "phone",
                                   call_id_owned_by(1, "reg-b")).status_code == 200
+        # Devices a REGISTER created are written behind: the admin finds them once stored.
+        wait_until(lambda: admin(data_dir, "online", "--json").stdout.count('"device"') == 2,
+                   what="both devices in the store")
         result = admin(data_dir, "devices", "disable", "ann/phone")
         assert result.returncode == 0, result.stderr + result.stdout
         wait_until(lambda: server.logs().count("ann/phone disabled by an admin") >= 2,
