@@ -108,12 +108,15 @@ async def _serve(config: ServerConfig, port_file: Path | None,
 async def _serve_workers(config: ServerConfig, port_file: Path | None,
                          admin_port_file: Path | None) -> None:
     """Several processes on one SIP port (control_server/workers.py), the admin API here."""
-    from .workers import Supervisor
+    from .workers import Supervisor, WorkersFailed
 
     supervisor = Supervisor(config, config.workers or os.cpu_count() or 1)
-    await supervisor.start()
     admin = None
     try:
+        try:
+            await supervisor.start()
+        except WorkersFailed as exc:
+            raise click.ClickException(str(exc)) from None
         if config.admin:
             from .admin.api import AdminApi
 

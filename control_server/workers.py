@@ -42,6 +42,10 @@ RESTART_PAUSE = 0.5  # between a worker's death and its replacement, so a crash 
 READY_SECONDS = 30.0
 
 
+class WorkersFailed(Exception):
+    """The workers could not be started."""
+
+
 @dataclass
 class _Worker:
     index: int
@@ -79,8 +83,13 @@ class Supervisor:
                                 grace=config.expiry_grace)
         for index in range(self.count):
             await self._spawn(index)
-        await asyncio.wait_for(
-            asyncio.gather(*(w.ready.wait() for w in self._workers.values())), READY_SECONDS)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(w.ready.wait() for w in self._workers.values())),
+                READY_SECONDS)
+        except asyncio.TimeoutError:
+            raise WorkersFailed(f"the workers did not start within {READY_SECONDS:g} s: "
+                                "their log says why") from None
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("SIP on %s:%d (UDP and TCP) served by %d workers, realm %r",
                  config.sip_host, self.port, self.count, realm)
