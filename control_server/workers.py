@@ -138,16 +138,17 @@ class Supervisor:
         """Every event a worker publishes goes to every other worker and into the view."""
         assert self.view is not None
         while line := await reader.readline():
-            for other in list(self._workers.values()):
-                if other is not worker and not other.writer.is_closing():
-                    other.writer.write(line)
             try:
                 event = decode(line)
             except ValueError as exc:
                 log.warning("dropped a line from %s: %s", worker.node, exc)
                 continue
             if isinstance(event, NodeReport):
-                worker.ready.set()
+                worker.ready.set()  # a worker's counters are for the view alone
+            else:
+                for other in list(self._workers.values()):
+                    if other is not worker and not other.writer.is_closing():
+                        other.writer.write(line)
             self.view.apply(event)
 
     async def _watch(self, worker: _Worker) -> None:
