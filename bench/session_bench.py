@@ -85,7 +85,7 @@ def main() -> None:
         [sys.executable, "-m", "control_server.cli", "--data-dir", str(work / "server"),
          "--sip-port", str(args.port), "--no-admin", "--log-level", "WARNING",
          # Every simulated device sends from 127.0.0.1: as a load balancer would, not a flood.
-         "--throttle-allow", "127.0.0.1"], cwd=REPO)
+         "--throttle-allow", "127.0.0.1", "--workers", "1"], cwd=REPO)
     try:
         time.sleep(1.0)
         latencies = asyncio.run(run(args, work, args.port))

@@ -68,7 +68,7 @@ def start_sipsync(work: Path) -> subprocess.Popen:
         [sys.executable, "-m", "control_server.cli", "--data-dir", str(data), "--sip-port",
          str(SIPSYNC_PORT), "--no-admin", "--log-level", "WARNING", "--port-file", str(port_file),
          # The load comes from one address, as through a load balancer: no flood limit for it.
-         "--throttle-allow", "127.0.0.1"],
+         "--throttle-allow", "127.0.0.1", "--workers", "1"],  # one process, as measured so far
         cwd=REPO,
     )
     while not port_file.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -57,6 +58,8 @@ from .store import StoreError
               help="Write the SIP port here once listening (for scripts using --sip-port 0).")
 @click.option("--admin-port-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the admin HTTP port here once listening (for --admin-port 0).")
+@click.option("--workers", type=click.IntRange(0),
+              help="Processes sharing the SIP port and one state [0: one per core].")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **options) -> None:
     """The sipsync control server: digest registrar, stateful proxy and session registry."""
@@ -76,8 +79,10 @@ def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **op
         pass
     else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    workers = config.workers or os.cpu_count() or 1
+    serve = _serve if workers == 1 else _serve_workers
     try:
-        asyncio.run(_serve(config, port_file, admin_port_file))
+        asyncio.run(serve(config, port_file, admin_port_file))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -98,14 +103,47 @@ async def _serve(config: ServerConfig, port_file: Path | None,
             admin_port_file.write_text(f"{admin.port}\n")
     if port_file is not None:
         port_file.write_text(f"{server.port}\n")
+    await _until_told_to_stop()
+    if admin is not None:
+        await admin.stop()
+    await server.stop()
+
+
+async def _serve_workers(config: ServerConfig, port_file: Path | None,
+                         admin_port_file: Path | None) -> None:
+    """Several processes on one SIP port (control_server/workers.py), the admin API here."""
+    from .workers import Supervisor, WorkersFailed
+
+    supervisor = Supervisor(config, config.workers or os.cpu_count() or 1)
+    admin = None
+    try:
+        try:
+            await supervisor.start()
+        except WorkersFailed as exc:
+            raise click.ClickException(str(exc)) from None
+        if config.admin:
+            from .admin.api import AdminApi
+
+            assert supervisor.view is not None
+            admin = AdminApi(supervisor.view, config.data_dir)
+            await admin.start(config.admin_host, config.admin_port)
+            if admin_port_file is not None:
+                admin_port_file.write_text(f"{admin.port}\n")
+        if port_file is not None:
+            port_file.write_text(f"{supervisor.port}\n")
+        await _until_told_to_stop()
+    finally:
+        if admin is not None:
+            await admin.stop()
+        await supervisor.stop()
+
+
+async def _until_told_to_stop() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    if admin is not None:
-        await admin.stop()
-    await server.stop()
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class ServerConfig:
     challenge_invites: bool = True
     auto_create_devices: bool = True
     log_level: str = "INFO"
+    workers: int = 0  # processes serving the SIP port; 0: one per core
 
     def node(self) -> str:
         """The name the store marks this server's bindings and sessions with. The configured

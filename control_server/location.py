@@ -21,7 +21,7 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
-    node: str = ""  # the server of a cluster holding the device's flow; "" for this one
+    node: str = ""  # the worker or server holding the device's flow; "" for this one
 
     @property
     def key(self) -> tuple[str, str]:

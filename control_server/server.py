@@ -9,6 +9,8 @@ import logging
 import time
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from protocols.sip.digest import Algorithm
 from protocols.sip.digest_server import DigestAuthenticator
@@ -20,6 +22,8 @@ from protocols.sip.register_head import RegisterHead, head_of
 from protocols.sip.register_scan import scan_register
 from protocols.sip.transaction import ClientTransaction
 
+from .cluster_feed import (BindingDown, BindingUp, DirectoryChanged, NodeGone, SessionUpdate,
+                           SharedEvent)
 from .config import ServerConfig
 from .directory import Directory
 from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
@@ -35,7 +39,11 @@ from .sessions import SessionRecord, SessionRegistry
 from .store import DirectoryStore, StateStore, StoreUnavailable, open_database
 from .store.health import StoreHealth
 from .store.write_behind import PendingWrites
+from .shared_state import SharedThrottle, flows_lost_with
 from .throttle import Throttle, ThrottlePolicy
+
+if TYPE_CHECKING:
+    from .worker import WorkerLink
 
 log = logging.getLogger("sipsync.server")
 
@@ -48,8 +56,11 @@ COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIF
 
 
 class ControlServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, cluster: WorkerLink | None = None) -> None:
         self.config = config
+        # One of several workers sharing the SIP port and one state, or None: the whole server.
+        self.cluster = cluster
+        self.worker = cluster.membership.node if cluster is not None else ""
         # One connection for both parts, so that our own commits leave its data_version alone.
         self.database = database = open_database(config.data_dir, config.store)
         self.node = config.node()
@@ -67,8 +78,9 @@ class ControlServer:
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
             multi_challenge_agents=tuple(
                 a.strip() for a in config.multi_challenge_agents.split(",")),
+            node=cluster.membership.incarnation if cluster is not None else 0,
         )
-        self.throttle = Throttle(ThrottlePolicy(
+        throttle_policy = ThrottlePolicy(
             ban_after=config.ban_after_failures,
             slow_after=config.slow_after_failures,
             window=config.failure_window,
@@ -76,7 +88,9 @@ class ControlServer:
             flood_requests=config.flood_requests,
             flood_window=config.flood_window,
             allowed=frozenset(a.strip() for a in config.throttle_allow.split(",") if a.strip()),
-        ))
+        )
+        self.throttle = (Throttle(throttle_policy) if cluster is None
+                         else SharedThrottle(throttle_policy, cluster.publish))
         self._throttle_cleaned = 0.0
         self.held = HeldAnswers()
         self.directory = Directory.load(self.directory_store)
@@ -109,7 +123,10 @@ class ControlServer:
         # What the store does not hold yet: kept and merged while it is away.
         self._unwritten = PendingWrites()
         self._flushing = asyncio.Lock()
+        # Devices another worker's REGISTER made, until a reload finds them in the store.
+        self._devices_made_elsewhere: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task] = []
+        self._reloading: asyncio.Task | None = None
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventBus()
@@ -122,15 +139,19 @@ class ControlServer:
 
     async def start(self) -> None:
         now = time.time()
-        interrupted = self.store.end_interrupted_sessions(now, self.node)
-        if interrupted:
-            log.info("closed %d session(s) left open by the previous run", len(interrupted))
-        self.sessions.interrupted_by_restart(interrupted, now)
+        if self.cluster is None:  # a supervisor closes them before its workers start
+            interrupted = self.store.end_interrupted_sessions(now, self.node)
+            if interrupted:
+                log.info("closed %d session(s) left open by the previous run", len(interrupted))
+            self.sessions.interrupted_by_restart(interrupted, now)
         for binding in self.store.bindings(now):
             self.location.put(binding)
         await self._directory_changes.start()
         _settle_heap()
-        await self.driver.start(self.config.sip_host, self.config.sip_port)
+        if self.cluster is None:
+            await self.driver.start(self.config.sip_host, self.config.sip_port)
+        else:
+            await self.cluster.attach(self)
         me = Endpoint("udp", self.config.sip_host, self.driver.port)
         self.proxy = Proxy(
             self.layer, self.auth, self.directory, self.location, self.sessions, me,
@@ -145,7 +166,11 @@ class ControlServer:
                      if d.last_seen is not None}
         self.notifier = Notifier(self.layer, self.auth, self.directory, self.location, me,
                                  self.realm, last_seen)
-        self.driver.carry_out(self.notifier.restore(self.store.subscriptions(now), now), now)
+        subscriptions = self.store.subscriptions(now)
+        if self.cluster is not None:
+            subscriptions = [row for row in subscriptions
+                             if self.cluster.owns_subscription(row)]
+        self.driver.carry_out(self.notifier.restore(subscriptions, now), now)
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(HOUSEKEEPING_SECONDS, self._housekeeping)),
@@ -161,6 +186,8 @@ class ControlServer:
             for task in self._tasks:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.cluster is not None:
+            await self.cluster.detach()
         await self.driver.close()
         await self._flush()
         if self._unwritten:
@@ -268,6 +295,10 @@ class ControlServer:
         if result.bound is not None:
             self.counters["registrations"] += 1
             binding = result.bound
+            if self.cluster is not None:
+                binding = replace(binding, node=self.cluster.holder_of(source))
+                self.location.put(binding)
+                self.cluster.publish(BindingUp(binding, result.new_device))
             if binding.registered_at == now:
                 log.info("%s/%s online at %s (%s)", binding.user, binding.device, source,
                          binding.user_agent or "no user agent")
@@ -282,12 +313,19 @@ class ControlServer:
                 self._unwritten_devices.add(binding.key)
         for binding in result.unbound:
             log.info("%s/%s unregistered", binding.user, binding.device)
+            if self.cluster is not None:
+                self.cluster.publish(BindingDown(binding.user, binding.device, self.worker,
+                                                 "device unregistered", now))
             effects += self._offline(binding, now, "device unregistered")
         return effects
 
-    def _offline(self, binding: Binding, now: float, reason: str) -> list[Effect]:
+    def _offline(self, binding: Binding, now: float, reason: str, *,
+                 ours: bool = True) -> list[Effect]:
+        """A bound device went; `ours` when this node's store write says so (another node
+        that unbound it writes that itself)."""
         self._bound.pop(binding.key, None)
-        self._unbound.add(binding.key)
+        if ours:
+            self._unbound.add(binding.key)
         if self.events.listening:
             self.events.publish(DeviceOffline(binding.user, binding.device, reason, now))
         for session in self.sessions.involving(binding.user, binding.device):
@@ -325,6 +363,37 @@ class ControlServer:
         if self.proxy is not None and self.notifier is not None:
             effects += self.proxy.expire(now) + self.notifier.expire(now)
         return effects
+
+    # -- what the other nodes of the server changed ------------------------------------------------
+
+    def apply_shared(self, event: SharedEvent) -> None:
+        """Another node's change, applied to this one's state as if it had happened here."""
+        now = time.time()
+        if isinstance(event, BindingUp):
+            binding = event.binding
+            previous = self.location.put(binding)
+            if event.new_device:
+                self._devices_made_elsewhere.add(binding.key)
+                self.directory.devices.add(binding.key)
+            if previous is None and self.notifier is not None:
+                self.driver.carry_out(
+                    self.notifier.came_online(binding.key, now, event.new_device), now)
+        elif isinstance(event, BindingDown):
+            binding = self.location.remove(event.user, event.device)
+            if binding is not None:
+                self.driver.carry_out(self._offline(binding, now, event.reason, ours=False), now)
+        elif isinstance(event, NodeGone):
+            for binding in flows_lost_with(self.location.all(), event.node):
+                self.location.remove(binding.user, binding.device)
+                log.info("%s/%s went offline: its connection was at %s, which stopped",
+                         binding.user, binding.device, event.node)
+                self.driver.carry_out(self._offline(binding, now, "went offline"), now)
+        elif isinstance(event, DirectoryChanged):
+            if self._reloading is None or self._reloading.done():  # one reload reads it all
+                self._reloading = asyncio.get_running_loop().create_task(self.reload_directory())
+        else:
+            assert isinstance(self.throttle, SharedThrottle)
+            self.throttle.apply(event)
 
     # -- the throttle's side effects -------------------------------------------------------------
 
@@ -364,6 +433,8 @@ class ControlServer:
         if now - self._throttle_cleaned >= THROTTLE_CLEANUP_SECONDS:
             self.throttle.forget_idle(now)
             self._throttle_cleaned = now
+        if self.cluster is not None:
+            self.cluster.report(self, now)
         await self.reload_directory()
 
     async def reload_directory(self) -> None:
@@ -379,6 +450,8 @@ class ControlServer:
             self._directory_changes.again()  # the change is read once the store is back
             return
         directory.devices |= self._unwritten_devices
+        self._devices_made_elsewhere -= directory.devices
+        directory.devices |= self._devices_made_elsewhere
         self.directory = self.registrar.directory = directory
         _settle_heap()
         if self.proxy is not None:
@@ -431,6 +504,8 @@ class ControlServer:
                 self.metrics.setup_seconds.observe(record.established_at - record.started_at)
             if self.events.listening:
                 self.events.publish(SessionChanged(record, now))
+            if self.cluster is not None:
+                self.cluster.publish(SessionUpdate(record, self.worker))
 
     # -- what the admin edge reads (control_server.admin.view.ServerView) ------------------------
 

@@ -57,7 +57,7 @@ class StateStore(StorePart):
                     (
                         b.user, b.device, b.contact, b.source.transport, b.source.host,
                         b.source.port, b.user_agent, b.registered_at, b.last_seen,
-                        b.expires_at, b.call_id, b.cseq, b.node or node,
+                        b.expires_at, b.call_id, b.cseq, node or b.node,
                     )
                     for b in bindings
                 ],

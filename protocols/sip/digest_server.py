@@ -106,21 +106,25 @@ class Outcome:
 
 
 class NonceIssuer:
-    """Stateless nonces: timestamp and salt signed with a server secret, so any restart or
-    process sharing the secret can check them, and each challenge gets a unique one."""
+    """Stateless nonces: timestamp, issuing node and salt signed with a server secret, so any
+    restart or process sharing the secret can check them, and each challenge gets a unique one.
 
-    _layout = struct.Struct(">d8s")
+    The node (0 for a server of one process) says whose replay guard holds the nonce's counts:
+    a nonce is good only at the node that issued it, elsewhere it is answered as stale."""
 
-    def __init__(self, secret: bytes, lifetime: float) -> None:
+    _layout = struct.Struct(">dI8s")
+
+    def __init__(self, secret: bytes, lifetime: float, node: int = 0) -> None:
         self._secret = secret
         self.lifetime = lifetime
+        self.node = node
 
     def issue(self, now: float) -> str:
-        payload = self._layout.pack(now, os.urandom(8))
+        payload = self._layout.pack(now, self.node, os.urandom(8))
         return payload.hex() + self._sign(payload)
 
-    def issued_at(self, nonce: str) -> float | None:
-        """When the nonce was made, or None when it is not one of ours."""
+    def read(self, nonce: str) -> tuple[float, int] | None:
+        """When and by which node the nonce was made, or None when it is not one of ours."""
         size = self._layout.size * 2
         if len(nonce) != size + 32:
             return None
@@ -130,7 +134,13 @@ class NonceIssuer:
             return None
         if not hmac.compare_digest(self._sign(payload), nonce[size:]):
             return None
-        return self._layout.unpack(payload)[0]
+        issued, node, _ = self._layout.unpack(payload)
+        return issued, node
+
+    def issued_at(self, nonce: str) -> float | None:
+        """When the nonce was made, or None when it is not one of ours."""
+        made = self.read(nonce)
+        return None if made is None else made[0]
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self._secret, payload, hashlib.sha256).hexdigest()[:32]
@@ -186,13 +196,14 @@ class DigestAuthenticator:
         nonce_lifetime: float = 300.0,
         algorithms: tuple[Algorithm, ...] = (Algorithm.MD5, Algorithm.SHA256),
         multi_challenge_agents: tuple[str, ...] = (),
+        node: int = 0,
     ) -> None:
         # MD5 first by default: common clients (sipp 3.6) take the first challenge they see.
         self.realm = realm
         self.algorithms = algorithms
         self.multi_challenge_agents = tuple(a.lower() for a in multi_challenge_agents if a)
         self._algorithms_by_agent: dict[str, tuple[Algorithm, ...]] = {}
-        self.nonces = NonceIssuer(secret, nonce_lifetime)
+        self.nonces = NonceIssuer(secret, nonce_lifetime, node)
         self.replays = ReplayGuard(nonce_lifetime)
 
     def algorithms_for(self, user_agent: str) -> tuple[Algorithm, ...]:
@@ -247,9 +258,10 @@ class DigestAuthenticator:
             count = int(credentials.nc, 16)
         except ValueError:
             return Outcome(Verdict.FAILED, user, "nonce-count is not hexadecimal")
-        issued = self.nonces.issued_at(credentials.nonce)
-        if issued is None:
+        made = self.nonces.read(credentials.nonce)
+        if made is None:
             return Outcome(Verdict.FAILED, user, "nonce was not issued by this server")
+        issued, node = made
 
         stored = lookup(user, algorithm)
         ha1_value = stored if stored is not None else _DECOY_HA1[algorithm]
@@ -263,6 +275,10 @@ class DigestAuthenticator:
             return Outcome(Verdict.FAILED, user, "wrong credentials")
         if now - issued > self.nonces.lifetime:
             return Outcome(Verdict.STALE, user, "nonce expired")
+        if node != self.nonces.node:
+            # Another node (or an earlier run of this one) keeps this nonce's counts: a fresh
+            # challenge, not a count checked against a guard that never saw the nonce.
+            return Outcome(Verdict.STALE, user, "nonce issued by another node")
         key = (credentials.nonce, user, credentials.cnonce)
         if not self.replays.admit(key, count, branch, issued):
             return Outcome(Verdict.FAILED, user, "nonce-count replayed")

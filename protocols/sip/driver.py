@@ -77,6 +77,9 @@ class SipDriver:
             self.counters.setdefault(name, 0)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
+        # Offered every message first, before it is counted or parsed: True when it belongs to
+        # another worker of the server and was handed to it.
+        self.dispatch: Callable[[bytes, Endpoint], bool] | None = None
 
     @property
     def host(self) -> str:
@@ -88,6 +91,10 @@ class SipDriver:
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         await self.transport.start(host, port, reuse_port=reuse_port)
+
+    async def adopt(self, udp_sock: Any, tcp_sock: Any) -> None:
+        """Serve sockets bound by a supervisor and shared with other workers."""
+        await self.transport.adopt(udp_sock, tcp_sock)
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -125,6 +132,12 @@ class SipDriver:
     # -- receiving -------------------------------------------------------------------------------
 
     def _received(self, data: bytes, source: Endpoint) -> None:
+        if self.dispatch is not None and self.dispatch(data, source):
+            return
+        self.handle(data, source)
+
+    def handle(self, data: bytes, source: Endpoint) -> None:
+        """A message from `source`, to be handled here (the socket's or another worker's)."""
         counters = self.counters
         counters["received"] += 1
         counters["bytes_received"] += len(data)

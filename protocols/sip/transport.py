@@ -19,6 +19,9 @@ from .stream import StreamFramer
 log = logging.getLogger(__name__)
 
 Receiver = Callable[[bytes, Endpoint], None]
+# Offered data for a TCP endpoint this process holds no connection to: True when it took it
+# (another worker of the server holds that connection and writes it there).
+Carrier = Callable[[bytes, Endpoint], bool]
 
 
 class _Datagrams(asyncio.DatagramProtocol):
@@ -83,6 +86,21 @@ class SipTransport:
         self._connecting: dict[Endpoint, list[bytes]] = {}
         self.host = ""
         self.port = 0
+        self.carry: Carrier | None = None
+
+    async def adopt(self, udp_sock: socket.socket, tcp_sock: socket.socket) -> None:
+        """Serve sockets bound (and shared with other workers) by someone else: see
+        `bind_shared`."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Stream(self), sock=tcp_sock)
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._receive), sock=udp_sock
+        )
+        self.host, self.port = udp_sock.getsockname()[:2]
+
+    def holds(self, destination: Endpoint) -> bool:
+        """Whether a TCP connection to the endpoint is open here."""
+        return destination in self._streams
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on host:port; port 0 picks one free for both."""
@@ -119,6 +137,13 @@ class SipTransport:
         self.host, self.port = host, chosen
 
     def send(self, data: bytes, destination: Endpoint) -> None:
+        if (destination.reliable and self.carry is not None
+                and destination not in self._streams and self.carry(data, destination)):
+            return
+        self.send_here(data, destination)
+
+    def send_here(self, data: bytes, destination: Endpoint) -> None:
+        """Send from this process, over a new connection when none is open here."""
         if destination.transport == "udp":
             if self._udp is not None:
                 self._udp.sendto(data, (destination.host, destination.port))
@@ -159,3 +184,30 @@ class SipTransport:
             stream.close()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+def bind_shared(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A UDP socket and a listening TCP socket on one host:port (port 0 picks one free for
+    both), bound once to be read by several worker processes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(20):
+        udp_sock = socket.socket(family, socket.SOCK_DGRAM)
+        udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        udp_sock.bind((host, port))
+        chosen = udp_sock.getsockname()[1]
+        tcp_sock = socket.socket(family, socket.SOCK_STREAM)
+        tcp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp_sock.bind((host, chosen))
+        except OSError:
+            udp_sock.close()
+            tcp_sock.close()
+            if port:
+                raise
+            continue
+        tcp_sock.listen(1024)
+        for sock in (udp_sock, tcp_sock):
+            sock.setblocking(False)
+            sock.set_inheritable(True)
+        return udp_sock, tcp_sock
+    raise OSError(f"no port free for both UDP and TCP on {host}")

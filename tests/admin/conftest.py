@@ -43,7 +43,7 @@ class AdminServer:
         return self.log_path.read_text()
 
 
-def start_admin_server(data_dir: Path, store: str = "") -> AdminServer:
+def start_admin_server(data_dir: Path, store: str = "", workers: int = 1) -> AdminServer:
     """On the store `store` (a PostgreSQL URL), or by default the SQLite file of `data_dir`."""
     backend = DataDirBackend(data_dir, store)
     backend.directory.realm("sipsync.test")
@@ -60,7 +60,7 @@ def start_admin_server(data_dir: Path, store: str = "") -> AdminServer:
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(data_dir),
              "--sip-port", str(free_port()), "--port-file", str(port_file),
              "--admin-port", "0", "--admin-port-file", str(admin_port_file),
-             *(("--store", store) if store else ())],
+             "--workers", str(workers), *(("--store", store) if store else ())],
             stdout=log, stderr=subprocess.STDOUT,
         )
 

@@ -48,7 +48,8 @@ class ServerProcess:
         self.log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(self.data_dir),
-             "--sip-port", str(port), "--port-file", str(port_file), "--no-admin", *self.extra],
+             "--sip-port", str(port), "--port-file", str(port_file), "--no-admin",
+             "--workers", "1", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 

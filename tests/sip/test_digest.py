@@ -203,3 +203,23 @@ def test_credentials_read_by_splitting_equal_those_the_parameter_scan_reads(shap
     except DigestError:
         read = None
     assert read == reference
+
+
+def test_a_nonce_is_good_only_at_the_node_that_issued_it():
+    # Two workers of one server share the secret; each keeps the counts of its own nonces.
+    first, lookup = make_auth(node=1)
+    second, _ = make_auth(node=2)
+    nonce = nonce_of(first.challenges(1000.0)[0])
+    credentials = Client(first).answer(nonce)
+    elsewhere = second.verify(credentials, "REGISTER", lookup, branch="b1", now=1000.0)
+    assert elsewhere.verdict is Verdict.STALE and "another node" in elsewhere.reason
+    assert first.verify(credentials, "REGISTER", lookup, branch="b1", now=1000.0).ok
+
+
+def test_a_foreign_nonce_with_a_wrong_password_fails_rather_than_going_stale():
+    first, lookup = make_auth(node=1)
+    second, _ = make_auth(node=2)
+    nonce = nonce_of(first.challenges(1000.0)[0])
+    outcome = second.verify(Client(first).answer(nonce, password="nope"), "REGISTER", lookup,
+                            branch="b", now=1000.0)
+    assert outcome.verdict is Verdict.FAILED

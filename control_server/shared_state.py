@@ -1,0 +1,175 @@
+"""The shared-state logic of a server made of several nodes, without sockets: which node owns a
+message, which node holds a TCP flow, and a throttle whose counts every node shares.
+
+A message belongs to the node its Call-ID hashes to (Kamailio's dispatcher hashes the same way
+in front of a cluster), so one node holds every transaction, dialog, session and nonce-count
+of a call or a registration, whichever node's socket read the datagram.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocols.sip.endpoint import Endpoint
+
+from .cluster_feed import AuthFailed, AuthSucceeded, Arrivals, BanStarted, SharedEvent
+from .location import Binding
+from .throttle import Ban, BanKind, Penalty, Throttle, ThrottlePolicy
+
+# The Call-ID header, long or compact form, at the start of a line of the header section.
+_CALL_ID = re.compile(rb"(?:^|\n)(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def call_id_of(data: bytes) -> bytes | None:
+    """The Call-ID of a raw SIP message, read without parsing the rest; None if it has none."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    match = _CALL_ID.search(head)
+    if match is None:
+        return None
+    value = match.group(1).strip()
+    return value or None
+
+
+def owner_of(call_id: bytes, nodes: int) -> int:
+    """The index of the node that handles everything of this Call-ID: stable across
+    processes and restarts (crc32, not Python's salted hash)."""
+    return zlib.crc32(call_id) % nodes
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Who this node is among the server's nodes."""
+
+    index: int
+    count: int
+    incarnation: int  # unique per start of a node: its nonces name it
+
+    @property
+    def node(self) -> str:
+        return node_name(self.index)
+
+    def owns(self, call_id: bytes | str) -> bool:
+        if isinstance(call_id, str):
+            call_id = call_id.encode()
+        return owner_of(call_id, self.count) == self.index
+
+
+def node_name(index: int) -> str:
+    return f"w{index}"
+
+
+def node_index(node: str) -> int | None:
+    """The worker index a node name gives, or None for a name that is not a worker's."""
+    if node.startswith("w") and node[1:].isdigit():
+        return int(node[1:])
+    return None
+
+
+class FlowTable:
+    """Which node holds the TCP connection to an endpoint, for endpoints this node does not:
+    learned from the bindings others published and from messages handed over to us."""
+
+    def __init__(self, me: str) -> None:
+        self.me = me
+        self._holder: dict[Endpoint, str] = {}
+
+    def learn(self, endpoint: Endpoint, node: str) -> None:
+        if not endpoint.reliable:
+            return
+        if node == self.me:
+            self._holder.pop(endpoint, None)
+        else:
+            self._holder[endpoint] = node
+
+    def holder(self, endpoint: Endpoint) -> str | None:
+        """The other node to carry data to this endpoint, or None: send it ourselves."""
+        return self._holder.get(endpoint)
+
+    def forget_node(self, node: str) -> None:
+        for endpoint in [e for e, n in self._holder.items() if n == node]:
+            del self._holder[endpoint]
+
+
+def flows_lost_with(bindings: list[Binding], node: str) -> list[Binding]:
+    """The bindings a stopped node took with it: those over a connection it held. A UDP
+    device stays reachable from any node's socket."""
+    return [b for b in bindings if b.node == node and b.source.reliable]
+
+
+class SharedThrottle(Throttle):
+    """The throttle with every node's failures, trusts and bans in its counts: each one found
+    here is published, each one heard is applied as if it happened here, so spreading guesses
+    over nodes gains an attacker nothing. Request counts for the flood limit travel in batches
+    (`take_arrivals`), as one event per request would cost more than the request."""
+
+    def __init__(self, policy: ThrottlePolicy, publish: Callable[[SharedEvent], None]) -> None:
+        super().__init__(policy)
+        self._publish = publish
+        self._arrivals: dict[str, int] = {}
+        self._applying = False
+
+    def arrival(self, address: str, now: float) -> bool:
+        if address not in self.policy.allowed and self.policy.flood_requests:
+            self._arrivals[address] = self._arrivals.get(address, 0) + 1
+        return super().arrival(address, now)
+
+    def failed(self, address: str, user: str, now: float) -> Penalty:
+        if not self._applying:
+            self._publish(AuthFailed(address, user, now))
+        return super().failed(address, user, now)
+
+    def succeeded(self, address: str, user: str, now: float) -> None:
+        if not self._applying:
+            self._publish(AuthSucceeded(address, user, now))
+        super().succeeded(address, user, now)
+
+    def _ban(self, bans: dict[str, Ban], kind: BanKind, who: str, count: float,
+             now: float) -> None:
+        super()._ban(bans, kind, who, count, now)
+        if not self._applying:
+            self._publish(BanStarted(bans[who]))
+
+    def take_arrivals(self, now: float) -> Arrivals | None:
+        """The requests counted since the last call, as one event for the others."""
+        if not self._arrivals:
+            return None
+        counts, self._arrivals = self._arrivals, {}
+        return Arrivals(counts, now)
+
+    # -- what the others found -------------------------------------------------------------------
+
+    def apply(self, event: SharedEvent) -> None:
+        """Count another node's failure, trust, requests or ban here. A ban that another
+        node's failure completes is started there too, and announced there: not again here.
+        A flood is the sum of every node's requests, so whichever node sees the sum cross
+        the limit starts and announces the ban."""
+        if isinstance(event, Arrivals):
+            for address, count in event.counts.items():
+                self._count_requests(address, count, event.at)
+            return
+        announced = len(self._new_bans)
+        self._applying = True
+        try:
+            if isinstance(event, AuthFailed):
+                super().failed(event.address, event.user, event.at)
+            elif isinstance(event, AuthSucceeded):
+                super().succeeded(event.address, event.user, event.at)
+            elif isinstance(event, BanStarted):
+                ban = event.ban
+                table = self.banned_users if ban.kind is BanKind.USER else self.banned_addresses
+                current = table.get(ban.who)
+                if current is None or current.until < ban.until:
+                    table[ban.who] = ban
+        finally:
+            self._applying = False
+            del self._new_bans[announced:]
+
+    def _count_requests(self, address: str, count: int, now: float) -> None:
+        if address in self.policy.allowed or not self.policy.flood_requests:
+            return
+        for _ in range(count):
+            if not super().arrival(address, now):
+                break

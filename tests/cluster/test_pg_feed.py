@@ -1,0 +1,72 @@
+"""The feed between servers over a real PostgreSQL: LISTEN/NOTIFY carries each event to the
+other servers, in order, and never back to its sender."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from control_server.cluster_feed import AuthFailed, BindingUp, DirectoryChanged
+from control_server.location import Binding
+from control_server.pg_feed import MAX_PAYLOAD, PostgresFeed
+from protocols.sip.endpoint import Endpoint
+
+BINDING = Binding("ann", "phone", "sip:ann@192.0.2.1:5070", Endpoint("tcp", "192.0.2.1", 5070),
+                  "phone", 1.0, 1.0, 61.0, "c1", 1, node="server-a")
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.events: list = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def count(self, n: int, timeout: float = 5.0) -> list:
+        async with asyncio.timeout(timeout):
+            while len(self.events) < n:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events
+
+
+async def test_events_reach_the_other_servers_in_order_and_not_their_sender(postgres_url):
+    a, b, c = (PostgresFeed(postgres_url, name) for name in ("server-a", "server-b", "server-c"))
+    heard = {feed.node: Heard() for feed in (a, b, c)}
+    for feed in (a, b, c):
+        await feed.start(heard[feed.node])
+    try:
+        sent = [BindingUp(BINDING, new_device=True), AuthFailed("192.0.2.66", "ann", 2.0),
+                DirectoryChanged(3.0)]
+        for event in sent:
+            a.publish(event)
+        assert await heard["server-b"].count(3) == sent
+        assert await heard["server-c"].count(3) == sent
+        b.publish(DirectoryChanged(4.0))
+        assert (await heard["server-a"].count(1)) == [DirectoryChanged(4.0)]
+        # Sent after b's own was delivered to a: b hears it after anything b could hear of its
+        # own, which it does not.
+        a.publish(DirectoryChanged(5.0))
+        assert await heard["server-b"].count(4) == sent + [DirectoryChanged(5.0)]
+    finally:
+        for feed in (a, b, c):
+            await feed.close()
+
+
+async def test_an_event_too_large_for_a_notification_is_counted_not_sent(postgres_url):
+    feed = PostgresFeed(postgres_url, "server-a")
+    await feed.start(lambda event: None)
+    try:
+        feed.publish(AuthFailed("192.0.2.66", "x" * MAX_PAYLOAD, 1.0))
+        await feed.drained()
+        assert feed.too_large == 1
+    finally:
+        await feed.close()
+
+
+def test_a_node_name_is_one_word():
+    with pytest.raises(ValueError):
+        PostgresFeed("postgresql://nowhere", "two words")
