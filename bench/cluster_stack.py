@@ -28,7 +28,7 @@ def start_server(store: str, port: int, run: Path) -> subprocess.Popen:
          "--node-name", f"bench-{port}", "--sip-port", str(port), "--no-admin",
          "--log-level", "WARNING", "--port-file", str(port_file),
          # Everything arrives from the balancer's address: no flood limit for it.
-         "--throttle-allow", "127.0.0.1"],
+         "--throttle-allow", "127.0.0.1", "--workers", "1"],
         cwd=REPO)
     deadline = time.monotonic() + 60
     while not (port_file.exists() and port_file.read_text().strip()):

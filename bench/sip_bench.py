@@ -6,13 +6,14 @@ rate*seconds`). Printed per server: the highest rate held with under 0.1 % failu
 per registration, and memory after 100,000 registrations; then the ratio sipsync / Kamailio.
 Kamailio is skipped with a note when it is not installed.
 
-With --cluster, a third setup runs in the same go: two sipsync servers on one PostgreSQL store
+With --workers N, one server of N worker processes runs too (label sipsync-wN). With --cluster,
+another setup runs in the same go: two sipsync servers on one PostgreSQL store
 (a fresh cluster of Debian's postgresql, as the tests start it) behind Kamailio's dispatcher
 (deploy/kamailio), measured as one process tree (bench/cluster_stack.py), with PostgreSQL's
 commits and row writes per second during the ramp.
 
     python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
-                              [--cluster]
+                              [--workers 2] [--cluster]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def harness(results: Path, raw: Path, label: str, pid: int, port: int, *args: st
     subprocess.run(command, check=True)
 
 
-def start_sipsync(work: Path) -> subprocess.Popen:
+def start_sipsync(work: Path, workers: int = 1) -> subprocess.Popen:
     data = work / "sipsync-data"
     if not (data / "sipsync.db").exists():
         sys.path.insert(0, str(REPO))
@@ -68,7 +69,7 @@ def start_sipsync(work: Path) -> subprocess.Popen:
         [sys.executable, "-m", "control_server.cli", "--data-dir", str(data), "--sip-port",
          str(SIPSYNC_PORT), "--no-admin", "--log-level", "WARNING", "--port-file", str(port_file),
          # The load comes from one address, as through a load balancer: no flood limit for it.
-         "--throttle-allow", "127.0.0.1", "--workers", "1"],  # one process, as measured so far
+         "--throttle-allow", "127.0.0.1", "--workers", str(workers)],
         cwd=REPO,
     )
     while not port_file.exists():
@@ -232,6 +233,8 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--no-kamailio", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the raw sipp files")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also one server of this many worker processes")
     parser.add_argument("--cluster", action="store_true",
                         help="also two servers on PostgreSQL behind Kamailio's dispatcher")
     parser.add_argument("--anchor", type=Path, default=ANCHOR,
@@ -247,6 +250,11 @@ def main() -> None:
     labels = ["sipsync"]
     try:
         measure("sipsync", start_sipsync, SIPSYNC_PORT, work, results, args)
+        if args.workers > 1:
+            label = f"sipsync-w{args.workers}"
+            measure(label, lambda w: start_sipsync(w, args.workers), SIPSYNC_PORT, work, results,
+                    args)
+            labels.append(label)
         if args.cluster:
             measure_cluster(work, results, args)
             labels.append("cluster")

@@ -64,7 +64,7 @@ class ClusterServer:
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(self.data_dir),
              "--sip-port", str(self.port), "--port-file", str(port_file),
              "--admin-port", "0", "--admin-port-file", str(admin_port_file),
-             "--throttle-allow", BALANCER_ADDRESS, *self.extra],
+             "--throttle-allow", BALANCER_ADDRESS, "--workers", "1", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 
