@@ -91,7 +91,15 @@ def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **op
 
 async def _serve(config: ServerConfig, port_file: Path | None,
                  admin_port_file: Path | None) -> None:
-    server = ControlServer(config)
+    from .store import is_store_url
+
+    # Several servers on one PostgreSQL store share their state over it.
+    cluster = None
+    if config.store and is_store_url(config.store):
+        from .server_link import ServerLink
+
+        cluster = ServerLink(config.store, config.node())
+    server = ControlServer(config, cluster)
     await server.start()
     admin = None
     if config.admin:

@@ -43,6 +43,7 @@ from .shared_state import SharedThrottle, flows_lost_with
 from .throttle import Throttle, ThrottlePolicy
 
 if TYPE_CHECKING:
+    from .server_link import ServerLink
     from .worker import WorkerLink
 
 log = logging.getLogger("sipsync.server")
@@ -56,9 +57,11 @@ COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIF
 
 
 class ControlServer:
-    def __init__(self, config: ServerConfig, cluster: WorkerLink | None = None) -> None:
+    def __init__(self, config: ServerConfig,
+                 cluster: WorkerLink | ServerLink | None = None) -> None:
         self.config = config
-        # One of several workers sharing the SIP port and one state, or None: the whole server.
+        # One of several workers sharing the SIP port and one state, one of several servers on
+        # one PostgreSQL store, or None: the whole server.
         self.cluster = cluster
         self.worker = cluster.membership.node if cluster is not None else ""
         # One connection for both parts, so that our own commits leave its data_version alone.
@@ -139,7 +142,7 @@ class ControlServer:
 
     async def start(self) -> None:
         now = time.time()
-        if self.cluster is None:  # a supervisor closes them before its workers start
+        if self.cluster is None or not self.cluster.supervised:  # else the supervisor did
             interrupted = self.store.end_interrupted_sessions(now, self.node)
             if interrupted:
                 log.info("closed %d session(s) left open by the previous run", len(interrupted))

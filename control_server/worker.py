@@ -33,6 +33,8 @@ class WorkerLink:
     worker owning its Call-ID, carries data to TCP flows other workers hold, and publishes and
     applies the shared events."""
 
+    supervised = True  # the supervisor closes the sessions a previous run left open
+
     def __init__(self, membership: Membership, feed: Feed, run_dir: Path,
                  udp_sock: socket.socket, tcp_sock: socket.socket) -> None:
         self.membership = membership

@@ -18,6 +18,7 @@ from .servers import ClusterServer, provision
 class Cluster:
     balancer: Balancer
     servers: list[ClusterServer]
+    store_url: str = ""  # the PostgreSQL store they share, or "": one store each
 
     @property
     def port(self) -> int:
@@ -46,19 +47,24 @@ class ClusterFactory:
                  shares: tuple[tuple[str, str, str], ...] = (),
                  ping_interval: int = PING_INTERVAL,
                  flood_requests: int = NO_FLOOD_LIMIT,
-                 server_options: tuple[str, ...] = ()) -> Cluster:
-        """`server_options` go to every server (a shared store's `--store URL`, later)."""
+                 server_options: tuple[str, ...] = (), store_url: str = "") -> Cluster:
+        """`server_options` go to every server; with `store_url` all share that PostgreSQL
+        store (their node names: server1, server2...), else each has its own."""
         started = []
+        if store_url:
+            provision(self.root, users, shares, store_url)
         for number in range(1, servers + 1):
             data_dir = self.root / f"server{number}"
-            provision(data_dir, users, shares)
-            started.append(ClusterServer(data_dir, *server_options))
+            if not store_url:
+                provision(data_dir, users, shares)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            started.append(ClusterServer(data_dir, *server_options, store_url=store_url))
             self.servers.append(started[-1])
             started[-1].start()
         balancer = Balancer(self.root / "balancer", free_port(), [s.port for s in started],
                             ping_interval, flood_requests)
         self.balancers.append(balancer)
-        return Cluster(balancer.start(), started)
+        return Cluster(balancer.start(), started, store_url)
 
     def close(self) -> None:
         for server in self.servers:

@@ -1,6 +1,6 @@
 """sipsync servers of a cluster, each in its own process with its admin API on a loopback port:
 the tests read a server's own counts (online devices, requests by method) from its /metrics.
-Each has its own data directory with the same users today; later they share one store."""
+Each has its own data directory with the same users, or all share one PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ BALANCER_ADDRESS = "127.0.0.1"
 
 
 def provision(data_dir: Path, users: list[tuple[str, str]],
-              shares: tuple[tuple[str, str, str], ...] = ()) -> None:
-    """The same realm, users and shares in a server's directory as in the others'."""
-    store = DirectoryStore.open(data_dir)
+              shares: tuple[tuple[str, str, str], ...] = (), store_url: str = "") -> None:
+    """The same realm, users and shares in a server's directory as in the others' (or once in
+    the store they share)."""
+    store = DirectoryStore.open(data_dir, store=store_url or None)
     store.realm(REALM)
     store.import_users(users)
     for owner, device in dict.fromkeys((owner, device) for owner, device, _ in shares):
@@ -33,10 +34,11 @@ def provision(data_dir: Path, users: list[tuple[str, str]],
     store.close()
 
 
-def create_token(data_dir: Path) -> str:
+def create_token(data_dir: Path, store_url: str = "") -> str:
     result = subprocess.run(
         [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir),
-         "tokens", "create", "--name", "cluster-tests"],
+         *(("--store", store_url) if store_url else ()),
+         "tokens", "create", "--name", f"cluster-tests-{data_dir.name}"],
         capture_output=True, text=True, timeout=30, check=True,
     )
     return result.stdout.strip().splitlines()[-1]
@@ -46,14 +48,16 @@ class ClusterServer:
     """`sipsync-server` behind the balancer; `kill` ends it as a crash would, `start` again
     takes the same SIP port, the one in the balancer's list."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, store_url: str = "") -> None:
         self.data_dir = data_dir
-        self.extra = extra
+        self.store_url = store_url
+        self.extra = (("--store", store_url, "--node-name", data_dir.name) if store_url
+                      else ()) + extra
         self.port = 0
         self.admin_port = 0
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / "server.log"
-        self.token = create_token(data_dir)
+        self.token = create_token(data_dir, store_url)
 
     def start(self) -> ClusterServer:
         port_file, admin_port_file = self.data_dir / "port", self.data_dir / "admin-port"

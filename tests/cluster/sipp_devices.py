@@ -3,10 +3,13 @@ cluster tests are made of."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import asyncpg
 
 from ..integration.conftest import run_sipp, write_users_csv
 from ..waiting import wait_until
@@ -46,6 +49,18 @@ def call(port: int, tmp_path: Path, caller: tuple[str, str], callee: str, device
                     timeout=30)
 
 
+def _stored_nodes(store_url: str) -> list[tuple[str, str]]:
+    async def read() -> list[tuple[str, str]]:
+        connection = await asyncpg.connect(store_url)
+        try:
+            rows = await connection.fetch('SELECT "user", node FROM bindings')
+        finally:
+            await connection.close()
+        return [(row["user"], row["node"]) for row in rows]
+
+    return asyncio.run(read())
+
+
 def stored(data_dir: Path, *args: str) -> list[dict]:
     result = subprocess.run(
         [sys.executable, "-m", "control_server.admin.cli", "--data-dir", str(data_dir), *args,
@@ -55,10 +70,16 @@ def stored(data_dir: Path, *args: str) -> list[dict]:
 
 
 def homes(servers, users: list[tuple[str, str]]) -> dict[str, int]:
-    """Which server (its index) each user's devices registered with, from their stores."""
+    """Which server (its index) each user's devices registered with, from their stores (or
+    from the node of each binding in the store they share)."""
     def all_written() -> dict[str, int] | None:
-        found = {row["user"]: index for index, server in enumerate(servers.servers)
-                 for row in stored(server.data_dir, "online")}
+        if servers.store_url:
+            names = {server.data_dir.name: index for index, server in enumerate(servers.servers)}
+            found = {user: names[node] for user, node in _stored_nodes(servers.store_url)
+                     if node in names}
+        else:
+            found = {row["user"]: index for index, server in enumerate(servers.servers)
+                     for row in stored(server.data_dir, "online")}
         return found if set(found) == {name for name, _ in users} else None
 
     return wait_until(all_written, what="every user's binding in a server's store")

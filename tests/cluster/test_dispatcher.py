@@ -265,13 +265,13 @@ def test_a_call_to_a_device_on_the_other_server_reaches_it_through_the_callees_s
     assert (session["state"], session["reason"]) == ("ended", "ended by BYE")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the shared store: a server knows only the devices "
-                                       "that registered through it")
 def test_a_device_that_moved_during_an_outage_is_reachable_when_its_server_is_back(
-        cluster, tmp_path):
+        cluster, tmp_path, postgres_url):
+    """On one shared store the callee's own server, back, knows the binding the other made."""
     users = numbered_users(20)
     servers = cluster(users, shares=tuple((name, "phone", other) for name, _ in users
-                                          for other, _ in users if other != name))
+                                          for other, _ in users if other != name),
+                      store_url=postgres_url)
     caller, callee = users_on_two_servers(servers, tmp_path, users)
     passwords = dict(users)
     home = servers.servers[1]
@@ -283,7 +283,8 @@ def test_a_device_that_moved_during_an_outage_is_reachable_when_its_server_is_ba
     home.start()
     servers.balancer.wait_for_state(home.port, active=True)
 
-    # Its INVITE goes to the callee's own server again, which never saw this registration.
+    # Its INVITE goes to the callee's own server again, which learnt the registration the
+    # other server made from the store they share.
     answering = start_callee(servers.port, tmp_path, uas_port)
     try:
         code, output = call(servers.port, tmp_path, (caller, passwords[caller]), callee, "phone")

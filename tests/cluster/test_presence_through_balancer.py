@@ -45,12 +45,13 @@ async def test_a_device_behind_the_balancer_sees_its_users_other_device_come_and
         await until(laptop, lambda: not laptop.presence.online("alice/phone"), "the phone gone")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the shared store: the watcher's server never hears "
-                                       "of a device registered on the other")
-async def test_a_device_sees_a_shared_device_registered_on_the_other_server(cluster, tmp_path):
+async def test_a_device_sees_a_shared_device_registered_on_the_other_server(cluster, tmp_path,
+                                                                          postgres_url):
+    """On one shared store the watcher's server hears of the binding over LISTEN/NOTIFY."""
     users = numbered_users(20)
     servers = cluster(users, shares=tuple((name, "tablet", other) for name, _ in users
-                                          for other, _ in users if other != name))
+                                          for other, _ in users if other != name),
+                      store_url=postgres_url)
     watcher, owner = await asyncio.to_thread(users_on_two_servers, servers, tmp_path, users)
     passwords = dict(users)
     laptop = device(servers, tmp_path, "laptop", user=watcher, password=passwords[watcher])

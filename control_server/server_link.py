@@ -1,0 +1,66 @@
+"""What ties one server of a cluster to the others on its PostgreSQL store: the shared events
+(bindings, logins, bans, sessions) over LISTEN/NOTIFY (`pg_feed`), as workers of one machine
+share them over their supervisor (`worker.WorkerLink`). Each server keeps its own sockets: the
+balancer in front (deploy/kamailio) carries a device's traffic, so any server reaches any device
+through it and no message needs handing over."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from protocols.sip.endpoint import Endpoint
+
+from .cluster_feed import NodeReport, SharedEvent
+from .pg_feed import PostgresFeed
+from .shared_state import SharedThrottle
+
+if TYPE_CHECKING:
+    from .server import ControlServer
+
+
+@dataclass(frozen=True)
+class ServerMembership:
+    """This server among the cluster's: its store name, and a number its nonces carry so that
+    only its own replay guard counts them (another server answers them as stale)."""
+
+    node: str
+    incarnation: int
+
+
+class ServerLink:
+    supervised = False  # no supervisor: the server closes its own interrupted sessions
+
+    def __init__(self, url: str, node: str) -> None:
+        self.membership = ServerMembership(node, secrets.randbits(31) + 1)
+        self.feed = PostgresFeed(url, node.replace(" ", "_"))
+        self._server: ControlServer | None = None
+
+    async def attach(self, server: ControlServer) -> None:
+        self._server = server
+        await server.driver.start(server.config.sip_host, server.config.sip_port)
+        await self.feed.start(self._heard)
+
+    async def detach(self) -> None:
+        await self.feed.drained()
+        await self.feed.close()
+
+    def publish(self, event: SharedEvent) -> None:
+        self.feed.publish(event)
+
+    def holder_of(self, source: Endpoint) -> str:
+        return self.membership.node
+
+    def owns_subscription(self, row: tuple[str, str]) -> bool:
+        return True  # the store holds each server's own
+
+    def report(self, server: ControlServer, now: float) -> None:
+        assert isinstance(server.throttle, SharedThrottle)
+        arrivals = server.throttle.take_arrivals(now)
+        if arrivals is not None:
+            self.publish(arrivals)
+
+    def _heard(self, event: SharedEvent) -> None:
+        if self._server is not None and not isinstance(event, NodeReport):
+            self._server.apply_shared(event)
