@@ -170,6 +170,7 @@ async def _run_daemon(config: PeerConfig) -> None:
     control = ControlServer(peer)
     await peer.start()
     await control.start()
+    warming = _warm_delta_engine(config)
     logging.getLogger("sipsync.peer").info(
         "%s/%s serving %d dataset(s); SIP at %s:%d; fingerprint %s", config.user, config.device,
         len(config.datasets), peer.agent.host, peer.agent.port, peer.identity.fingerprint)
@@ -178,8 +179,26 @@ async def _run_daemon(config: PeerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if warming is not None:
+        warming.cancel()
     await control.close()
     await peer.stop()
+
+
+def _warm_delta_engine(config: PeerConfig) -> asyncio.Future | None:
+    """Where the device serves folders, the delta kernels are loaded now, in a worker thread,
+    rather than by the first sync that needs them (about half a second)."""
+    if not any(d.data_type == DataType.FILES for d in config.datasets.values()):
+        return None
+    from protocols.rsync.warm import warm_up
+
+    def warm() -> None:
+        try:
+            warm_up()
+        except Exception:  # the first sync then loads them itself
+            logging.getLogger("sipsync.peer").exception("warming up the delta engine failed")
+
+    return asyncio.ensure_future(asyncio.to_thread(warm))
 
 
 @main.command()

@@ -52,7 +52,7 @@ from session_xml import Direction, Phase
 
 from .config import Dataset
 from .folder_state import (
-    HASH_CACHE,
+    load_hash_cache,
     load_last_synced,
     remember_hashes,
     save_last_synced,
@@ -190,7 +190,7 @@ class _Side:
         self.meter.report(Phase.SIGNATURE)
         started = time.monotonic()
         state = self.context.state_dir
-        hashes = HashCache(state / HASH_CACHE)
+        hashes = load_hash_cache(state)
         last = load_last_synced(state)
         base = await self._hello(last)
         # Both sides scan at once; a long scan sends empty manifest pieces, so the peer's idle

@@ -142,16 +142,25 @@ def state_digest(manifest: Manifest | None) -> str:
 class HashCache:
     """Whole-file digests remembered by (path, size, mtime_ns, inode), stored as JSON."""
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *,
+                 rows: dict[str, list] | None = None) -> None:
+        """`rows`: what the file at `path` holds, already parsed (it is then not read)."""
         self.path = Path(path) if path is not None else None
         self._data: dict[str, list] = {}
         self.hits = self.misses = 0
         self._dirty = False
-        if self.path is not None:
+        if rows is not None:
+            self._data = rows
+        elif self.path is not None:
             try:
                 self._data = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 self._data = {}
+
+    @property
+    def rows(self) -> dict[str, list]:
+        """Path -> [size, mtime_ns, inode, hex digest], as stored; not to be changed."""
+        return self._data
 
     def lookup(self, rel: str, st: os.stat_result) -> bytes | None:
         row = self._data.get(rel)
