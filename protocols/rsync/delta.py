@@ -133,6 +133,8 @@ class DeltaEncoder:
         ix, L, buf = self._index, self._L, self._buf
         limit = self._n - L
         while self._p <= limit:
+            if self._follows_last_match():
+                continue
             block, p, h = rolling.scan(buf, self._p, limit, self._h, self._have_h, self._skip, L,
                                        self._out_weight, ix.filt, ix.filt_shift, ix.heads,
                                        ix.table_shift, ix.weaks, ix.chain)
@@ -146,6 +148,22 @@ class DeltaEncoder:
                 self._last_block = block
                 self._p = self._lit = p + L
                 self._have_h = self._skip = False
+
+    def _follows_last_match(self) -> bool:
+        """Right after a match, the window is most often the basis's next block (an unchanged
+        stretch of the file): one strong hash says so without a roll, a table look-up and a
+        kernel call per block. The block is the one `_confirm` would prefer, so the delta is
+        the same; otherwise the scan goes on as usual from the same offset."""
+        nxt, p = self._last_block + 1, self._p
+        if self._have_h or nxt <= 0 or nxt >= self.sig.full_blocks or p != self._lit:
+            return False
+        self.stats.strong_checks += 1
+        if self._digest(self._buf[p:p + self._L]) != self.sig.strong_of(nxt):
+            return False
+        self._add_copy(nxt * self._L, self._L)
+        self._last_block = nxt
+        self._p = self._lit = p + self._L
+        return True
 
     def _confirm(self, block: int, p: int, h: int) -> int:
         """The block whose strong hash equals the window's, preferring the one after the last match."""
