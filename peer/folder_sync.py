@@ -374,7 +374,8 @@ class _Side:
                 tree.after_transfer(synced)
                 await asyncio.to_thread(remember_hashes, hashes, self.root, receiver.received)
                 self.meter.files += tree.applied + exchange.sent_in_manifest
-                await asyncio.to_thread(sync_file_system, self.root)
+                if exchange.changes_here:  # a sync of the whole file system costs even when idle
+                    await asyncio.to_thread(sync_file_system, self.root)
                 mine = receiver.skipped + tree.skipped
                 if self.caller:
                     await self._send(FrameType.RSYNC_DONE, encode_skipped(mine))
