@@ -197,7 +197,8 @@ class _Side:
         # timeout measures silence, not the size of this side's tree.
         scanning = asyncio.ensure_future(asyncio.to_thread(
             scan, self.root, hashes, ignore=IgnoreRules.load(self.root),
-            allow_external_links=self.allow_external_links))
+            allow_external_links=self.allow_external_links,
+            known=last.entries if last is not None else None))
         while not (await asyncio.wait({scanning}, timeout=KEEPALIVE))[0]:
             await self._send(FrameType.RSYNC_MANIFEST, b"")
         local = scanning.result()
