@@ -79,7 +79,8 @@ class DeltaEncoder:
         self._out_weight = rolling.power(self._L)
         self._digest = block_digest(signature.hash_kind)
         self._hasher = file_hasher(signature.hash_kind)
-        self._zstd = zstandard.ZstdCompressor(level=zstd_level)
+        self._zstd_level = zstd_level
+        self._zstd_ctx: zstandard.ZstdCompressor | None = None  # made for the first literal
         self._buf = np.empty(max(chunk_hint, 4 * self._L) + self._L, np.uint8)
         self._n = 0  # valid bytes in _buf
         self._p = 0  # next window start to examine (index into _buf)
@@ -210,6 +211,12 @@ class DeltaEncoder:
             self.stats.copy_ops += 1
             self._copy_len = 0
 
+    def _zstd(self) -> zstandard.ZstdCompressor:
+        # a context costs tens of microseconds: a small file's delta, sent raw, never makes one
+        if self._zstd_ctx is None:
+            self._zstd_ctx = zstandard.ZstdCompressor(level=self._zstd_level)
+        return self._zstd_ctx
+
     def _emit_literal(self, upto: int) -> None:
         if upto <= self._lit:
             return
@@ -218,11 +225,11 @@ class DeltaEncoder:
             raw = self._buf[start:min(upto, start + self._piece)]
             # a sample decides: on incompressible data a full attempt only costs fresh memory
             if not self._compress or (len(raw) > SAMPLE and
-                                      len(self._zstd.compress(raw[:SAMPLE])) > SAMPLE * 0.97):
+                                      len(self._zstd().compress(raw[:SAMPLE])) > SAMPLE * 0.97):
                 self._emit(LITERAL.pack(OP_LITERAL, len(raw)))
                 self._emit(raw.tobytes())
             else:
-                self._emit(encode_literal(raw.tobytes(), self._zstd.compress(raw)))
+                self._emit(encode_literal(raw.tobytes(), self._zstd().compress(raw)))
             self.stats.literal_ops += 1
             self.stats.literal_bytes += len(raw)
         self._lit = upto
