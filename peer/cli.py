@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from protocols.channel.identity import DeviceIdentity
 from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, Direction, SyncMode, SyncProtocol
 
@@ -23,17 +22,30 @@ from .config import VERSIONING_OFF, ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
 from .command_line import fail, load_config
 from .live_cli import devices, parse_partners, partners, tell_daemon, with_partners
-from .records_cli import records
 from .sync_outcome import EXIT_UNREACHABLE
 from .versions import VersionKind, VersionPolicy
 from .versions_cli import versions
 
-err = Console(stderr=True)
 
 
+class _Commands(click.Group):
+    """The top-level commands; those whose modules are heavy to import (records pulls in the
+    record formats: icalendar, vobject) are loaded only when named, so `invite` and `status`
+    start quickly."""
+
+    lazy = {"records": "peer.records_cli:records"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            module, attribute = self.lazy[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               envvar="SIPSYNC_PEER_DATA_DIR", default=Path("sipsync-peer-data"), show_default=True,
               help="This device's settings, identity and state.")
@@ -73,6 +85,8 @@ def init(data_dir: Path, server: str, user: str, device: str, password: str | No
         path = peer_config.save(config)
     except ConfigError as exc:
         fail(str(exc))
+    from protocols.channel.identity import DeviceIdentity  # cryptography: only where a key is made
+
     identity = DeviceIdentity.load_or_create(data_dir / "identity", device)
     click.echo(f"wrote {path}")
     click.echo(f"device {user}/{device}, certificate fingerprint {identity.fingerprint}")
@@ -156,6 +170,7 @@ async def _run_daemon(config: PeerConfig) -> None:
     control = ControlServer(peer)
     await peer.start()
     await control.start()
+    warming = _warm_delta_engine(config)
     logging.getLogger("sipsync.peer").info(
         "%s/%s serving %d dataset(s); SIP at %s:%d; fingerprint %s", config.user, config.device,
         len(config.datasets), peer.agent.host, peer.agent.port, peer.identity.fingerprint)
@@ -164,8 +179,26 @@ async def _run_daemon(config: PeerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if warming is not None:
+        warming.cancel()
     await control.close()
     await peer.stop()
+
+
+def _warm_delta_engine(config: PeerConfig) -> asyncio.Future | None:
+    """Where the device serves folders, the delta kernels are loaded now, in a worker thread,
+    rather than by the first sync that needs them (about half a second)."""
+    if not any(d.data_type == DataType.FILES for d in config.datasets.values()):
+        return None
+    from protocols.rsync.warm import warm_up
+
+    def warm() -> None:
+        try:
+            warm_up()
+        except Exception:  # the first sync then loads them itself
+            logging.getLogger("sipsync.peer").exception("warming up the delta engine failed")
+
+    return asyncio.ensure_future(asyncio.to_thread(warm))
 
 
 @main.command()
@@ -191,7 +224,8 @@ def invite(data_dir: Path, target: str, dataset_name: str, protocol: str | None,
     command = {"command": "invite", "target": target, "dataset": dataset_name,
                "protocol": protocol, "direction": direction, "mode": mode,
                "wait_online": wait_online, "timeout": timeout}
-    result = asyncio.run(_invite(data_dir, command, show_progress=not as_json and err.is_terminal))
+    result = asyncio.run(_invite(data_dir, command,
+                                 show_progress=not as_json and _stderr_is_terminal()))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "event"}))
     else:
@@ -199,20 +233,40 @@ def invite(data_dir: Path, target: str, dataset_name: str, protocol: str | None,
     sys.exit(int(result.get("exit_code", EXIT_UNREACHABLE)))
 
 
+def _stderr_is_terminal() -> bool:
+    from rich.console import Console  # rich only where a progress bar may be drawn
+
+    return Console(stderr=True).is_terminal
+
+
 async def _invite(data_dir: Path, command: dict, show_progress: bool) -> dict:
+    if not show_progress:
+        return await _outcome(data_dir, command, lambda message: None)
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn())
-    with Progress(*columns, console=err, disable=not show_progress, transient=True) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("connecting", total=None)
-        try:
-            async for message in ask(data_dir, command):
-                if message.get("event") == "progress":
-                    bar.update(task, description=message["phase"], completed=message["bytes"],
-                               total=message.get("bytes_total"))
-                elif message.get("event") in ("result", "error"):
-                    return message
-        except DaemonNotRunning as exc:
-            return {"ok": False, "exit_code": EXIT_UNREACHABLE, "reason": str(exc)}
+
+        def show(message: dict) -> None:
+            bar.update(task, description=message["phase"], completed=message["bytes"],
+                       total=message.get("bytes_total"))
+
+        return await _outcome(data_dir, command, show)
+
+
+async def _outcome(data_dir: Path, command: dict, show: Callable[[dict], None]) -> dict:
+    """The daemon's result (or error) message for `command`; progress messages go to `show`."""
+    try:
+        async for message in ask(data_dir, command):
+            if message.get("event") == "progress":
+                show(message)
+            elif message.get("event") in ("result", "error"):
+                return message
+    except DaemonNotRunning as exc:
+        return {"ok": False, "exit_code": EXIT_UNREACHABLE, "reason": str(exc)}
     return {"ok": False, "exit_code": EXIT_UNREACHABLE, "reason": "the daemon closed the connection"}
 
 
@@ -229,6 +283,8 @@ def status(data_dir: Path, as_json: bool) -> None:
                 return message.get("status", {})
         except DaemonNotRunning:
             pass
+        from protocols.channel.identity import DeviceIdentity
+
         identity = DeviceIdentity.load_or_create(data_dir / "identity", config.device)
         return {"user": config.user, "device": config.device, "server": config.server,
                 "registered": False, "daemon": "not running", "fingerprint": identity.fingerprint,
@@ -266,7 +322,6 @@ def status(data_dir: Path, as_json: bool) -> None:
         click.echo(f"session      {session['call_id']} {session['dataset']}")
 
 
-main.add_command(records)
 main.add_command(devices)
 dataset.add_command(partners)
 main.add_command(versions)

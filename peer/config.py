@@ -8,14 +8,17 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from protocols.sip.endpoint import Endpoint
-from protocols.sip.uac import Account
 from protocols.syncml.conflicts import ConflictPolicy
 from session_xml import DataType, SyncProtocol
 
 from .live_schedule import PartnerDirection
 from .versions import VersionKind, VersionPolicy
+
+if TYPE_CHECKING:  # the SIP stack is imported where it is used: a short command needs none of it
+    from protocols.sip.endpoint import Endpoint
+    from protocols.sip.uac import Account
 
 CONFIG_NAME = "peer.toml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -76,6 +79,8 @@ class PeerConfig:
         host, _, port = self.server.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"server must be HOST:PORT, not {self.server!r}")
+        from protocols.sip.endpoint import Endpoint
+
         return Endpoint(self.transport, host.strip("[]"), int(port))
 
     @property
@@ -95,6 +100,8 @@ class PeerConfig:
 
     def account(self) -> Account:
         """What the device's requests go out under; the password is read when challenged."""
+        from protocols.sip.uac import Account
+
         return Account(self.user, lambda: self.secret, USER_AGENT)
 
 

@@ -14,8 +14,26 @@ from protocols.rsync.manifest import HashCache, Manifest
 HASH_CACHE = "hashes.json"
 LAST_SYNCED = "last-synced.json"
 
-# The daemon lives long: a last-synced manifest parsed once is reused while its file is unchanged.
+# The daemon lives long: a last-synced manifest or hash cache parsed once is reused while its
+# file is unchanged (same size, mtime and inode).
 _LOADED: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
+_HASHES: dict[Path, tuple[tuple[int, int, int], dict[str, list]]] = {}
+
+
+def load_hash_cache(state_dir: Path) -> HashCache:
+    """The hash cache of this dataset and peer; each session gets its own copy of the rows
+    (shallow: a row is replaced, never changed in place), so two never share one dict."""
+    path = state_dir / HASH_CACHE
+    try:
+        st = os.stat(path)
+    except OSError:
+        return HashCache(path)
+    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    cached = _HASHES.get(path)
+    if cached is None or cached[0] != key:
+        cached = (key, HashCache(path).rows)
+        _HASHES[path] = cached
+    return HashCache(path, rows=dict(cached[1]))
 
 
 def load_last_synced(state_dir: Path) -> Manifest | None:

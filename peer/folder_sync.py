@@ -52,7 +52,7 @@ from session_xml import Direction, Phase
 
 from .config import Dataset
 from .folder_state import (
-    HASH_CACHE,
+    load_hash_cache,
     load_last_synced,
     remember_hashes,
     save_last_synced,
@@ -190,14 +190,15 @@ class _Side:
         self.meter.report(Phase.SIGNATURE)
         started = time.monotonic()
         state = self.context.state_dir
-        hashes = HashCache(state / HASH_CACHE)
+        hashes = load_hash_cache(state)
         last = load_last_synced(state)
         base = await self._hello(last)
         # Both sides scan at once; a long scan sends empty manifest pieces, so the peer's idle
         # timeout measures silence, not the size of this side's tree.
         scanning = asyncio.ensure_future(asyncio.to_thread(
             scan, self.root, hashes, ignore=IgnoreRules.load(self.root),
-            allow_external_links=self.allow_external_links))
+            allow_external_links=self.allow_external_links,
+            known=last.entries if last is not None else None))
         while not (await asyncio.wait({scanning}, timeout=KEEPALIVE))[0]:
             await self._send(FrameType.RSYNC_MANIFEST, b"")
         local = scanning.result()
@@ -374,7 +375,8 @@ class _Side:
                 tree.after_transfer(synced)
                 await asyncio.to_thread(remember_hashes, hashes, self.root, receiver.received)
                 self.meter.files += tree.applied + exchange.sent_in_manifest
-                await asyncio.to_thread(sync_file_system, self.root)
+                if exchange.changes_here:  # a sync of the whole file system costs even when idle
+                    await asyncio.to_thread(sync_file_system, self.root)
                 mine = receiver.skipped + tree.skipped
                 if self.caller:
                     await self._send(FrameType.RSYNC_DONE, encode_skipped(mine))

@@ -87,6 +87,10 @@ class VersionStore:
         self.policy = policy or VersionPolicy()
         self.folder = self.root / VERSIONS_DIR
         self._clock = clock
+        # Folders this store found to be real folders (not links), so a sync that replaces a
+        # thousand files in one folder checks that folder once: the same rule as the receiving
+        # side's `InsideResolver`, whose checks also hold for one session.
+        self._real_folders: set[str] = set()
 
     # ------------------------------------------------------------------ keep
     def keep(self, relative: str, now: float | None = None) -> Path | None:
@@ -201,32 +205,39 @@ class VersionStore:
         parts = check_relative(relative).parts
         if parts[0] == VERSIONS_DIR:
             raise UnsafePath(f"{relative!r} is inside the version folder")
-        current = self.root
+        current = str(self.root)
         for part in parts[:-1]:
-            current = current / part
+            current = os.path.join(current, part)
+            if current in self._real_folders:
+                continue
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
                 break
             if not stat.S_ISDIR(st.st_mode):  # a symlink too: it could lead out of the dataset
                 raise UnsafePath(f"{relative!r} goes through {current}, which is not a folder")
+            self._real_folders.add(current)
         return self.root.joinpath(*parts)
 
     def _version_parent(self, parts: tuple[str, ...], *, create: bool) -> Path:
         """The folder under `.sipsync-versions/` for files in `parts`, each level a real folder."""
-        current = self.root
+        current = str(self.root)
         for part in (VERSIONS_DIR, *parts):
-            current = current / part
+            current = os.path.join(current, part)
+            if current in self._real_folders:
+                continue
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
                 if not create:
                     raise
                 os.mkdir(current, 0o700 if part == VERSIONS_DIR else 0o755)
+                self._real_folders.add(current)
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise UnsafePath(f"{current} is not a folder: versions are not kept through it")
-        return current
+            self._real_folders.add(current)
+        return Path(current)
 
     def _make_parents(self, parts: tuple[str, ...]) -> None:
         current = self.root
@@ -264,6 +275,7 @@ class VersionStore:
                           int(match["seq"] or 1), st.st_size, st.st_mtime)
 
     def _remove_empty_folders(self) -> None:
+        self._real_folders.clear()  # some of them go now
         if not self.folder.is_dir() or self.folder.is_symlink():
             return
         for dirpath, _, _ in sorted(os.walk(self.folder), key=lambda w: -len(w[0])):

@@ -1,64 +1,74 @@
-"""The XML session descriptor: schema, build, parse, offer/answer."""
+"""The XML session descriptor: schema, build, parse, offer/answer.
 
-from .codec import (
-    PROGRESS_CONTENT_TYPE,
-    SESSION_CONTENT_TYPE,
-    build_descriptor,
-    build_progress,
-    parse_descriptor,
-    parse_progress,
-)
-from .descriptor import (
-    LIVE_SYNC_SUBJECT,
-    DataType,
-    Direction,
-    Role,
-    SessionDescriptor,
-    SyncMode,
-    SyncProtocol,
-)
-from .errors import (
-    BodyTooLarge,
-    DescriptorError,
-    InvalidValue,
-    MalformedBody,
-    NegotiationError,
-    NotAcceptable,
-    UnsupportedVersion,
-)
-from .fingerprint import Fingerprint
-from .schema import FORMAT_VERSION, MAX_BODY_BYTES, MAX_DEPTH, NAMESPACE
-from .negotiation import check_answer, negotiate
-from .progress import Phase, ProgressReport
+The names below are loaded on first use (PEP 562): the enums of `descriptor` and `progress` are
+plain Python, while the codec pulls in lxml, which a short command such as `sipsync-peer invite`
+does not need."""
 
-__all__ = [
-    "LIVE_SYNC_SUBJECT",
-    "FORMAT_VERSION",
-    "MAX_BODY_BYTES",
-    "MAX_DEPTH",
-    "NAMESPACE",
-    "PROGRESS_CONTENT_TYPE",
-    "SESSION_CONTENT_TYPE",
-    "BodyTooLarge",
-    "DataType",
-    "DescriptorError",
-    "Direction",
-    "Fingerprint",
-    "InvalidValue",
-    "MalformedBody",
-    "NegotiationError",
-    "NotAcceptable",
-    "Phase",
-    "ProgressReport",
-    "Role",
-    "SessionDescriptor",
-    "SyncMode",
-    "SyncProtocol",
-    "UnsupportedVersion",
-    "build_descriptor",
-    "build_progress",
-    "check_answer",
-    "negotiate",
-    "parse_descriptor",
-    "parse_progress",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_HOME = {
+    "PROGRESS_CONTENT_TYPE": "codec", "SESSION_CONTENT_TYPE": "codec", "build_descriptor": "codec",
+    "build_progress": "codec", "parse_descriptor": "codec", "parse_progress": "codec",
+    "DataType": "descriptor", "Direction": "descriptor", "LIVE_SYNC_SUBJECT": "descriptor",
+    "Role": "descriptor", "SessionDescriptor": "descriptor", "SyncMode": "descriptor",
+    "SyncProtocol": "descriptor",
+    "BodyTooLarge": "errors", "DescriptorError": "errors", "InvalidValue": "errors",
+    "MalformedBody": "errors", "NegotiationError": "errors", "NotAcceptable": "errors",
+    "UnsupportedVersion": "errors",
+    "Fingerprint": "fingerprint",
+    "FORMAT_VERSION": "schema", "MAX_BODY_BYTES": "schema", "MAX_DEPTH": "schema",
+    "NAMESPACE": "schema",
+    "check_answer": "negotiation", "negotiate": "negotiation",
+    "Phase": "progress", "ProgressReport": "progress",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # the next look-up is a plain one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
+
+if TYPE_CHECKING:
+    from .codec import (
+        PROGRESS_CONTENT_TYPE,
+        SESSION_CONTENT_TYPE,
+        build_descriptor,
+        build_progress,
+        parse_descriptor,
+        parse_progress,
+    )
+    from .descriptor import (
+        LIVE_SYNC_SUBJECT,
+        DataType,
+        Direction,
+        Role,
+        SessionDescriptor,
+        SyncMode,
+        SyncProtocol,
+    )
+    from .errors import (
+        BodyTooLarge,
+        DescriptorError,
+        InvalidValue,
+        MalformedBody,
+        NegotiationError,
+        NotAcceptable,
+        UnsupportedVersion,
+    )
+    from .fingerprint import Fingerprint
+    from .schema import FORMAT_VERSION, MAX_BODY_BYTES, MAX_DEPTH, NAMESPACE
+    from .negotiation import check_answer, negotiate
+    from .progress import Phase, ProgressReport

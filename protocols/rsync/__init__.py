@@ -1,27 +1,59 @@
-"""rsync-style delta transfer: signature, delta, patch (sans-I/O cores) and folder sync on top."""
+"""rsync-style delta transfer: signature, delta, patch (sans-I/O cores) and folder sync on top.
 
-from .delta import DeltaEncoder, DeltaStats, delta_of
-from .errors import (
-    BasisMismatch,
-    IntegrityError,
-    LimitExceeded,
-    ResumeMismatch,
-    RsyncError,
-    TruncatedStream,
-    UnrepresentableName,
-    UnsafePath,
-    WireFormatError,
-)
-from .hashes import HashKind
-from .partial import resume_offset
-from .patch import FilePatcher, PatchResult, apply_delta
-from .signature import Signature, SignatureBuilder, choose_block_size, signature_of
-from .wire import CopyOp, DeltaEnd, DeltaHeader, DeltaReader, Limits, LiteralOp, SignatureReader
+The names below are loaded on first use (PEP 562): the delta kernels pull in numba and numpy,
+which cost a command that only needs, say, `protocols.rsync.errors` half a second of start-up.
+"""
 
-__all__ = [
-    "BasisMismatch", "CopyOp", "DeltaEncoder", "DeltaEnd", "DeltaHeader", "DeltaReader",
-    "DeltaStats", "FilePatcher", "HashKind", "IntegrityError", "LimitExceeded", "Limits",
-    "LiteralOp", "PatchResult", "ResumeMismatch", "RsyncError", "Signature", "SignatureBuilder",
-    "SignatureReader", "TruncatedStream", "UnrepresentableName", "UnsafePath", "WireFormatError",
-    "apply_delta", "choose_block_size", "delta_of", "resume_offset", "signature_of",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_HOME = {
+    "DeltaEncoder": "delta", "DeltaStats": "delta", "delta_of": "delta",
+    "BasisMismatch": "errors", "IntegrityError": "errors", "LimitExceeded": "errors",
+    "ResumeMismatch": "errors", "RsyncError": "errors", "TruncatedStream": "errors",
+    "UnrepresentableName": "errors", "UnsafePath": "errors", "WireFormatError": "errors",
+    "HashKind": "hashes",
+    "resume_offset": "partial",
+    "FilePatcher": "patch", "PatchResult": "patch", "apply_delta": "patch",
+    "Signature": "signature", "SignatureBuilder": "signature", "choose_block_size": "signature",
+    "signature_of": "signature",
+    "CopyOp": "wire", "DeltaEnd": "wire", "DeltaHeader": "wire", "DeltaReader": "wire",
+    "Limits": "wire", "LiteralOp": "wire", "SignatureReader": "wire",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # the next look-up is a plain one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
+
+if TYPE_CHECKING:
+    from .delta import DeltaEncoder, DeltaStats, delta_of
+    from .errors import (
+        BasisMismatch,
+        IntegrityError,
+        LimitExceeded,
+        ResumeMismatch,
+        RsyncError,
+        TruncatedStream,
+        UnrepresentableName,
+        UnsafePath,
+        WireFormatError,
+    )
+    from .hashes import HashKind
+    from .partial import resume_offset
+    from .patch import FilePatcher, PatchResult, apply_delta
+    from .signature import Signature, SignatureBuilder, choose_block_size, signature_of
+    from .wire import CopyOp, DeltaEnd, DeltaHeader, DeltaReader, Limits, LiteralOp, SignatureReader

@@ -79,7 +79,8 @@ class DeltaEncoder:
         self._out_weight = rolling.power(self._L)
         self._digest = block_digest(signature.hash_kind)
         self._hasher = file_hasher(signature.hash_kind)
-        self._zstd = zstandard.ZstdCompressor(level=zstd_level)
+        self._zstd_level = zstd_level
+        self._zstd_ctx: zstandard.ZstdCompressor | None = None  # made for the first literal
         self._buf = np.empty(max(chunk_hint, 4 * self._L) + self._L, np.uint8)
         self._n = 0  # valid bytes in _buf
         self._p = 0  # next window start to examine (index into _buf)
@@ -133,6 +134,8 @@ class DeltaEncoder:
         ix, L, buf = self._index, self._L, self._buf
         limit = self._n - L
         while self._p <= limit:
+            if self._follows_last_match():
+                continue
             block, p, h = rolling.scan(buf, self._p, limit, self._h, self._have_h, self._skip, L,
                                        self._out_weight, ix.filt, ix.filt_shift, ix.heads,
                                        ix.table_shift, ix.weaks, ix.chain)
@@ -146,6 +149,22 @@ class DeltaEncoder:
                 self._last_block = block
                 self._p = self._lit = p + L
                 self._have_h = self._skip = False
+
+    def _follows_last_match(self) -> bool:
+        """Right after a match, the window is most often the basis's next block (an unchanged
+        stretch of the file): one strong hash says so without a roll, a table look-up and a
+        kernel call per block. The block is the one `_confirm` would prefer, so the delta is
+        the same; otherwise the scan goes on as usual from the same offset."""
+        nxt, p = self._last_block + 1, self._p
+        if self._have_h or nxt <= 0 or nxt >= self.sig.full_blocks or p != self._lit:
+            return False
+        self.stats.strong_checks += 1
+        if self._digest(self._buf[p:p + self._L]) != self.sig.strong_of(nxt):
+            return False
+        self._add_copy(nxt * self._L, self._L)
+        self._last_block = nxt
+        self._p = self._lit = p + self._L
+        return True
 
     def _confirm(self, block: int, p: int, h: int) -> int:
         """The block whose strong hash equals the window's, preferring the one after the last match."""
@@ -192,6 +211,12 @@ class DeltaEncoder:
             self.stats.copy_ops += 1
             self._copy_len = 0
 
+    def _zstd(self) -> zstandard.ZstdCompressor:
+        # a context costs tens of microseconds: a small file's delta, sent raw, never makes one
+        if self._zstd_ctx is None:
+            self._zstd_ctx = zstandard.ZstdCompressor(level=self._zstd_level)
+        return self._zstd_ctx
+
     def _emit_literal(self, upto: int) -> None:
         if upto <= self._lit:
             return
@@ -200,11 +225,11 @@ class DeltaEncoder:
             raw = self._buf[start:min(upto, start + self._piece)]
             # a sample decides: on incompressible data a full attempt only costs fresh memory
             if not self._compress or (len(raw) > SAMPLE and
-                                      len(self._zstd.compress(raw[:SAMPLE])) > SAMPLE * 0.97):
+                                      len(self._zstd().compress(raw[:SAMPLE])) > SAMPLE * 0.97):
                 self._emit(LITERAL.pack(OP_LITERAL, len(raw)))
                 self._emit(raw.tobytes())
             else:
-                self._emit(encode_literal(raw.tobytes(), self._zstd.compress(raw)))
+                self._emit(encode_literal(raw.tobytes(), self._zstd().compress(raw)))
             self.stats.literal_ops += 1
             self.stats.literal_bytes += len(raw)
         self._lit = upto

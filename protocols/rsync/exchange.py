@@ -57,6 +57,12 @@ class Exchange:
         return sent + sum(item.entry.size for item in self.incoming)
 
     @property
+    def changes_here(self) -> bool:
+        """This side's folder changes in this sync: something arrives, is kept as a conflict
+        copy, applied from the manifest or deleted (otherwise there is nothing to make durable)."""
+        return bool(self.incoming or self.deletions or self.applies or self.keep_copies)
+
+    @property
     def sent_in_manifest(self) -> int:
         """Links and metadata-only changes this side sends: the peer applies them from the
         manifest, no bytes follow (folders are not counted)."""

@@ -142,16 +142,25 @@ def state_digest(manifest: Manifest | None) -> str:
 class HashCache:
     """Whole-file digests remembered by (path, size, mtime_ns, inode), stored as JSON."""
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *,
+                 rows: dict[str, list] | None = None) -> None:
+        """`rows`: what the file at `path` holds, already parsed (it is then not read)."""
         self.path = Path(path) if path is not None else None
         self._data: dict[str, list] = {}
         self.hits = self.misses = 0
         self._dirty = False
-        if self.path is not None:
+        if rows is not None:
+            self._data = rows
+        elif self.path is not None:
             try:
                 self._data = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 self._data = {}
+
+    @property
+    def rows(self) -> dict[str, list]:
+        """Path -> [size, mtime_ns, inode, hex digest], as stored; not to be changed."""
+        return self._data
 
     def lookup(self, rel: str, st: os.stat_result) -> bytes | None:
         row = self._data.get(rel)
@@ -199,9 +208,13 @@ def link_escapes(rel: str, target: str) -> bool:
 
 def scan(root: str | os.PathLike, cache: HashCache | None = None,
          kind: HashKind = HashKind.XXH3_128, *, ignore: IgnoreRules | None = None,
-         allow_external_links: bool = False) -> Manifest:
+         allow_external_links: bool = False, known: Mapping[str, FileEntry] | None = None) -> Manifest:
     """Walk `root` (symlinks are listed as links, never followed) and describe every entry that
-    is not ignored; devices, pipes, unreadable files and links leading out are `skipped`."""
+    is not ignored; devices, pipes, unreadable files and links leading out are `skipped`.
+
+    `known` (an earlier manifest of this root, such as the last synced state): an entry found
+    unchanged is that same object, so comparing the scan with it later costs an identity check."""
+    known = known or {}
     root = os.fspath(root)
     cache = cache or HashCache()
     ignore = ignore if ignore is not None else IgnoreRules.load(root)
@@ -226,8 +239,10 @@ def scan(root: str | os.PathLike, cache: HashCache | None = None,
             if stat.S_ISDIR(mode):
                 if ignore.ignored(rel, is_dir=True):
                     continue
-                entries[rel] = FileEntry(rel, 0, st.st_mtime_ns, stat.S_IMODE(mode), b"",
-                                         EntryKind.DIR)
+                old = known.get(rel)
+                entries[rel] = old if old is not None and old.kind is EntryKind.DIR and \
+                    old.mtime_ns == st.st_mtime_ns and old.mode == stat.S_IMODE(mode) else \
+                    FileEntry(rel, 0, st.st_mtime_ns, stat.S_IMODE(mode), b"", EntryKind.DIR)
                 pending.append((rel + "/", item.path))
                 continue
             if ignore.ignored(rel, is_dir=False):
@@ -241,7 +256,11 @@ def scan(root: str | os.PathLike, cache: HashCache | None = None,
                         skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
                         continue
                     cache.store(rel, st, digest)
-                entries[rel] = FileEntry(rel, st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), digest)
+                old = known.get(rel)
+                entries[rel] = old if old is not None and old.digest == digest and \
+                    old.size == st.st_size and old.mtime_ns == st.st_mtime_ns and \
+                    old.mode == stat.S_IMODE(mode) and old.kind is EntryKind.FILE else \
+                    FileEntry(rel, st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), digest)
             elif stat.S_ISLNK(mode):
                 target = os.readlink(item.path)
                 if link_escapes(rel, target) and not allow_external_links:

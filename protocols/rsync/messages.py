@@ -67,7 +67,8 @@ def changed_paths(manifest: Manifest, base: Manifest | None) -> tuple[list[str],
     """Paths whose entry differs from `base` (or is new), and paths `base` has and it lacks."""
     old = base.entries if base is not None else {}
     now = manifest.entries
-    changed = [path for path, e in now.items() if (o := old.get(path)) is None or o != e]
+    # `o is e` first: a scan reuses the base's entry objects for what did not change
+    changed = [path for path, e in now.items() if (o := old.get(path)) is not e and (o is None or o != e)]
     return changed, [path for path in old if path not in now]
 
 

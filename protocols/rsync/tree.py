@@ -42,7 +42,7 @@ class TreeChanges:
 
     def before_transfer(self) -> None:
         ex = self._exchange
-        if ex.incoming or ex.deletions or ex.applies or ex.keep_copies:
+        if ex.changes_here:
             self._root.mkdir(parents=True, exist_ok=True)
         for path, copy in ex.keep_copies:
             self._keep_copy(path, copy)

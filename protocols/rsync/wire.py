@@ -193,7 +193,7 @@ class DeltaReader:
         self._literal_left = 0  # raw literal bytes still to come
         self.header: DeltaHeader | None = None
         self.ended = False
-        self._dctx = zstandard.ZstdDecompressor()
+        self._dctx: zstandard.ZstdDecompressor | None = None  # made for the first zstd literal
 
     def feed(self, data) -> list[DeltaEvent]:
         view = memoryview(data)
@@ -279,6 +279,8 @@ class DeltaReader:
         elif tag == OP_LITERAL_ZSTD:
             _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
             start = pos + LITERAL_ZSTD.size
+            if self._dctx is None:
+                self._dctx = zstandard.ZstdDecompressor()
             events.append(LiteralOp(_decompress(self._dctx, memoryview(buf)[start:start + comp_len],
                                                 raw_len)))
         else:  # OP_END: _record_size let no other tag through

@@ -1,33 +1,48 @@
 """SyncML-like record sync: anchors, change log, sync modes, conflicts and the message codec,
-as a sans-I/O engine (message bytes in, message bytes out) over an abstract record store."""
+as a sans-I/O engine (message bytes in, message bytes out) over an abstract record store.
 
-from protocols.syncml.callee import SyncCallee
-from protocols.syncml.caller import SyncCaller
-from protocols.syncml.conflicts import Conflict, ConflictPolicy, Resolution, Side
-from protocols.syncml.engine import SyncEngine
-from protocols.syncml.modes import SyncMode
-from protocols.syncml.outcome import ItemError, SessionState, SyncError, SyncReport
-from protocols.syncml.records import Anchor, Change, ChangeKind, ItemMeta, Record
-from protocols.syncml.store import StaleVersion, SyncStore
+The names below are loaded on first use (PEP 562): a module that needs only, say, `conflicts`
+does not import the whole engine and its codec."""
 
-__all__ = [
-    "Anchor",
-    "Change",
-    "ChangeKind",
-    "Conflict",
-    "ConflictPolicy",
-    "ItemError",
-    "ItemMeta",
-    "Record",
-    "Resolution",
-    "SessionState",
-    "Side",
-    "StaleVersion",
-    "SyncCallee",
-    "SyncCaller",
-    "SyncEngine",
-    "SyncError",
-    "SyncMode",
-    "SyncReport",
-    "SyncStore",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_HOME = {
+    "SyncCallee": "callee", "SyncCaller": "caller",
+    "Conflict": "conflicts", "ConflictPolicy": "conflicts", "Resolution": "conflicts",
+    "Side": "conflicts",
+    "SyncEngine": "engine", "SyncMode": "modes",
+    "ItemError": "outcome", "SessionState": "outcome", "SyncError": "outcome",
+    "SyncReport": "outcome",
+    "Anchor": "records", "Change": "records", "ChangeKind": "records", "ItemMeta": "records",
+    "Record": "records",
+    "StaleVersion": "store", "SyncStore": "store",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # the next look-up is a plain one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
+
+if TYPE_CHECKING:
+    from protocols.syncml.callee import SyncCallee
+    from protocols.syncml.caller import SyncCaller
+    from protocols.syncml.conflicts import Conflict, ConflictPolicy, Resolution, Side
+    from protocols.syncml.engine import SyncEngine
+    from protocols.syncml.modes import SyncMode
+    from protocols.syncml.outcome import ItemError, SessionState, SyncError, SyncReport
+    from protocols.syncml.records import Anchor, Change, ChangeKind, ItemMeta, Record
+    from protocols.syncml.store import StaleVersion, SyncStore

@@ -217,3 +217,27 @@ def test_a_version_folder_that_is_a_symlink_is_not_written_through(dataset, tmp_
     with pytest.raises(UnsafePath):
         store.keep("f.txt", now=T0)
     assert list(elsewhere.iterdir()) == [] and store.list() == []
+
+
+def test_one_store_checks_each_folder_once_for_many_files_kept_in_it(dataset, monkeypatch):
+    for i in range(3):
+        write(dataset / "trip" / f"{i}.jpg", b"p")
+    store = VersionStore(dataset)
+    checked = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda path, *a, **kw: checked.append(str(path)) or real_lstat(path, *a, **kw))
+    for i in range(3):
+        store.keep(f"trip/{i}.jpg", now=T0)
+    folders = [p for p in checked if not p.endswith(".jpg")]
+    assert sorted(folders) == sorted({str(dataset / "trip"), str(dataset / VERSIONS_DIR),
+                                      str(dataset / VERSIONS_DIR / "trip")})
+
+
+def test_a_version_folder_removed_by_cleaning_is_made_again_by_the_same_store(dataset):
+    write(dataset / "trip" / "a.jpg", b"old")
+    store = VersionStore(dataset, VersionPolicy(VersionKind.TRASHCAN, days=1), clock=lambda: T0)
+    store.keep("trip/a.jpg", now=T0 - 2 * DAY)
+    assert store.clean(now=T0) == 1
+    assert not (dataset / VERSIONS_DIR / "trip").exists()
+    kept = store.keep("trip/a.jpg", now=T0)
+    assert kept is not None and kept.read_bytes() == b"old"

@@ -47,6 +47,16 @@ def test_what_one_side_asks_for_is_exactly_what_the_other_serves(direction):
     assert manifest_digest(mine.synced()) == manifest_digest(theirs.synced())
 
 
+def test_only_a_side_whose_folder_changes_has_anything_to_make_durable():
+    same = manifest(entry("a", b"a"), entry("b", b"b"))
+    assert not any(ex.changes_here for ex in both(same, same, Direction.TWO_WAY, base=same))
+    edited = manifest(entry("a", b"a2", mtime=2), entry("b", b"b"))
+    laptop, phone = both(edited, same, Direction.PUSH, base=same)
+    assert (laptop.changes_here, phone.changes_here) == (False, True)
+    laptop, phone = both(manifest(entry("a", b"a")), same, Direction.PUSH, base=same)
+    assert (laptop.changes_here, phone.changes_here) == (False, True)  # b is deleted there
+
+
 def test_a_conflict_has_the_same_copy_name_on_both_sides_and_both_versions_cross():
     laptop = manifest(entry("r.txt", b"laptop", 5))
     phone = manifest(entry("r.txt", b"phone", 9))

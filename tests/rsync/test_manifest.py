@@ -87,3 +87,24 @@ def test_manifest_survives_a_json_round_trip(tmp_path):
     (tmp_path / "a").write_bytes(b"abc")
     m = scan(tmp_path)
     assert Manifest.from_json(m.to_json()).entries == m.entries
+
+
+def test_a_scan_given_the_last_state_reuses_its_unchanged_entries_and_redescribes_the_rest(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "same.txt").write_bytes(b"same")
+    (root / "edited.txt").write_bytes(b"before")
+    (root / "chmodded.txt").write_bytes(b"mode")
+    cache = HashCache(tmp_path / "state" / "hashes.json")
+    last = Manifest.from_json(scan(root, cache).to_json())  # as a daemon loads it
+    (root / "edited.txt").write_bytes(b"after!")
+    os.utime(root / "edited.txt", ns=(1, 1))
+    os.chmod(root / "chmodded.txt", 0o600)
+    now = scan(root, cache, known=last.entries)
+    for path in ("sub", "sub/same.txt"):
+        assert now.entries[path] is last.entries[path]
+    for path in ("edited.txt", "chmodded.txt"):
+        assert now.entries[path] is not last.entries[path]
+    assert now.entries["edited.txt"].digest == file_digest(root / "edited.txt")
+    assert now.entries["chmodded.txt"].mode == 0o600
+    assert now == scan(root, HashCache())

@@ -71,6 +71,22 @@ def test_identical_file_delta_is_a_single_copy():
     assert enc.stats.wire_bytes < 100
 
 
+def test_an_unchanged_stretch_is_matched_block_after_block_without_rolling(monkeypatch):
+    from protocols.rsync import rolling
+
+    basis = os.urandom(64 * 1024)
+    new = basis[:30_000] + b"an edit" + basis[30_000:]
+    sig = Signature.from_wire(signature_of(basis, block_size=512))
+    rolls = []
+    real_scan = rolling.scan
+    monkeypatch.setattr(rolling, "scan", lambda *args: rolls.append(args[1]) or real_scan(*args))
+    delta, enc = streamed_delta(sig, new, 8192)
+    assert apply_delta(basis, delta) == new
+    assert enc.stats.copy_bytes >= len(basis) - 2 * 512
+    # a roll to find the first block, a few around the edit; none for the blocks that follow
+    assert len(rolls) <= 6 < sig.full_blocks
+
+
 def test_insertions_and_deletions_still_find_the_shifted_blocks():
     basis, new = CASES["insertions_and_deletions"]
     sig = Signature.from_wire(signature_of(basis))
