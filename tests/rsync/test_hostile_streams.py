@@ -1,6 +1,5 @@
 """Corrupt and hostile signature/delta streams give typed errors and leave the target untouched."""
 
-import struct
 
 import pytest
 

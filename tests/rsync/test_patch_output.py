@@ -8,7 +8,7 @@ import random
 import pytest
 
 from protocols.rsync import (
-    DeltaEncoder, FilePatcher, IntegrityError, Signature, apply_delta, delta_of, signature_of, wire,
+    DeltaEncoder, FilePatcher, IntegrityError, Signature, delta_of, signature_of, wire,
 )
 from protocols.rsync import kernel_io
 from protocols.rsync.partial import load_state
