@@ -59,7 +59,7 @@ from .store import StoreError
 @click.option("--admin-port-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the admin HTTP port here once listening (for --admin-port 0).")
 @click.option("--workers", type=click.IntRange(0),
-              help="Processes sharing the SIP port and one state [0: one per core].")
+              help="Processes sharing the SIP port and one state [1; 0: one per core].")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **options) -> None:
     """The sipsync control server: digest registrar, stateful proxy and session registry."""
