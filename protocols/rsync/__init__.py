@@ -6,7 +6,7 @@ which cost a command that only needs, say, `protocols.rsync.errors` half a secon
 
 from __future__ import annotations
 
-import importlib
+from protocols.lazy_exports import lazy_exports
 from typing import TYPE_CHECKING
 
 _HOME = {
@@ -26,17 +26,7 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str):
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value  # the next look-up is a plain one
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOME))
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, globals())
 
 
 if TYPE_CHECKING:
