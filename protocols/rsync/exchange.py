@@ -75,6 +75,15 @@ class Exchange:
         """What the scans on both sides left out, with the reason."""
         return self.local.skipped + self.remote.skipped
 
+    def source_of(self, path: str) -> str:
+        """Where this side reads what it sends for `path`. A conflict this side lost keeps its
+        version under the copy's name (a hard link made before the transfer), and the winner's
+        version may replace `path` while the peer still waits for ours."""
+        for kept, copy in self.keep_copies:
+            if kept == path:
+                return copy
+        return path
+
     def check_request(self, request: FileRequest) -> FileEntry:
         """The local entry the peer may have, or `ExchangeError`: it asks only for what the plan
         has this side send, from an offset inside the file."""

@@ -260,3 +260,37 @@ def test_a_delta_nobody_asked_for_is_refused(tree):
     receiver = FileReceiver(receiving, dst)
     with pytest.raises(ExchangeError, match="did not ask for"):
         receiver.feed(Record(Tag.DELTA, b"x"))
+
+
+def test_the_losing_side_of_a_conflict_sends_its_version_even_after_the_winners_arrived(tmp_path):
+    """Both versions cross at once: the loser's file may be replaced by the winner's before the
+    winner's request for the loser's version is answered; the kept copy still serves it."""
+    laptop, phone = tmp_path / "laptop", tmp_path / "phone"
+    for root, text, mtime in ((laptop, b"laptop edit", 1_700_000_000),
+                              (phone, b"phone edit, newer", 1_700_000_100)):
+        root.mkdir()
+        (root / "shared.txt").write_bytes(text)
+        os.utime(root / "shared.txt", (mtime, mtime))
+    mine, theirs = scan(laptop), scan(phone)
+    losing = prepare(mine, theirs, Direction.TWO_WAY, None, local_name="laptop", remote_name="phone")
+    winning = prepare(theirs, mine, Direction.TWO_WAY, None, local_name="phone", remote_name="laptop")
+    assert losing.keep_copies
+    TreeChanges(losing, laptop, lambda relative: None).before_transfer()
+    # The phone's version lands on the laptop first, replacing shared.txt as a rename does.
+    replacement = laptop / "incoming.tmp"
+    replacement.write_bytes(b"phone edit, newer")
+    os.replace(replacement, laptop / "shared.txt")
+
+    server = FileServer(losing, laptop)
+    receiver = FileReceiver(winning, phone, keep_version=lambda relative: None)
+    TreeChanges(winning, phone, lambda relative: None).before_transfer()
+    for record in batched(list(receiver.requests())):
+        server.feed(record)
+    answers: list[bytes] = []
+    while server.jobs:
+        answers += delta_records(server.jobs.popleft())
+    for record in batched(answers):
+        receiver.feed(record)
+    assert receiver.done
+    (copy,) = [item.target for item in winning.incoming]
+    assert (phone / copy).read_bytes() == b"laptop edit"
