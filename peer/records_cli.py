@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 
-from . import config as peer_config
+from .command_line import dataset_named, fail
 from . import record_formats
-from .config import ConfigError, Dataset
+from .config import Dataset
 from .record_formats import RecordFormatError
 from .record_store import ItemNotFound, RecordStore, RecordStoreError, item_id_for, store_path
 from .record_sync import RECORD_TYPES
@@ -32,8 +32,7 @@ from .vdir import VdirReport, vdir_of
 
 
 def _failed(message: str) -> NoReturn:
-    click.echo(f"sipsync-peer: {message}", err=True)
-    sys.exit(EXIT_FAILED)
+    fail(message, EXIT_FAILED)
 
 
 @dataclass(frozen=True)
@@ -103,13 +102,7 @@ _CONTENT_TYPE = click.option("--content-type",
 def records(ctx: click.Context, dataset_name: str) -> None:
     """The items of a record dataset (contacts, calendar, notes, sms), kept in records.db in the
     dataset's folder. Exit code 1 when a command fails, 2 for bad usage."""
-    try:
-        config = peer_config.load(ctx.obj)
-    except ConfigError as exc:
-        _failed(str(exc))
-    dataset = config.datasets.get(dataset_name)
-    if dataset is None:
-        _failed(f"no dataset {dataset_name!r} on this device (see `sipsync-peer status`)")
+    dataset = dataset_named(ctx.obj, dataset_name)
     if dataset.data_type not in RECORD_TYPES:
         _failed(f"dataset {dataset_name!r} holds {dataset.data_type}, not records")
     ctx.obj = _Target(dataset)

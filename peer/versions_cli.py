@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 from typing import NoReturn
 
 import click
@@ -13,15 +12,13 @@ import click
 from protocols.rsync.errors import UnsafePath
 from session_xml import DataType
 
-from . import config as peer_config
-from .config import ConfigError
+from .command_line import dataset_named, fail
 from .sync_outcome import EXIT_FAILED
 from .versions import Version, VersionError, VersionStore
 
 
 def _failed(message: str) -> NoReturn:
-    click.echo(f"sipsync-peer: {message}", err=True)
-    sys.exit(EXIT_FAILED)
+    fail(message, EXIT_FAILED)
 
 
 def _when(seconds: float) -> str:
@@ -53,13 +50,7 @@ def _as_dict(store: VersionStore, version: Version) -> dict:
 def versions(ctx: click.Context, dataset_name: str) -> None:
     """Files of a folder dataset that a sync replaced or deleted, kept in .sipsync-versions/ in
     the dataset's folder. Exit code 1 when a command fails, 2 for bad usage."""
-    try:
-        config = peer_config.load(ctx.obj)
-    except ConfigError as exc:
-        _failed(str(exc))
-    dataset = config.datasets.get(dataset_name)
-    if dataset is None:
-        _failed(f"no dataset {dataset_name!r} on this device (see `sipsync-peer status`)")
+    dataset = dataset_named(ctx.obj, dataset_name)
     if dataset.data_type != DataType.FILES:
         _failed(f"dataset {dataset_name!r} holds {dataset.data_type}, not files")
     ctx.obj = VersionStore(dataset.path, dataset.versions)
