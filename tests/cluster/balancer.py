@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,17 @@ class Balancer:
 
     def wait_for_state(self, port: int, active: bool, timeout: float = 15) -> None:
         state = "back in" if active else "out of"
-        wait_until(lambda: self.destinations()[port].active == active,
-                   what=f"the server on port {port} {state} the dispatcher's set",
+
+        def reached() -> bool:
+            return self.destinations()[port].active == active
+
+        wait_until(reached, what=f"the server on port {port} {state} the dispatcher's set",
                    timeout=timeout, interval=0.1)
+        if active:
+            # A health check sent while the server was down can still time out after the
+            # server answered a newer one, and take it out of the set for a moment: a device
+            # whose challenge and answer straddle that moment meets two servers. Wait until
+            # every check sent before the server came back is over.
+            time.sleep(FR_TIMER_MS / 1000 + self.ping_interval)
+            wait_until(reached, what=f"the server on port {port} still in the dispatcher's set",
+                       timeout=timeout, interval=0.1)
