@@ -12,8 +12,12 @@ another setup runs in the same go: two sipsync servers on one PostgreSQL store
 (deploy/kamailio), measured as one process tree (bench/cluster_stack.py), with PostgreSQL's
 commits and row writes per second during the ramp.
 
+With --refresh-pool N the ramp registers users 1..N over and over, wrapping, as devices on a
+keepalive do: past the first N, every registration refreshes a binding the server holds. Without
+it, each registration of the ramp is a user's first.
+
     python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
-                              [--workers 2] [--cluster]
+                              [--workers 2] [--cluster] [--refresh-pool 10000]
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ CLUSTER_PORTS = (5091, 5092)
 POOL = 250_000
 
 
-def harness(results: Path, raw: Path, label: str, pid: int, port: int, *args: str) -> None:
+def harness(results: Path, raw: Path, label: str, pid: int, port: int, *args: str,
+            pool: int = POOL) -> None:
     command = [sys.executable, str(ANCHOR / "sipbench.py"), *args[:1], "--target",
                f"127.0.0.1:{port}", "--server-pid", str(pid), "--out", str(raw), "--results",
-               str(results), "--label", label, "--pool", str(POOL), *args[1:]]
+               str(results), "--label", label, "--pool", str(pool), *args[1:]]
     subprocess.run(command, check=True)
 
 
@@ -163,8 +168,10 @@ def measure(name: str, start, port: int, work: Path, results: Path, args,
     server = start(work)
     try:
         before = cluster.writes() if cluster else None
+        # The harness wraps its users over the pool: a small one makes the ramp refreshes.
         harness(results, raw, name, server.pid, port, "register-ramp", "--rates", args.rates,
-                "--seconds", str(args.seconds), "--expires", "60")
+                "--seconds", str(args.seconds), "--expires", "60",
+                pool=args.refresh_pool or POOL)
         if cluster and before:
             after = cluster.writes()
             seconds = after[0] - before[0]
@@ -237,6 +244,8 @@ def main() -> None:
                         help="also one server of this many worker processes")
     parser.add_argument("--cluster", action="store_true",
                         help="also two servers on PostgreSQL behind Kamailio's dispatcher")
+    parser.add_argument("--refresh-pool", type=int, default=0,
+                        help="the ramp registers users 1..N again and again: refreshes")
     parser.add_argument("--anchor", type=Path, default=ANCHOR,
                         help="the anchor harness folder (sipbench.py, kamailio.cfg)")
     args = parser.parse_args()
