@@ -5,7 +5,7 @@ device; admins read it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from protocols.sip.endpoint import Endpoint
@@ -13,6 +13,7 @@ from protocols.sip.endpoint import Endpoint
 from ..location import Binding
 from ..sessions import INTERRUPTED_REASON, SessionRecord
 from .database import StorePart
+from .refresh_writes import RefreshWrites
 from .write_behind import PendingWrites
 
 
@@ -37,14 +38,22 @@ class StateStore(StorePart):
         sessions: Iterable[SessionRecord],
         new_devices: Iterable[tuple[str, str, float]],
         node: str = "",
+        *,
+        ended_seen: Mapping[tuple[str, str], float] | None = None,
+        lag: float = 0.0,
     ) -> None:
         """One transaction for everything the server `node` changed since its last flush.
 
         The devices a first REGISTER created, and every device's last-seen time, belong to the
-        directory's table but change at the pace of registrations: they ride in this batch.
+        directory's table but change at the pace of registrations: they ride in this batch,
+        and so does the last-seen time of each device whose binding ended (`ended_seen`).
         On a shared store a device that went offline here loses only the binding this node
-        holds: where it has registered since through another server, that binding stays."""
+        holds: where it has registered since through another server, that binding stays.
+
+        `lag` is the server's refresh write lag (store/refresh_writes.py): each row's expiry is
+        pushed out by the refreshes the server may leave unwritten after it."""
         bindings = list(bindings)
+        expiry = RefreshWrites(lag).stored_expiry
         with self.db:
             self.db.executemany(
                 'INSERT INTO devices ("user", name, created_at) VALUES (?, ?, ?) '
@@ -57,13 +66,19 @@ class StateStore(StorePart):
                     (
                         b.user, b.device, b.contact, b.source.transport, b.source.host,
                         b.source.port, b.user_agent, b.registered_at, b.last_seen,
-                        b.expires_at, b.call_id, b.cseq, node or b.node,
+                        expiry(b), b.call_id, b.cseq, node or b.node,
                     )
                     for b in bindings
                 ],
             )
             seen = [(b.last_seen, b.user, b.device) for b in bindings]
             self.db.executemany('UPDATE devices SET last_seen=? WHERE "user"=? AND name=?', seen)
+            # Never back: on a shared store another server may have seen the device since.
+            self.db.executemany(
+                'UPDATE devices SET last_seen=? WHERE "user"=? AND name=? '
+                "AND (last_seen IS NULL OR last_seen < ?)",
+                [(at, user, device, at) for (user, device), at in (ended_seen or {}).items()],
+            )
             mine, ours = self._mine(node)
             self.db.executemany(
                 f'DELETE FROM bindings WHERE "user"=? AND device=?{mine}',
@@ -82,12 +97,12 @@ class StateStore(StorePart):
                 ],
             )
 
-    def write_pending(self, pending: PendingWrites, node: str = "") -> None:
+    def write_pending(self, pending: PendingWrites, node: str = "", lag: float = 0.0) -> None:
         """All the server kept for the store, written as its last flush left it."""
         if pending.subscriptions or pending.ended_subscriptions:
             self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions)
         self.write_batch(pending.bound.values(), pending.unbound, pending.sessions.values(),
-                         pending.new_devices, node)
+                         pending.new_devices, node, ended_seen=pending.ended_seen, lag=lag)
 
     def _mine(self, node: str | None) -> tuple[str, tuple]:
         """The condition (and its argument) for rows of `node`: on a store only one server uses,
@@ -113,7 +128,8 @@ class StateStore(StorePart):
 
     def bindings(self, now: float | None = None) -> list[Binding]:
         """The stored bindings, by user and device, each with the node holding it; with `now`,
-        only those not yet expired."""
+        only those not yet expired. A binding's expiry is the latest it may run to: the server
+        may not have written the refreshes of its last window, and its row allows for them."""
         query = f"SELECT {_BINDING_COLUMNS} FROM bindings"
         args: tuple = ()
         if now is not None:

@@ -39,3 +39,10 @@ def test_an_ended_subscription_drops_its_kept_state_and_nothing_kept_is_false():
     pending.add(subscriptions=[("s1", "{}", 10.0)])
     pending.add(ended_subscriptions=["s1"])
     assert pending.subscriptions == {} and pending.ended_subscriptions == {"s1"} and pending
+
+
+def test_a_device_that_ended_twice_while_kept_keeps_its_latest_last_seen_time():
+    pending = PendingWrites()
+    pending.add(unbound=[("alice", "phone")], ended_seen={("alice", "phone"): 9.0})
+    pending.add(unbound=[("alice", "phone")], ended_seen={("alice", "phone"): 4.0})
+    assert pending.ended_seen == {("alice", "phone"): 9.0} and len(pending) == 2
