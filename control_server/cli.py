@@ -35,6 +35,10 @@ from .store import StoreError
 @click.option("--default-expires", type=int, help="Registration lifetime when a device names none [60].")
 @click.option("--min-expires", type=int, help="Shorter requests get 423 [20].")
 @click.option("--max-expires", type=int, help="Longer requests are cut to this [3600].")
+@click.option("--refresh-write-lag", type=click.FloatRange(min=0),
+              help="A refresh moving only the expiry is stored once per this many registration "
+                   "intervals; after a crash a device that left stays listed up to that long "
+                   "[1; 0: every refresh].")
 @click.option("--digest-algorithms", help="Challenge order, e.g. 'MD5,SHA-256' or 'SHA-256,MD5'.")
 @click.option("--multi-challenge-agents",
               help="User-Agent words of clients challenged with every digest algorithm; others "

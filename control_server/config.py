@@ -28,6 +28,9 @@ class ServerConfig:
     min_expires: int = 20
     max_expires: int = 3600
     expiry_grace: float = 10.0
+    # A refresh that moves only the expiry is written to the store once per this many
+    # registration intervals (control_server/store/refresh_writes.py); 0: every refresh.
+    refresh_write_lag: float = 1.0
     nonce_lifetime: float = 300.0
     digest_algorithms: str = "MD5,SHA-256"  # challenge order: first is what simple clients take
     # User-Agent words (comma separated) of clients challenged with every digest algorithm;

@@ -53,10 +53,13 @@ Answer = TypeVar("Answer", SipResponse, bytes)
 class Registration(Generic[Answer]):
     """What one REGISTER did. `response` is the answer in the form its reader writes it (a
     SipResponse from `register`, bytes from `register_head`), None when the throttle drops it
-    unanswered; a failed authentication carries its `penalty` (how long the answer waits)."""
+    unanswered; a failed authentication carries its `penalty` (how long the answer waits).
+    `replaced` is the binding `bound` took the place of, for the store to tell a refresh from
+    a change."""
 
     response: Answer | None
     bound: Binding | None = None
+    replaced: Binding | None = None
     unbound: tuple[Binding, ...] = ()
     new_device: bool = False
     auth_failed: bool = False
@@ -226,6 +229,7 @@ class Registrar:
         return Registration(
             render(self._ok(to_tag, self.location.devices_of(user), now)),
             bound=binding,
+            replaced=previous,
             new_device=not known,
             user=user,
         )

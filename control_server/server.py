@@ -38,6 +38,7 @@ from .message_bodies import describe, read_progress
 from .sessions import SessionRecord, SessionRegistry
 from .store import DirectoryStore, StateStore, StoreUnavailable, open_database
 from .store.health import StoreHealth
+from .store.refresh_writes import RefreshWrites
 from .store.write_behind import PendingWrites
 from .shared_state import SharedThrottle, flows_lost_with
 from .throttle import Throttle, ThrottlePolicy
@@ -116,8 +117,12 @@ class ControlServer:
         self.proxy: Proxy | None = None
         self.notifier: Notifier | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store")
+        # Which registrations reach the store at once; the other refreshes are vouched for by
+        # the expiry of the row written before them.
+        self.refresh_writes = RefreshWrites(config.refresh_write_lag)
         self._bound: dict[tuple[str, str], Binding] = {}
         self._unbound: set[tuple[str, str]] = set()
+        self._ended_seen: dict[tuple[str, str], float] = {}
         self._new_devices: list[tuple[str, str, float]] = []
         # Devices made by a first REGISTER until the store holds them: a reload in between
         # must not take them for devices an admin removed.
@@ -192,6 +197,7 @@ class ControlServer:
         if self.cluster is not None:
             await self.cluster.detach()
         await self.driver.close()
+        self._keep_refreshes()
         await self._flush()
         if self._unwritten:
             log.error("stopped with %d change(s) the store never took", len(self._unwritten))
@@ -309,8 +315,10 @@ class ControlServer:
                     self.events.publish(DeviceOnline(binding, now))
                 if self.notifier is not None:
                     effects += self.notifier.came_online(binding.key, now, result.new_device)
-            self._bound[binding.key] = binding
-            self._unbound.discard(binding.key)
+            key = binding.key
+            if key in self._bound or self.refresh_writes.must_write(result.replaced, binding):
+                self._bound[key] = binding
+            self._unbound.discard(key)
             if result.new_device:
                 self._new_devices.append((binding.user, binding.device, now))
                 self._unwritten_devices.add(binding.key)
@@ -329,6 +337,7 @@ class ControlServer:
         self._bound.pop(binding.key, None)
         if ours:
             self._unbound.add(binding.key)
+            self._ended_seen[binding.key] = binding.last_seen
         if self.events.listening:
             self.events.publish(DeviceOffline(binding.user, binding.device, reason, now))
         for session in self.sessions.involving(binding.user, binding.device):
@@ -478,16 +487,18 @@ class ControlServer:
         async with self._flushing:
             # Written detached from what the next flush adds to, since the writer thread reads it.
             pending, self._unwritten = self._unwritten, PendingWrites()
-            pending.add(bound=self._bound.values(), unbound=self._unbound, sessions=sessions,
+            pending.add(bound=self._bound.values(), unbound=self._unbound,
+                        ended_seen=self._ended_seen, sessions=sessions,
                         new_devices=self._new_devices, subscriptions=kept,
                         ended_subscriptions=ended)
-            self._bound, self._unbound, self._new_devices = {}, set(), []
+            self._bound, self._unbound, self._ended_seen, self._new_devices = {}, set(), {}, []
             if not pending:
                 return
             # Our own commits leave our connection's data_version alone: only an admin's move it.
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self.store.write_pending, pending, self.node)
+                    self._writer, self.store.write_pending, pending, self.node,
+                    self.refresh_writes.lag)
             except StoreUnavailable as exc:
                 self._unwritten = pending  # the next flush adds to it and tries again
                 self.store_health.failed(exc, len(pending))
@@ -495,6 +506,15 @@ class ControlServer:
         self.store_health.written(len(pending))
         self._unwritten_devices.difference_update(
             (user, device) for user, device, _ in pending.new_devices)
+
+    def _keep_refreshes(self) -> None:
+        """On the way out, every binding this node refreshed in this run goes to the store with
+        its latest expiry and last-seen time, skipped refreshes included. A binding loaded at
+        start and not refreshed since is left as its row has it: written again, its pushed-out
+        expiry would be pushed out once more."""
+        for binding in self.location.all():
+            if binding.node == self.worker and binding.last_seen >= self.started_at:
+                self._bound[binding.key] = binding
 
     def _report_sessions(self, changes: list[SessionRecord]) -> None:
         """Session changes, as the registry noted them, become metrics and live events."""

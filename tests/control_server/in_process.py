@@ -31,14 +31,27 @@ def answered(effects) -> SipResponse:
 
 
 def register(server: ControlServer, user="alice", password="pw", device="phone", *,
-             answer_to: ControlServer | None = None) -> int:
-    """The status of a REGISTER answering `server`'s challenge, sent to `answer_to` (or to it)."""
+             answer_to: ControlServer | None = None, source: Endpoint = PHONE,
+             at: float | None = None, expires: int = 60) -> int:
+    """The status of a REGISTER answering `server`'s challenge, sent to `answer_to` (or to it)
+    from `source`, at the time `at` (now if None)."""
     to = f"<sip:{user}@sipsync;device={device}>"
-    headers = [f"Contact: <sip:{user}@127.0.0.1:5071>", "Expires: 60"]
+    headers = [f"Contact: <sip:{user}@{source.host}:{source.port}>", f"Expires: {expires}"]
     first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=1)
-    challenge = answered(server.request_received(first, PHONE, time.time()))
+    now = time.time() if at is None else at
+    challenge = answered(server.request_received(first, source, now))
     credentials = answer(challenge.headers.get("www-authenticate")[0], user=user,
                          password=password, method="REGISTER", uri="sip:sipsync")
     second = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers + [credentials],
                    cseq=2)
-    return answered((answer_to or server).request_received(second, PHONE, time.time())).status_code
+    return answered((answer_to or server).request_received(second, source, now)).status_code
+
+
+async def crash(server: ControlServer) -> None:
+    """What a killed server leaves: its sockets and its store connection gone, and nothing
+    written that its last flush had not written."""
+    for task in server._tasks:
+        task.cancel()
+    await server.driver.close()
+    server._writer.shutdown(wait=True)
+    server.database.close()
