@@ -38,8 +38,13 @@ class _ServerCollector(Collector):
              "Answers to failed authentications sent late by the throttle"),
             ("sipsync_throttle_dropped", "throttle_dropped",
              "Requests dropped unanswered: banned address or user, or a flood"),
+            ("sipsync_store_bindings_written", "store_bindings_written",
+             "Binding rows written to the store: new, changed, or a refresh opening a window"),
         ):
             yield CounterMetricFamily(name, text, value=counters.get(key, 0))
+        yield CounterMetricFamily("sipsync_store_writer_cpu_seconds",
+                                  "CPU time of the thread writing to the store",
+                                  value=counters.get("store_writer_cpu_us", 0) / 1e6)
         requests = CounterMetricFamily("sipsync_sip_requests", "SIP requests received, by method",
                                        labels=["method"])
         for method, count in sorted(state.requests.items()):

@@ -81,3 +81,14 @@ def test_the_store_gauge_is_one_while_the_store_takes_writes_and_zero_while_it_i
     assert samples(exposition.render(), "sipsync_store_up") == {("sipsync_store_up", ()): 1.0}
     metrics.store_up = False
     assert samples(exposition.render(), "sipsync_store_up") == {("sipsync_store_up", ()): 0.0}
+
+
+def test_the_stores_rows_and_writer_time_are_counters_the_writer_time_in_seconds():
+    counts = ServerCounts(counters={"store_bindings_written": 7, "store_writer_cpu_us": 2_500_000},
+                          requests={}, online=0, active_sessions=0, server_transactions=0,
+                          client_transactions=0)
+    ours = MetricsExposition(lambda: counts, ServerMetrics()).render()
+    assert samples(ours, "sipsync_store_bindings_written") == {
+        ("sipsync_store_bindings_written_total", ()): 7}
+    assert samples(ours, "sipsync_store_writer_cpu_seconds") == {
+        ("sipsync_store_writer_cpu_seconds_total", ()): 2.5}

@@ -63,6 +63,10 @@ async def test_a_refresh_is_not_written_and_a_change_of_flow_is(store, tmp_path)
         assert register(server, source=NAT_MOVED, at=registered + 25) == 200
         moved = await written(store, seen=registered + 25)
         assert moved.source == NAT_MOVED and moved.contact == "sip:alice@127.0.0.1:5999"
+        # Three rows of four registrations; a written refresh would have made it four.
+        await wait_until_async(lambda: server.counters["store_bindings_written"] == 3,
+                               what="three binding rows counted")
+        assert server.counters["store_writer_cpu_us"] > 0
     finally:
         await server.stop()
 
