@@ -14,7 +14,9 @@ commits and row writes per second during the ramp.
 
 With --refresh-pool N the ramp registers users 1..N over and over, wrapping, as devices on a
 keepalive do: past the first N, every registration refreshes a binding the server holds. Without
-it, each registration of the ramp is a user's first.
+it, each registration of the ramp is a user's first. For the one-process server the run also
+prints what reaching the store cost during the ramp, from its /metrics: binding rows written per
+registration and the writer thread's CPU time per registration.
 
     python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
                               [--workers 2] [--cluster] [--refresh-pool 10000]
@@ -62,6 +64,12 @@ def start_sipsync(work: Path, workers: int = 1) -> subprocess.Popen:
         store.import_users((f"user{i}", f"pw{i}") for i in range(1, POOL + 1))
         print(f"provisioned {POOL} users in {time.perf_counter() - started:.1f} s", flush=True)
         store.close()
+        from control_server.admin.accounts import AdminAccounts
+        from control_server.store import AdminStore
+
+        accounts = AdminStore.open(data)
+        (work / "token").write_text(AdminAccounts(accounts).create_token("bench", "viewer"))
+        accounts.close()
     else:
         # A fresh location table for each phase, as the anchor restarts Kamailio.
         import sqlite3
@@ -70,14 +78,16 @@ def start_sipsync(work: Path, workers: int = 1) -> subprocess.Popen:
             db.execute("DELETE FROM bindings")
     port_file = work / "port"
     port_file.unlink(missing_ok=True)
+    (work / "admin-port").unlink(missing_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "control_server.cli", "--data-dir", str(data), "--sip-port",
-         str(SIPSYNC_PORT), "--no-admin", "--log-level", "WARNING", "--port-file", str(port_file),
+         str(SIPSYNC_PORT), "--admin-port", "0", "--admin-port-file", str(work / "admin-port"),
+         "--log-level", "WARNING", "--port-file", str(port_file),
          # The load comes from one address, as through a load balancer: no flood limit for it.
          "--throttle-allow", "127.0.0.1", "--workers", str(workers)],
         cwd=REPO,
     )
-    while not port_file.exists():
+    while not (port_file.exists() and (work / "admin-port").exists()):
         if process.poll() is not None:
             raise SystemExit("sipsync-server did not start")
         time.sleep(0.05)
@@ -138,6 +148,40 @@ class Cluster:
         return time.monotonic(), row["xact_commit"], row["rows"]
 
 
+def server_counters(work: Path) -> dict[str, float]:
+    """The one-process server's counters from its /metrics (the admin API on a port it picked);
+    {} when it has none."""
+    import urllib.request
+
+    try:
+        port = int((work / "admin-port").read_text())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {(work / 'token').read_text()}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            text = answer.read().decode()
+    except (OSError, ValueError):
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith("_total") and not line.startswith("#"):
+            values[name.removeprefix("sipsync_").removesuffix("_total")] = float(value)
+    return values
+
+
+def report_store(before: dict[str, float], after: dict[str, float]) -> None:
+    registrations = after.get("registrations", 0) - before.get("registrations", 0)
+    if "store_bindings_written" not in after or not registrations:
+        print("store during the ramp: not reported by this server", flush=True)
+        return
+    rows = after["store_bindings_written"] - before["store_bindings_written"]
+    cpu = after["store_writer_cpu_seconds"] - before["store_writer_cpu_seconds"]
+    print(f"store during the ramp: {rows:.0f} binding rows for {registrations:.0f} "
+          f"registrations ({rows / registrations:.3f} per registration), writer thread "
+          f"{cpu * 1e6 / registrations:.1f} µs CPU per registration", flush=True)
+
+
 def start_kamailio(work: Path) -> subprocess.Popen:
     run = work / "kamailio"
     run.mkdir(exist_ok=True)
@@ -168,10 +212,13 @@ def measure(name: str, start, port: int, work: Path, results: Path, args,
     server = start(work)
     try:
         before = cluster.writes() if cluster else None
+        counted = server_counters(work) if name == "sipsync" else {}
         # The harness wraps its users over the pool: a small one makes the ramp refreshes.
         harness(results, raw, name, server.pid, port, "register-ramp", "--rates", args.rates,
                 "--seconds", str(args.seconds), "--expires", "60",
                 pool=args.refresh_pool or POOL)
+        if name == "sipsync":
+            report_store(counted, server_counters(work))
         if cluster and before:
             after = cluster.writes()
             seconds = after[0] - before[0]
