@@ -280,7 +280,7 @@ def measure_cluster(work: Path, results: Path, args) -> None:
 
 
 def main() -> None:
-    global ANCHOR  # read by harness() and start_kamailio()
+    global ANCHOR, SIPSYNC_PORT, KAMAILIO_PORT  # read by harness() and the start functions
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="1000,2000,4000,5000,6000,8000,12000,16000,20000,24000")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -291,12 +291,16 @@ def main() -> None:
                         help="also one server of this many worker processes")
     parser.add_argument("--cluster", action="store_true",
                         help="also two servers on PostgreSQL behind Kamailio's dispatcher")
+    parser.add_argument("--sipsync-port", type=int, default=SIPSYNC_PORT,
+                        help="the one-process server's SIP port (another run may hold the default)")
+    parser.add_argument("--kamailio-port", type=int, default=KAMAILIO_PORT)
     parser.add_argument("--refresh-pool", type=int, default=0,
                         help="the ramp registers users 1..N again and again: refreshes")
     parser.add_argument("--anchor", type=Path, default=ANCHOR,
                         help="the anchor harness folder (sipbench.py, kamailio.cfg)")
     args = parser.parse_args()
     ANCHOR = args.anchor.resolve()
+    SIPSYNC_PORT, KAMAILIO_PORT = args.sipsync_port, args.kamailio_port
     if shutil.which("sipp") is None:
         raise SystemExit("needs sipp: apt-get install sip-tester")
     if not ANCHOR.exists():
