@@ -155,7 +155,7 @@ class ControlServer:
             if interrupted:
                 log.info("closed %d session(s) left open by the previous run", len(interrupted))
             self.sessions.interrupted_by_restart(interrupted, now)
-        for binding in self.store.bindings(now):
+        for binding in self.store.bindings(now, held=True):
             self.location.put(binding)
         await self._directory_changes.start()
         _settle_heap()
@@ -522,8 +522,8 @@ class ControlServer:
     def _keep_refreshes(self) -> None:
         """On the way out, every binding this node refreshed in this run goes to the store with
         its latest expiry and last-seen time, skipped refreshes included. A binding loaded at
-        start and not refreshed since is left as its row has it: written again, its pushed-out
-        expiry would be pushed out once more."""
+        start and not refreshed since is left as its row has it: written again, the expiry it
+        was loaded with (the row's held-until time) would be pushed out once more."""
         for binding in self.location.all():
             if binding.node == self.worker and binding.last_seen >= self.started_at:
                 self._bound[binding.key] = binding

@@ -5,9 +5,9 @@ A binding is written when it is new, when its contact, flow (source address, tra
 holding it), user agent or interval changes, and when it ends (the caller deletes it). A refresh
 is written only when it is the first of a window of `lag` registration intervals counted from
 the binding's registration; the others are skipped. Every row written vouches for the refreshes
-that may be skipped after it: its expiry is pushed out by one window. So, whatever the moment of
-a crash, a device that refreshed within its interval is registered in the store at least as long
-as it really is, and a device that left is listed at most one window past its true expiry.
+that may be skipped after it: the store holds it one window past its expiry. So, whatever the
+moment of a crash, a device that refreshed within its interval is held in the store at least as
+long as it is really registered, and a device that left is held at most one window longer.
 Sans-I/O: it reads bindings and nothing else."""
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class RefreshWrites:
         return (binding.last_seen - since) // window != (previous.last_seen - since) // window
 
     def stored_expiry(self, binding: Binding) -> float:
-        """The expiry a written row carries: the binding's own, pushed out by the refreshes that
-        may go unwritten after it (the store's rows answer "registered until at the latest")."""
+        """How long the store holds a written row: the binding's expiry pushed out by the
+        refreshes that may go unwritten after it (registered until then at the latest)."""
         return binding.expires_at + self.lag * _interval(binding)
 
 
@@ -53,7 +53,7 @@ def _changed(previous: Binding, binding: Binding) -> bool:
     return (previous.contact != binding.contact or previous.source != binding.source
             or previous.user_agent != binding.user_agent or previous.node != binding.node
             or previous.registered_at != binding.registered_at
-            # A row pushed out by another interval vouches for the wrong window; a binding
-            # loaded from the store carries its pushed-out expiry, so its first refresh is
+            # A row held for another interval vouches for the wrong window; a binding loaded
+            # from the store carries the expiry it was held until, so its first refresh is
             # written too.
             or round(_interval(previous)) != round(_interval(binding)))

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS bindings (
     call_id TEXT NOT NULL,
     cseq INTEGER NOT NULL,
     node TEXT NOT NULL DEFAULT '',  -- the server holding the device's flow
+    -- The latest the registration may run to: expires_at and the refreshes after last_seen
+    -- that the server may have left unwritten (control_server/store/refresh_writes.py).
+    held_until REAL NOT NULL DEFAULT 0,
     PRIMARY KEY ("user", device)
 );
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -89,6 +92,7 @@ ADDED_COLUMNS = (
     ("sessions", "started_by", "TEXT NOT NULL DEFAULT ''"),
     ("bindings", "node", "TEXT NOT NULL DEFAULT ''"),
     ("sessions", "node", "TEXT NOT NULL DEFAULT ''"),
+    ("bindings", "held_until", "REAL NOT NULL DEFAULT 0"),
 )
 
 # Every table, parents before the tables that refer to them: the order a copy fills them in.

@@ -50,10 +50,10 @@ class StateStore(StorePart):
         On a shared store a device that went offline here loses only the binding this node
         holds: where it has registered since through another server, that binding stays.
 
-        `lag` is the server's refresh write lag (store/refresh_writes.py): each row's expiry is
-        pushed out by the refreshes the server may leave unwritten after it."""
+        `lag` is the server's refresh write lag (store/refresh_writes.py): each row is held
+        past its expiry for the refreshes the server may leave unwritten after it."""
         bindings = list(bindings)
-        expiry = RefreshWrites(lag).stored_expiry
+        held_until = RefreshWrites(lag).stored_expiry
         with self.db:
             self.db.executemany(
                 'INSERT INTO devices ("user", name, created_at) VALUES (?, ?, ?) '
@@ -66,7 +66,7 @@ class StateStore(StorePart):
                     (
                         b.user, b.device, b.contact, b.source.transport, b.source.host,
                         b.source.port, b.user_agent, b.registered_at, b.last_seen,
-                        expiry(b), b.call_id, b.cseq, node or b.node,
+                        b.expires_at, b.call_id, b.cseq, node or b.node, held_until(b),
                     )
                     for b in bindings
                 ],
@@ -126,21 +126,24 @@ class StateStore(StorePart):
         return list(self.db.execute(
             "SELECT id, state FROM subscriptions WHERE expires_at > ? ORDER BY id", (now,)))
 
-    def bindings(self, now: float | None = None) -> list[Binding]:
+    def bindings(self, now: float | None = None, *, held: bool = False) -> list[Binding]:
         """The stored bindings, by user and device, each with the node holding it; with `now`,
-        only those not yet expired. A binding's expiry is the latest it may run to: the server
-        may not have written the refreshes of its last window, and its row allows for them."""
+        only those the store still holds (the server may not have written the last refreshes
+        of a device, and each row allows for them). Each binding has the expiry of the refresh
+        last written, or with `held` the latest its registration may run to: what a server
+        starting up keeps it for."""
         query = f"SELECT {_BINDING_COLUMNS} FROM bindings"
         args: tuple = ()
         if now is not None:
-            query += " WHERE expires_at > ?"
-            args = (now,)
+            query += " WHERE (expires_at > ? OR held_until > ?)"
+            args = (now, now)
         return [
             Binding(
                 user=u, device=d, contact=c, source=Endpoint(t, h, p), user_agent=ua,
-                registered_at=ra, last_seen=ls, expires_at=ex, call_id=ci, cseq=cs, node=n,
+                registered_at=ra, last_seen=ls, expires_at=max(ex, hu) if held else ex,
+                call_id=ci, cseq=cs, node=n,
             )
-            for u, d, c, t, h, p, ua, ra, ls, ex, ci, cs, n in self.db.execute(
+            for u, d, c, t, h, p, ua, ra, ls, ex, ci, cs, n, hu in self.db.execute(
                 query + ' ORDER BY "user", device', args
             )
         ]
@@ -203,9 +206,9 @@ class StateStore(StorePart):
 
 
 _BINDING_COLUMNS = ('"user", device, contact, transport, host, port, user_agent, registered_at, '
-                    "last_seen, expires_at, call_id, cseq, node")
+                    "last_seen, expires_at, call_id, cseq, node, held_until")
 _UPSERT_BINDING = (
-    f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     'ON CONFLICT ("user", device) DO UPDATE SET '
     + ", ".join(f"{c}=excluded.{c}" for c in _BINDING_COLUMNS.split(", ")[2:])
 )
