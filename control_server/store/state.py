@@ -85,7 +85,8 @@ class StateStore(StorePart):
     def write_pending(self, pending: PendingWrites, node: str = "") -> None:
         """All the server kept for the store, written as its last flush left it."""
         if pending.subscriptions or pending.ended_subscriptions:
-            self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions)
+            self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions,
+                                     node)
         self.write_batch(pending.bound.values(), pending.unbound, pending.sessions.values(),
                          pending.new_devices, node)
 
@@ -97,19 +98,25 @@ class StateStore(StorePart):
         return " AND node IN (?, '')", (node,)
 
     def write_subscriptions(self, kept: Iterable[tuple[str, str, float]],
-                            ended: Iterable[str]) -> None:
+                            ended: Iterable[str], node: str = "") -> None:
         """Presence subscriptions made, refreshed (id, state, expiry) or ended since the last
-        flush: a restarted server keeps notifying its watchers."""
+        flush by the server `node`: a restarted server keeps notifying its watchers, and on a
+        shared store a gone server's subscriptions are known by its name."""
         with self.db:
             self.db.executemany(
-                "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "state=excluded.state, expires_at=excluded.expires_at", kept)
+                "INSERT INTO subscriptions (id, state, expires_at, node) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state=excluded.state, "
+                "expires_at=excluded.expires_at, node=excluded.node",
+                [(*row, node) for row in kept])
             self.db.executemany("DELETE FROM subscriptions WHERE id=?", [(i,) for i in ended])
 
-    def subscriptions(self, now: float) -> list[tuple[str, str]]:
-        """(id, state) of the subscriptions not yet expired."""
+    def subscriptions(self, now: float, node: str | None = None) -> list[tuple[str, str]]:
+        """(id, state) of the subscriptions not yet expired; on a shared store with `node`,
+        only those that server holds (and those of before servers had names)."""
+        mine, args = self._mine(node)
         return list(self.db.execute(
-            "SELECT id, state FROM subscriptions WHERE expires_at > ? ORDER BY id", (now,)))
+            f"SELECT id, state FROM subscriptions WHERE expires_at > ?{mine} ORDER BY id",
+            (now, *args)))
 
     def bindings(self, now: float | None = None) -> list[Binding]:
         """The stored bindings, by user and device, each with the node holding it; with `now`,
