@@ -37,13 +37,21 @@ class PostgresFeed:
         self.too_large = 0  # events not sent: over the payload limit
 
     def publish(self, event: SharedEvent) -> None:
-        payload = self.node.encode() + b" " + encode(event)
+        payload = self._payload(event)
         if len(payload) > MAX_PAYLOAD:
             self.too_large += 1
             log.warning("%s of %d bytes is too large for the feed: not sent",
                         type(event).__name__, len(payload))
             return
         self._outbox.put_nowait(payload)
+
+    def announcement(self, event: SharedEvent) -> tuple[str, str]:
+        """The channel and payload of `event` from this node, for a store transaction to send
+        with its change (heard only if it commits); for small events (NodeGone)."""
+        return self.channel, self._payload(event).decode()
+
+    def _payload(self, event: SharedEvent) -> bytes:
+        return self.node.encode() + b" " + encode(event)
 
     async def start(self, receive: Receiver) -> None:
         def heard(connection, pid, channel, payload: str) -> None:

@@ -210,6 +210,11 @@ class Presence:
         changes, self._changes = self._changes, {}
         return changes
 
+    def all_changed(self) -> None:
+        """Every subscription to be written again: the store lost them (a cluster took this
+        server for gone while it was cut off from the store)."""
+        self._changes.update(self.subscriptions)
+
     def end(self, sub_id: str) -> bool:
         """Forget a subscription whose subscriber stopped answering; True if it was there."""
         sub = self.subscriptions.get(sub_id)

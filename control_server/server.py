@@ -29,12 +29,14 @@ from .directory import Directory
 from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .held_answers import Answer, HeldAnswers
 from .inspection import ALLOW, Rejection, has_user, inspect, method_rejection
+from .liveness import gone_reason
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .notifier import ALLOW_EVENTS, Notifier
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
+from .peer_sessions import PeerSessions
 from .sessions import SessionRecord, SessionRegistry
 from .store import DirectoryStore, StateStore, StoreUnavailable, open_database
 from .store.health import StoreHealth
@@ -99,6 +101,12 @@ class ControlServer:
         self.directory = Directory.load(self.directory_store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
+        # The sessions the other servers of a cluster run, for the admin view; a worker's view
+        # of the others is its supervisor's.
+        self.peer_sessions = (PeerSessions() if cluster is not None and not cluster.supervised
+                              else None)
+        # Every active session to be written again (this server was taken for gone).
+        self._write_sessions_again = False
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
                          "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0}
         self.driver = SipDriver(self, counters=self.counters, shortcut=self.register_received)
@@ -169,7 +177,7 @@ class ControlServer:
                      if d.last_seen is not None}
         self.notifier = Notifier(self.layer, self.auth, self.directory, self.location, me,
                                  self.realm, last_seen)
-        subscriptions = self.store.subscriptions(now)
+        subscriptions = self.store.subscriptions(now, self.node)
         if self.cluster is not None:
             subscriptions = [row for row in subscriptions
                              if self.cluster.owns_subscription(row)]
@@ -391,12 +399,41 @@ class ControlServer:
                 log.info("%s/%s went offline: its connection was at %s, which stopped",
                          binding.user, binding.device, event.node)
                 self.driver.carry_out(self._offline(binding, now, "went offline"), now)
+            if self.peer_sessions is not None:
+                for record in self.peer_sessions.node_gone(event.node, now,
+                                                           gone_reason(event.node)):
+                    log.info("session %s ended: %s", record.call_id, record.reason)
+                    if self.events.listening:
+                        self.events.publish(SessionChanged(record, now))
+        elif isinstance(event, SessionUpdate) and self.peer_sessions is not None:
+            self.peer_sessions.update(event.record, event.node)
+            if self.events.listening:
+                self.events.publish(SessionChanged(event.record, now))
         elif isinstance(event, DirectoryChanged):
             if self._reloading is None or self._reloading.done():  # one reload reads it all
                 self._reloading = asyncio.get_running_loop().create_task(self.reload_directory())
         else:
             assert isinstance(self.throttle, SharedThrottle)
             self.throttle.apply(event)
+
+    def rejoined(self) -> None:
+        """The other servers took this one for gone while it was cut off from the store: they
+        ended its open sessions there, dropped its subscriptions and the bindings over its
+        connections, and stopped showing them. What it still runs is written and told again,
+        and replaces what they presumed."""
+        assert self.cluster is not None
+        records = [session.record() for session in self.sessions.active.values()]
+        self._write_sessions_again = True
+        for record in records:
+            self.cluster.publish(SessionUpdate(record, self.worker))
+        for binding in self.location.all():
+            if binding.node == self.worker:
+                self._bound[binding.key] = binding
+                self.cluster.publish(BindingUp(binding))
+        if self.notifier is not None:
+            self.notifier.presence.all_changed()
+        log.info("writing again %d session(s) and the bindings and subscriptions held here",
+                 len(records))
 
     # -- the throttle's side effects -------------------------------------------------------------
 
@@ -475,6 +512,10 @@ class ControlServer:
         if sessions:
             self._report_sessions(sessions)
         kept, ended = self.notifier.take_changes() if self.notifier is not None else ([], [])
+        if self._write_sessions_again:
+            # As they are now: newer than any change taken above.
+            sessions += [session.record() for session in self.sessions.active.values()]
+            self._write_sessions_again = False
         async with self._flushing:
             # Written detached from what the next flush adds to, since the writer thread reads it.
             pending, self._unwritten = self._unwritten, PendingWrites()
@@ -533,8 +574,11 @@ class ControlServer:
         return self.location.get(user, device)
 
     def active_sessions(self) -> list[SessionRecord]:
-        active = sorted(self.sessions.active.values(), key=lambda s: s.started_at)
-        return [session.record() for session in active]
+        """This server's sessions, and in a cluster those the others run."""
+        records = [session.record() for session in self.sessions.active.values()]
+        if self.peer_sessions is not None:
+            records += self.peer_sessions.active()
+        return sorted(records, key=lambda s: s.started_at)
 
 
 def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:

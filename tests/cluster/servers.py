@@ -4,6 +4,7 @@ Each has its own data directory with the same users, or all share one PostgreSQL
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -96,6 +97,13 @@ class ClusterServer:
 
     def logs(self) -> str:
         return self.log_path.read_text()
+
+    def api(self, path: str):
+        """The server's admin API answer to GET `path`, as JSON."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}",
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def metric(self, name: str, labels: str = "") -> float:
         """One sample of the server's /metrics, 0 when it has none yet."""

@@ -1,0 +1,86 @@
+"""Servers on one PostgreSQL store behind the real Kamailio dispatcher notice a server that was
+killed: its heartbeat stops, another server ends its sessions in the store within the timeout
+(history says why), and every admin API stops showing them; back, it takes its place again
+without ending anything twice."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from ..integration.conftest import free_port
+from ..waiting import wait_until
+from .sipp_devices import call, query, register_device, start_callee
+
+pytestmark = pytest.mark.sipp
+
+INTERVAL = 0.5
+MISSED = 3
+HEARTBEAT = ("--heartbeat-interval", str(INTERVAL), "--heartbeats-missed", str(MISSED))
+# The silence that makes a server gone, a sweep interval to notice it, and room for a loaded
+# machine: past this, the test fails.
+NOTICED_WITHIN = INTERVAL * MISSED + INTERVAL + 3.0
+
+SESSIONS = "SELECT call_id, state, reason, ended_at, node FROM sessions"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_the_reason(
+        cluster, tmp_path, postgres_url):
+    servers = cluster([("carol", "carol-pw")], server_options=HEARTBEAT, store_url=postgres_url)
+    uas_port = free_port()
+    register_device(servers.port, tmp_path, "carol", "carol-pw", "phone", uas_port)
+    callee = start_callee(servers.port, tmp_path, uas_port)
+    caller = call(servers.port, tmp_path, ("carol", "carol-pw"), "carol", "phone", hold=60,
+                  background=True)
+    try:
+        session = wait_until(
+            lambda: [r for r in query(postgres_url, SESSIONS) if r["state"] == "established"],
+            what="the call established in the store")[0]
+        by_name = {server.data_dir.name: server for server in servers.servers}
+        home = by_name[session["node"]]
+        other = next(server for server in servers.servers if server is not home)
+        call_id = session["call_id"]
+        # The other server shows the session it heard of over the feed.
+        wait_until(lambda: [s for s in other.api("/api/sessions") if s["call_id"] == call_id],
+                   what="the session in the other server's admin API")
+        before = {r["node"]: r for r in query(postgres_url, "SELECT * FROM servers")}
+        assert before[home.data_dir.name]["gone_at"] is None
+
+        home.kill()
+        killed_at = time.monotonic()
+        ended = wait_until(
+            lambda: [r for r in query(postgres_url, SESSIONS) if r["ended_at"] is not None],
+            what="the killed server's session ended in the store", timeout=NOTICED_WITHIN,
+            interval=0.1)[0]
+        noticed_after = time.monotonic() - killed_at
+        reason = f"server {home.data_dir.name} stopped"
+        assert (ended["call_id"], ended["state"], ended["reason"]) == (call_id, "failed", reason)
+        assert noticed_after >= INTERVAL * MISSED - INTERVAL  # not before it fell silent
+
+        wait_until(lambda: other.api("/api/sessions") == [], timeout=5,
+                   what="the session gone from the other server's admin API")
+        history = other.api("/api/sessions/history")["sessions"]
+        assert [(s["call_id"], s["state"], s["reason"]) for s in history] == [
+            (call_id, "failed", reason)]
+        assert "taken for gone" in other.logs()
+
+        # Back: a new incarnation, and the session it had is not ended a second time.
+        home.start()
+        rows = wait_until(
+            lambda: [r for r in query(postgres_url, "SELECT * FROM servers")
+                     if r["node"] == home.data_dir.name and r["gone_at"] is None],
+            what="the restarted server's row alive again")
+        assert rows[0]["incarnation"] != before[home.data_dir.name]["incarnation"]
+        assert query(postgres_url, SESSIONS) == [ended]
+        assert "closed 1 session(s) left open" not in home.logs()
+    finally:
+        _stop(caller)
+        _stop(callee)
