@@ -22,6 +22,11 @@ class PeerSessions:
             self._records.pop(record.call_id, None)
             self._node.pop(record.call_id, None)
 
+    def replace_all(self, rows: list[tuple[SessionRecord, str]]) -> None:
+        """What the store says the others run, over what the feed told (it missed some)."""
+        self._records = {record.call_id: record for record, _ in rows}
+        self._node = {record.call_id: node for record, node in rows}
+
     def node_gone(self, node: str, now: float, reason: str) -> list[SessionRecord]:
         """The sessions `node` ran, ended as failed with `reason`; they leave the view."""
         ended = []

@@ -138,6 +138,7 @@ class ControlServer:
         self._devices_made_elsewhere: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task] = []
         self._reloading: asyncio.Task | None = None
+        self._reading_peers: asyncio.Task | None = None
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventBus()
@@ -162,6 +163,8 @@ class ControlServer:
         if self.cluster is None:
             await self.driver.start(self.config.sip_host, self.config.sip_port)
         else:
+            if self.peer_sessions is not None:  # before the feed: what it tells is newer
+                self.peer_sessions.replace_all(self.store.open_sessions_elsewhere(self.node))
             await self.cluster.attach(self)
         me = Endpoint("udp", self.config.sip_host, self.driver.port)
         self.proxy = Proxy(
@@ -197,6 +200,8 @@ class ControlServer:
             for task in self._tasks:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._reading_peers is not None:
+            await asyncio.gather(self._reading_peers, return_exceptions=True)
         if self.cluster is not None:
             await self.cluster.detach()
         await self.driver.close()
@@ -415,6 +420,25 @@ class ControlServer:
         else:
             assert isinstance(self.throttle, SharedThrottle)
             self.throttle.apply(event)
+
+    def read_peer_sessions(self) -> None:
+        """What the other servers run, from the store: at the start, and when the feed was
+        away and missed their changes."""
+        if self.peer_sessions is None:
+            return
+
+        async def read() -> None:
+            try:
+                rows = await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self.store.open_sessions_elsewhere, self.node)
+            except StoreUnavailable as exc:
+                log.warning("the other servers' sessions not read: %s", exc)
+                return
+            assert self.peer_sessions is not None
+            self.peer_sessions.replace_all(rows)
+
+        if self._reading_peers is None or self._reading_peers.done():
+            self._reading_peers = asyncio.get_running_loop().create_task(read())
 
     def rejoined(self) -> None:
         """The other servers took this one for gone while it was cut off from the store: they

@@ -7,6 +7,7 @@ no message needs handing over."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,6 +24,10 @@ from .store import open_database
 
 if TYPE_CHECKING:
     from .server import ControlServer
+
+log = logging.getLogger("sipsync.server_link")
+
+DRAIN_SECONDS = 5.0  # at a stop, for the feed to send what waits (PostgreSQL may be away)
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,12 @@ class ServerLink:
         # session this one has already begun.
         await self.heartbeat.join()
         await server.driver.start(server.config.sip_host, server.config.sip_port)
-        await self.feed.start(self._heard)
+        await self.feed.start(self._heard, self._feed_restored)
 
     async def detach(self) -> None:
         await self.heartbeat.close()
-        await self.feed.drained()
+        if not await self.feed.drained(DRAIN_SECONDS):
+            log.warning("stopped with events the feed could not send")
         await self.feed.close()
 
     def publish(self, event: SharedEvent) -> None:
@@ -85,3 +91,7 @@ class ServerLink:
     def _rejoined(self) -> None:
         if self._server is not None:
             self._server.rejoined()
+
+    def _feed_restored(self) -> None:
+        if self._server is not None:
+            self._server.read_peer_sessions()

@@ -145,6 +145,14 @@ class StateStore(StorePart):
         )
         return [_session_record(r) for r in rows]
 
+    def open_sessions_elsewhere(self, node: str) -> list[tuple[SessionRecord, str]]:
+        """On a shared store, the sessions other servers run now, each with its server's name:
+        what a server shows of the others when it starts or its feed was away."""
+        rows = self.db.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE ended_at IS NULL AND node <> ? "
+            "ORDER BY started_at", (node,))
+        return [(_session_record(row), row[14]) for row in rows]
+
     def end_interrupted_sessions(self, now: float, node: str | None = None) -> list[SessionRecord]:
         """Sessions still open when the server last stopped cannot be resumed: close them, and
         return them as closed, so that what their devices report late can correct them.

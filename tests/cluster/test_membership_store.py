@@ -176,3 +176,10 @@ def test_the_announcement_is_heard_only_from_the_server_that_ended_the_work(post
         return payloads
 
     assert asyncio.run(heard()) == ["b NodeGone a"]
+
+
+def test_a_server_reads_the_sessions_the_others_run_with_their_names(store_url):
+    _, state = seeded(store_url)
+    assert [(record.call_id, node) for record, node in state.open_sessions_elsewhere("a")] == [
+        ("b-open", "b")]
+    assert [r.call_id for r, _ in state.open_sessions_elsewhere("c")] == ["a-open", "b-open"]
