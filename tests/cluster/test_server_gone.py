@@ -1,7 +1,8 @@
 """Servers on one PostgreSQL store behind the real Kamailio dispatcher notice a server that was
 killed: its heartbeat stops, another server ends its sessions in the store within the timeout
 (history says why), and every admin API stops showing them; back, it takes its place again
-without ending anything twice."""
+without ending anything twice. A server only cut off from the store is taken for gone too, and
+loses nothing: back, it writes again what it runs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from ..integration.conftest import free_port
 from ..waiting import wait_until
 from .sipp_devices import call, query, register_device, start_callee
+from .store_proxy import StoreProxy
 
 pytestmark = pytest.mark.sipp
 
@@ -22,6 +24,9 @@ HEARTBEAT = ("--heartbeat-interval", str(INTERVAL), "--heartbeats-missed", str(M
 # The silence that makes a server gone, a sweep interval to notice it, and room for a loaded
 # machine: past this, the test fails.
 NOTICED_WITHIN = INTERVAL * MISSED + INTERVAL + 3.0
+
+# Long enough for the cut, the other server noticing, and the way back.
+CUT_OFF_CALL_SECONDS = 20.0
 
 SESSIONS = "SELECT call_id, state, reason, ended_at, node FROM sessions"
 
@@ -84,3 +89,65 @@ def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_
     finally:
         _stop(caller)
         _stop(callee)
+
+
+def test_a_server_cut_off_from_the_store_is_taken_for_gone_and_back_loses_nothing(
+        cluster, tmp_path, postgres_url):
+    """Its store connections cut while it keeps serving SIP: the other server ends its session
+    in the store; once the store is reachable again it comes back as a new incarnation, the
+    session is active again everywhere, and its BYE is what the history keeps."""
+    relays = [StoreProxy(postgres_url).start() for _ in range(2)]
+    try:
+        servers = cluster([("carol", "carol-pw")], server_options=HEARTBEAT,
+                          store_url=postgres_url, store_urls=tuple(r.url for r in relays))
+        uas_port = free_port()
+        register_device(servers.port, tmp_path, "carol", "carol-pw", "phone", uas_port)
+        callee = start_callee(servers.port, tmp_path, uas_port)
+        caller = call(servers.port, tmp_path, ("carol", "carol-pw"), "carol", "phone",
+                      hold=CUT_OFF_CALL_SECONDS, background=True)
+        try:
+            session = wait_until(
+                lambda: [r for r in query(postgres_url, SESSIONS)
+                         if r["state"] == "established"],
+                what="the call established in the store")[0]
+            index = [s.data_dir.name for s in servers.servers].index(session["node"])
+            home, other = servers.servers[index], servers.servers[1 - index]
+            call_id = session["call_id"]
+            before = _incarnation(postgres_url, home)
+
+            relays[index].cut()
+            presumed = wait_until(
+                lambda: [r for r in query(postgres_url, SESSIONS) if r["ended_at"] is not None],
+                what="the cut-off server's session ended in the store", timeout=NOTICED_WITHIN,
+                interval=0.1)[0]
+            assert presumed["reason"] == f"server {home.data_dir.name} stopped"
+            wait_until(lambda: other.api("/api/sessions") == [], timeout=5,
+                       what="the session gone from the other server's admin API")
+
+            relays[index].restore()
+            back = wait_until(
+                lambda: [r for r in query(postgres_url, SESSIONS) if r["ended_at"] is None],
+                what="the session active again in the store", timeout=15)[0]
+            assert (back["call_id"], back["state"]) == (call_id, "established")
+            assert _incarnation(postgres_url, home) != before
+            wait_until(lambda: [s for s in other.api("/api/sessions") if s["call_id"] == call_id],
+                       what="the session in the other server's admin API again", timeout=5)
+            assert "taken for gone while the store was away" in home.logs()
+
+            # The call goes on through its server, which never stopped, and ends by its BYE.
+            assert caller.wait(timeout=CUT_OFF_CALL_SECONDS + 30) == 0, caller.stdout.read()
+            ended = wait_until(
+                lambda: [r for r in query(postgres_url, SESSIONS) if r["ended_at"] is not None],
+                what="the session ended by its BYE in the store")[0]
+            assert (ended["state"], ended["reason"]) == ("ended", "ended by BYE")
+        finally:
+            _stop(caller)
+            _stop(callee)
+    finally:
+        for relay in relays:
+            relay.stop()
+
+
+def _incarnation(store_url: str, server) -> int:
+    rows = query(store_url, "SELECT node, incarnation FROM servers")
+    return next(r["incarnation"] for r in rows if r["node"] == server.data_dir.name)
