@@ -51,6 +51,7 @@ class Heartbeat:
         self._task: asyncio.Task | None = None
         self._watch = Watch(policy)
         self._store_away = False
+        self._name_taken_by: int | None = None
 
     async def join(self) -> Member | None:
         """Take this node's place in the store; returns the row of its previous incarnation.
@@ -106,8 +107,12 @@ class Heartbeat:
         """Our row is not ours any more: join again if the others took us for gone."""
         row = await self._call(self._store.member, self.node)
         if standing(row, self.incarnation) is Standing.NAME_TAKEN:
-            log.error("another server runs as node %r (incarnation %d, ours %d): give each "
-                      "server a name of its own", self.node, row.incarnation, self.incarnation)
+            assert row is not None
+            if row.incarnation != self._name_taken_by:  # once, not at every beat
+                log.error("another server runs as node %r (incarnation %d, ours %d): give "
+                          "each server a name of its own", self.node, row.incarnation,
+                          self.incarnation)
+            self._name_taken_by = row.incarnation
             return False
         self.incarnation = secrets.randbits(31) + 1
         # Nothing to announce: whoever took us for gone announced it.

@@ -398,6 +398,11 @@ class ControlServer:
             binding = self.location.remove(event.user, event.device)
             if binding is not None:
                 self.driver.carry_out(self._offline(binding, now, event.reason, ours=False), now)
+        elif isinstance(event, NodeGone) and event.node == self.worker:
+            # Another server took us for gone while our store connection was away but the
+            # feed's was not: our flows and sessions are alive. Our next heartbeat finds our
+            # row taken and we join again, writing everything anew.
+            log.warning("another server took this one (%s) for gone", event.node)
         elif isinstance(event, NodeGone):
             for binding in flows_lost_with(self.location.all(), event.node):
                 self.location.remove(binding.user, binding.device)

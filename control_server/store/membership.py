@@ -55,7 +55,7 @@ class MembershipStore(StorePart):
         with self.db:
             # The UPDATE first, as a lock on the row: a server taking the old incarnation for
             # gone at this moment either finished (and the row says so) or finds a new one.
-            self.db.execute(f"UPDATE servers SET node = node WHERE node = ?", (node,))
+            self.db.execute("UPDATE servers SET node = node WHERE node = ?", (node,))
             previous = self.member(node)
             self.db.execute(
                 f"INSERT INTO servers (node, incarnation, started_at, alive_at, timeout, gone_at) "
