@@ -25,9 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from .cluster_feed import NodeGone, SharedEvent
 from .liveness import HeartbeatPolicy, Member, Standing, Watch, gone_reason, standing
-from .sessions import SessionRecord
 from .store import Store, StoreUnavailable
-from .store.membership import Announcement, MembershipStore
+from .store.membership import Announcement, GoneServersWork, MembershipStore
 
 log = logging.getLogger("sipsync.heartbeat")
 
@@ -38,7 +37,7 @@ class Heartbeat:
 
     def __init__(self, database: Store, node: str, incarnation: int,
                  policy: HeartbeatPolicy, announcement: Callable[[SharedEvent], Announcement],
-                 gone: Callable[[str, list[SessionRecord]], None],
+                 gone: Callable[[str, GoneServersWork], None],
                  rejoined: Callable[[], None]) -> None:
         self.node = node
         self.incarnation = incarnation
@@ -99,8 +98,9 @@ class Heartbeat:
             if ended is None:
                 continue  # another server did it, or it came back
             log.warning("server %s silent for %.1f s (timeout %g s): taken for gone, "
-                        "%d open session(s) ended", member.node, now - member.alive_at,
-                        member.timeout, len(ended))
+                        "%d open session(s) ended, %d subscription(s) dropped", member.node,
+                        now - member.alive_at, member.timeout, len(ended.sessions),
+                        len(ended.subscriptions))
             self._gone(member.node, ended)
 
     async def _stand_again(self) -> bool:

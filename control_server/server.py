@@ -445,6 +445,13 @@ class ControlServer:
         if self._reading_peers is None or self._reading_peers.done():
             self._reading_peers = asyncio.get_running_loop().create_task(read())
 
+    def subscriptions_orphaned(self, rows: list[tuple[str, str]]) -> None:
+        """A stopped server's presence subscriptions, which this one dropped from the store:
+        their subscribers are told to subscribe again."""
+        if self.notifier is not None and rows:
+            now = time.time()
+            self.driver.carry_out(self.notifier.deactivate(rows, now), now)
+
     def rejoined(self) -> None:
         """The other servers took this one for gone while it was cut off from the store: they
         ended its open sessions there, dropped its subscriptions and the bindings over its

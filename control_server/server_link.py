@@ -18,9 +18,9 @@ from .cluster_feed import NodeGone, NodeReport, SharedEvent
 from .heartbeat import Heartbeat
 from .liveness import HeartbeatPolicy
 from .pg_feed import PostgresFeed
-from .sessions import SessionRecord
 from .shared_state import SharedThrottle
 from .store import open_database
+from .store.membership import GoneServersWork
 
 if TYPE_CHECKING:
     from .server import ControlServer
@@ -83,10 +83,11 @@ class ServerLink:
         if self._server is not None and not isinstance(event, NodeReport):
             self._server.apply_shared(event)
 
-    def _found_gone(self, node: str, ended: list[SessionRecord]) -> None:
+    def _found_gone(self, node: str, ended: GoneServersWork) -> None:
         # The announcement went out with the store's change; our own listener skips it.
         if self._server is not None:
             self._server.apply_shared(NodeGone(node))
+            self._server.subscriptions_orphaned(ended.subscriptions)
 
     def _rejoined(self) -> None:
         if self._server is not None:

@@ -9,6 +9,8 @@ it is the one that ends the work and announces it, and the others' find nothing 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..liveness import Member, silence_limit
 from ..sessions import SessionRecord
 from .database import StorePart
@@ -24,6 +26,14 @@ _MEMBER_COLUMNS = "node, incarnation, alive_at, timeout, gone_at"
 # A notification to send inside the transaction, so that it is heard only if the change
 # commits, and in the order of commits: (channel, payload).
 Announcement = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class GoneServersWork:
+    """What a gone server left open, as the server that ended it found it."""
+
+    sessions: list[SessionRecord]  # ended now, failed with the reason
+    subscriptions: list[tuple[str, str]]  # (id, state) of those not expired, dropped now
 
 
 class MembershipStore(StorePart):
@@ -77,12 +87,12 @@ class MembershipStore(StorePart):
         return changed.rowcount == 1
 
     def declare_gone(self, member: Member, now: float, reason: str,
-                     announcement: Announcement | None = None) -> list[SessionRecord] | None:
+                     announcement: Announcement | None = None) -> GoneServersWork | None:
         """End the work of a server found silent at `now` (the store's time of the reading):
         its open sessions fail with `reason`, its subscriptions and the bindings over
         connections it held are dropped, and `announcement` goes out, all in one transaction.
-        Returns the sessions it ended, or None when there was nothing to do: another server did
-        it already, the server came back (a heartbeat since the reading), or it restarted."""
+        Returns what it ended, or None when there was nothing to do: another server did it
+        already, the server came back (a heartbeat since the reading), or it restarted."""
         with self.db:
             taken = self.db.execute(
                 "UPDATE servers SET gone_at = ? WHERE node = ? AND incarnation = ? "
@@ -96,6 +106,9 @@ class MembershipStore(StorePart):
             ended = [_session_record(row) for row in self.db.execute(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE node = ? AND ended_at = ? "
                 "AND reason = ?", (member.node, now, reason))]
+            subscriptions = [(row[0], row[1]) for row in self.db.execute(
+                "SELECT id, state FROM subscriptions WHERE node = ? AND expires_at > ? "
+                "ORDER BY id", (member.node, now))]
             self.db.execute("DELETE FROM subscriptions WHERE node = ?", (member.node,))
             # A device over UDP stays reachable through any server; one over a connection to
             # the gone server lost it with the server.
@@ -103,4 +116,4 @@ class MembershipStore(StorePart):
                             (member.node,))
             if announcement is not None:
                 self.database.announce(*announcement)
-        return ended
+        return GoneServersWork(ended, subscriptions)

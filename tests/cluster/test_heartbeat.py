@@ -28,7 +28,7 @@ class Server:
         self.heartbeat = Heartbeat(open_database("", url), node, incarnation, POLICY,
                                    self.feed.announcement, self._gone, self._rejoined)
 
-    def _gone(self, node: str, ended: list) -> None:
+    def _gone(self, node: str, ended) -> None:
         self.found_gone.append((node, ended))
 
     def _rejoined(self) -> None:
@@ -83,7 +83,7 @@ async def test_a_silent_server_is_taken_for_gone_by_exactly_one_other_and_announ
                                what="a taken for gone")
         await asyncio.sleep(POLICY.timeout)  # time for a second declaration, if it came
         found = b.found_gone + c.found_gone
-        assert [(node, [r.call_id for r in ended]) for node, ended in found] == [
+        assert [(node, [r.call_id for r in ended.sessions]) for node, ended in found] == [
             ("a", ["a-open"])]
         assert [e for e in heard if isinstance(e, NodeGone)] == [NodeGone("a")]
     finally:

@@ -67,8 +67,10 @@ def test_a_gone_servers_open_sessions_end_with_the_reason_and_its_history_stays(
 
     ended = members.declare_gone(row, now, REASON)
 
-    assert [(r.call_id, r.state, r.reason, r.ended_at) for r in ended] == [
+    assert [(r.call_id, r.state, r.reason, r.ended_at) for r in ended.sessions] == [
         ("a-open", "failed", REASON, now)]
+    # What its subscribers are told: the subscription's state, to reach them by.
+    assert ended.subscriptions == [("sub-a", "{}")]
     history = {r.call_id: r for r in state.sessions(history=True)}
     assert (history["a-done"].state, history["a-done"].reason) == ("ended", "ended by BYE")
     assert [r.call_id for r in state.sessions(history=False)] == ["b-open"]  # b's own stays
@@ -148,7 +150,7 @@ def test_of_two_servers_racing_to_take_a_third_for_gone_exactly_one_does(postgre
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(r is None for r in results) == [False, True]
-    assert [len(r) for r in results if r is not None] == [1]
+    assert [len(r.sessions) for r in results if r is not None] == [1]
 
 
 def test_the_announcement_is_heard_only_from_the_server_that_ended_the_work(postgres_url):
