@@ -23,6 +23,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
 from .cluster_feed import NodeGone, SharedEvent
 from .liveness import HeartbeatPolicy, Member, Standing, Watch, gone_reason, standing
 from .store import Store, StoreUnavailable

@@ -462,14 +462,16 @@ class ControlServer:
         self._write_sessions_again = True
         for record in records:
             self.cluster.publish(SessionUpdate(record, self.worker))
+        # Only the bindings they dropped: over a connection to this server. One over UDP may
+        # have registered through another server since, and that binding is the newer.
         for binding in self.location.all():
-            if binding.node == self.worker:
+            if binding.node == self.worker and binding.source.reliable:
                 self._bound[binding.key] = binding
                 self.cluster.publish(BindingUp(binding))
         if self.notifier is not None:
             self.notifier.presence.all_changed()
-        log.info("writing again %d session(s) and the bindings and subscriptions held here",
-                 len(records))
+        log.info("writing again %d session(s), and the subscriptions and connections held "
+                 "here", len(records))
 
     # -- the throttle's side effects -------------------------------------------------------------
 
