@@ -49,7 +49,7 @@ class Heartbeat:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="heartbeat")
         self._store = MembershipStore(database)
         self._task: asyncio.Task | None = None
-        self._watch = Watch(policy)
+        self.watch = Watch(policy)
         self._store_away = False
         self._name_taken_by: int | None = None
 
@@ -75,7 +75,7 @@ class Heartbeat:
             try:
                 await self.once()
             except StoreUnavailable as exc:
-                self._watch.lost()
+                self.watch.lost()
                 if not self._store_away:
                     log.warning("no heartbeat: %s", exc)
                 self._store_away = True
@@ -91,8 +91,8 @@ class Heartbeat:
             log.info("heartbeat written again")
             self._store_away = False
         now, members = await self._call(self._store.members)
-        self._watch.beat(now)
-        for member in self._watch.silent(members, now, self.node):
+        self.watch.beat(now)
+        for member in self.watch.silent(members, now, self.node):
             reason = gone_reason(member.node)
             ended = await self._call(self._store.declare_gone, member, now, reason,
                                      self._announcement(NodeGone(member.node)))

@@ -59,19 +59,19 @@ class Watch:
 
     def __init__(self, policy: HeartbeatPolicy) -> None:
         self.policy = policy
-        self.since: float | None = None
-        self._last: float | None = None
+        self.since: float | None = None  # the first of our heartbeats without a gap
+        self.last: float | None = None  # our latest heartbeat
 
     def beat(self, now: float) -> None:
         """Our heartbeat landed at `now` (the store's time). After a gap longer than our own
         timeout (the store was away, or this process stalled) the watch starts again."""
-        if self._last is None or now - self._last > self.policy.timeout:
+        if self.last is None or now - self.last > self.policy.timeout:
             self.since = now
-        self._last = now
+        self.last = now
 
     def lost(self) -> None:
         """Our heartbeat did not land."""
-        self._last = None
+        self.last = None
 
     def silent(self, members: Iterable[Member], now: float, me: str) -> list[Member]:
         if self.since is None:

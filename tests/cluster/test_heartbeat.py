@@ -10,10 +10,11 @@ from control_server.cluster_feed import NodeGone, decode
 from control_server.heartbeat import Heartbeat
 from control_server.liveness import HeartbeatPolicy
 from control_server.pg_feed import PostgresFeed
-from control_server.store import StateStore, StoreUnavailable, open_database
+from control_server.store import StateStore, open_database
 
 from ..waiting import wait_until_async
 from .test_membership_store import session
+from .unreachable_store import Unreachable
 
 POLICY = HeartbeatPolicy(interval=0.2, missed=3)
 
@@ -41,25 +42,9 @@ class Server:
 
     def cut_off(self) -> Unreachable:
         """Its store calls fail from now on, while it keeps running, until told otherwise."""
-        store = self.heartbeat._store = Unreachable(self.heartbeat._store)
-        return store
+        return Unreachable.around(self.heartbeat)
 
 
-class Unreachable:
-    """The store as a server cut off from it finds it: every call fails while `cut`."""
-
-    def __init__(self, store) -> None:
-        self._store = store
-        self.cut = True
-
-    def __getattr__(self, name: str):
-        method = getattr(self._store, name)
-
-        def call(*args):
-            if self.cut and name != "close":
-                raise StoreUnavailable("PostgreSQL unavailable: cut off by the test")
-            return method(*args)
-        return call
 
 
 async def listen(url: str) -> tuple[list, PostgresFeed]:
