@@ -38,10 +38,11 @@ CLUSTER_PORTS = (5091, 5092)
 POOL = 250_000
 
 
-def harness(results: Path, raw: Path, label: str, pid: int, port: int, *args: str) -> None:
+def harness(results: Path, raw: Path, label: str, pid: int, port: int, *args: str,
+            pool: int = POOL) -> None:
     command = [sys.executable, str(ANCHOR / "sipbench.py"), *args[:1], "--target",
                f"127.0.0.1:{port}", "--server-pid", str(pid), "--out", str(raw), "--results",
-               str(results), "--label", label, "--pool", str(POOL), *args[1:]]
+               str(results), "--label", label, "--pool", str(pool), *args[1:]]
     subprocess.run(command, check=True)
 
 
@@ -86,7 +87,9 @@ class Cluster:
         self.url = url
         self.provisioned = False
 
-    def start(self, work: Path) -> subprocess.Popen:
+    def start(self, work: Path, keep_bindings: bool = False) -> subprocess.Popen:
+        """The cluster on the store; each phase on a fresh location table unless
+        `keep_bindings`."""
         sys.path.insert(0, str(REPO))
         if not self.provisioned:
             from control_server.store import DirectoryStore
@@ -99,7 +102,7 @@ class Cluster:
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             store.close()
             self.provisioned = True
-        else:
+        elif not keep_bindings:
             self.sql("DELETE FROM bindings")
         run = work / "cluster"
         (run / "ready").unlink(missing_ok=True)
@@ -133,19 +136,45 @@ class Cluster:
         return time.monotonic(), row["xact_commit"], row["rows"]
 
 
-def start_kamailio(work: Path) -> subprocess.Popen:
+def start_kamailio(work: Path, shm_mb: int = 1024, *defines: str) -> subprocess.Popen:
+    """The anchor's Kamailio; `defines` are more -A NAME=value (UL_HASH for millions)."""
     run = work / "kamailio"
     run.mkdir(exist_ok=True)
     process = subprocess.Popen(
-        ["kamailio", "-f", str(ANCHOR / "kamailio.cfg"), "-DD", "-E", "-m", "1024", "-M", "32",
-         "-Y", str(run), "-P", str(run / "kamailio.pid"), "-A", f"SIP_PORT={KAMAILIO_PORT}",
-         "-A", "NCHILD=2", "-A", 'REALM="sipsync.test"'],
+        ["kamailio", "-f", str(ANCHOR / "kamailio.cfg"), "-DD", "-E", "-m", str(shm_mb),
+         "-M", "32", "-Y", str(run), "-P", str(run / "kamailio.pid"),
+         "-A", f"SIP_PORT={KAMAILIO_PORT}", "-A", "NCHILD=2", "-A", 'REALM="sipsync.test"',
+         *(part for define in defines for part in ("-A", define))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    time.sleep(2.0)
-    if process.poll() is not None:
-        raise SystemExit("kamailio did not start")
+    wait_answering(KAMAILIO_PORT, process)
     return process
+
+
+def wait_answering(port: int, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until the server on `port` answers an OPTIONS over UDP: a big shared memory takes
+    Kamailio seconds to set up before it reads its socket."""
+    import socket
+
+    probe = ("OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-ready-{n}\r\n"
+             "From: <sip:ready@127.0.0.1>;tag=ready\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+             "Call-ID: ready-{n}@127.0.0.1\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\n"
+             "Content-Length: 0\r\n\r\n")
+    deadline = time.monotonic() + seconds
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        local = sock.getsockname()[1]
+        for n in range(1, 1_000_000):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server on port {port} did not start answering")
+            sock.sendto(probe.format(port=port, local=local, n=n).encode(), ("127.0.0.1", port))
+            try:
+                sock.recv(65536)
+                return
+            except (TimeoutError, ConnectionRefusedError):
+                time.sleep(0.2)
 
 
 def stop(process: subprocess.Popen) -> None:
