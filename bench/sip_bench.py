@@ -12,7 +12,8 @@ another setup runs in the same go: two sipsync servers on one PostgreSQL store
 (deploy/kamailio), measured as one process tree (bench/cluster_stack.py), with PostgreSQL's
 commits and row writes per second during the ramp.
 
-    python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
+    python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000]
+                              [--bulk-rate 4000] [--anchor DIR]
                               [--workers 2] [--cluster]
 """
 
@@ -204,7 +205,7 @@ def measure(name: str, start, port: int, work: Path, results: Path, args,
     server = start(work)
     try:
         harness(results, raw, name, server.pid, port, "register-bulk", "--count",
-                str(args.bulk), "--rate", "4000", "--expires", "3600")
+                str(args.bulk), "--rate", str(args.bulk_rate), "--expires", "3600")
     finally:
         stop(server)
 
@@ -260,6 +261,9 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,2000,4000,5000,6000,8000,12000,16000,20000,24000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument("--bulk-rate", type=int, default=4000,
+                        help="registrations per second in the bulk step: one the server holds, "
+                             "so that its memory is per device that really registered")
     parser.add_argument("--no-kamailio", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the raw sipp files")
     parser.add_argument("--workers", type=int, default=0,
