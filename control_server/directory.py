@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from protocols.sip.digest import Algorithm
 
+from .device_set import DeviceSet
 from .store import DirectoryStore
 
 
@@ -19,7 +20,7 @@ class Account:
 class Directory:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
-        self.devices: set[tuple[str, str]] = set()
+        self.devices = DeviceSet()
         self.disabled_devices: set[tuple[str, str]] = set()
         # (owner, device) -> users the owner shared that device with
         self.shares: dict[tuple[str, str], set[str]] = {}
@@ -32,7 +33,7 @@ class Directory:
             for name, md5, sha, disabled in store.credentials()
         }
         rows = store.devices()
-        directory.devices = {(d.user, d.name) for d in rows}
+        directory.devices = DeviceSet((d.user, d.name) for d in rows)
         directory.disabled_devices = {(d.user, d.name) for d in rows if d.disabled}
         for share in store.shares():
             directory.shares.setdefault((share.owner, share.device), set()).add(share.grantee)

@@ -528,7 +528,8 @@ class ControlServer:
             self._directory_changes.again()  # the change is read once the store is back
             return
         directory.devices |= self._unwritten_devices
-        self._devices_made_elsewhere -= directory.devices
+        self._devices_made_elsewhere = {key for key in self._devices_made_elsewhere
+                                         if key not in directory.devices}
         directory.devices |= self._devices_made_elsewhere
         self.directory = self.registrar.directory = directory
         _settle_heap()
