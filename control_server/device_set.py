@@ -1,7 +1,7 @@
-"""The directory's devices as a set of (user, device) pairs, held per user: each user's device
-names in one tuple. A device made by its first REGISTER costs a slot in that tuple, where a pair
-of its own in a set took a tuple and a set entry (some 160 B), and the presence side reads the
-same object rather than an index of its own."""
+"""The directory's devices as a set of (user, device) pairs, held per user: a user's one device
+name itself, a tuple of names for two or more. A device made by its first REGISTER costs a dict
+entry, where a pair of its own in a set took a tuple and a set entry (some 160 B), and the
+presence side reads the same object rather than an index of its own."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ class DeviceSet:
     __slots__ = ("_names", "_count")
 
     def __init__(self, keys: Iterable[DeviceKey] = ()) -> None:
-        self._names: dict[str, tuple[str, ...]] = {}
+        self._names: dict[str, str | tuple[str, ...]] = {}
         self._count = 0
         self |= keys
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, tuple) or len(key) != 2:
             return False
-        return key[1] in self._names.get(key[0], ())
+        return key[1] in self.names_of(key[0])
 
     def __iter__(self) -> Iterator[DeviceKey]:
-        for user, names in list(self._names.items()):
-            for name in names:
+        for user in list(self._names):
+            for name in self.names_of(user):
                 yield user, name
 
     def __len__(self) -> int:
@@ -41,22 +41,23 @@ class DeviceSet:
     def __repr__(self) -> str:
         return f"DeviceSet({sorted(self)!r})"
 
+    def names_of(self, user: str) -> tuple[str, ...]:
+        """The names of a user's devices, in the order they were added."""
+        held = self._names.get(user, ())
+        return (held,) if isinstance(held, str) else held
+
     def add(self, key: DeviceKey) -> None:
         user, name = key
-        names = self._names.get(user, ())
+        names = self.names_of(user)
         if name not in names:
-            self._names[user] = (*names, name)
+            self._hold(user, (*names, name))
             self._count += 1
 
     def discard(self, key: DeviceKey) -> None:
         user, name = key
-        names = self._names.get(user, ())
+        names = self.names_of(user)
         if name in names:
-            kept = tuple(n for n in names if n != name)
-            if kept:
-                self._names[user] = kept
-            else:
-                del self._names[user]
+            self._hold(user, tuple(n for n in names if n != name))
             self._count -= 1
 
     def __ior__(self, keys: Iterable[DeviceKey]) -> DeviceSet:
@@ -65,13 +66,17 @@ class DeviceSet:
         for user, name in keys:
             arriving.setdefault(user, {})[name] = None
         for user, names in arriving.items():
-            held = self._names.get(user, ())
+            held = self.names_of(user)
             added = tuple(n for n in names if n not in held)
             if added:
-                self._names[user] = held + added
+                self._hold(user, held + added)
                 self._count += len(added)
         return self
 
-    def names_of(self, user: str) -> tuple[str, ...]:
-        """The names of a user's devices, in the order they were added."""
-        return self._names.get(user, ())
+    def _hold(self, user: str, names: tuple[str, ...]) -> None:
+        if not names:
+            self._names.pop(user, None)
+        elif len(names) == 1:
+            self._names[user] = names[0]
+        else:
+            self._names[user] = names
