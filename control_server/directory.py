@@ -15,6 +15,8 @@ class Account:
     ha1_md5: str
     ha1_sha256: str
     disabled: bool
+    # The user's name as loaded, so that every binding of the user holds this one string.
+    name: str = ""
 
 
 class Directory:
@@ -29,7 +31,7 @@ class Directory:
     def load(cls, store: DirectoryStore) -> Directory:
         directory = cls()
         directory.accounts = {
-            name: Account(md5, sha, bool(disabled))
+            name: Account(md5, sha, bool(disabled), name)
             for name, md5, sha, disabled in store.credentials()
         }
         rows = store.devices()
@@ -44,6 +46,11 @@ class Directory:
         if account is None:
             return None
         return account.ha1_md5 if algorithm is Algorithm.MD5 else account.ha1_sha256
+
+    def name_of(self, user: str) -> str:
+        """The loaded string of a known user's name (equal to `user`), else `user` itself."""
+        account = self.accounts.get(user)
+        return account.name if account is not None and account.name == user else user
 
     def is_disabled(self, user: str) -> bool:
         account = self.accounts.get(user)

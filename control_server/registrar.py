@@ -31,6 +31,7 @@ from protocols.sip.register_head import RegisterHead, head_of
 from .device_names import named_device, unnamed_device
 from .directory import Directory
 from .location import Binding, LocationTable
+from .repeated_values import RepeatedValues
 from .throttle import Penalty, Throttle
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class Registrar:
         self.location = location
         self.policy = policy
         self.throttle = throttle
+        # User agents and sources (a balancer's) that bindings share, held once.
+        self._repeated = RepeatedValues()
 
     def register(self, request: SipRequest, source: Endpoint,
                  now: float) -> Registration[SipResponse]:
@@ -208,12 +211,23 @@ class Registrar:
         known = (user, device) in self.directory.devices
         if not known and not self.policy.auto_create_devices:
             return Registration(render(Reply(404, f"No device {device} for {user}")))
+        contact_text = stringify_uri(contact_uri)
+        if previous is not None:
+            # A refresh keeps the strings the binding holds, rather than a second copy of each.
+            user, device = previous.user, previous.device
+            if previous.contact == contact_text:
+                contact_text = previous.contact
+            if previous.call_id == call_id:
+                call_id = previous.call_id
+        else:
+            user = self.directory.name_of(user)
+        repeated = self._repeated.one
         binding = Binding(
             user=user,
             device=device,
-            contact=stringify_uri(contact_uri),
-            source=source,
-            user_agent=head.user_agent or "",
+            contact=contact_text,
+            source=repeated(source),
+            user_agent=repeated(head.user_agent or ""),
             registered_at=previous.registered_at if previous else now,
             last_seen=now,
             expires_at=now + expires,
