@@ -155,6 +155,10 @@ class Registrar:
         if not outcome.ok:
             return self._failed(self.challenge(head, now), render, source, user, now,
                                 outcome.reason)
+        # The user's name and the source as the binding and the throttle's trust keep them:
+        # one object each, not a copy per REGISTER.
+        user = self.directory.name_of(user)
+        source = self._repeated.one(source)
         if self.throttle is not None:
             self.throttle.succeeded(source.host, user, now)
         if self.directory.is_disabled(user):
@@ -219,15 +223,12 @@ class Registrar:
                 contact_text = previous.contact
             if previous.call_id == call_id:
                 call_id = previous.call_id
-        else:
-            user = self.directory.name_of(user)
-        repeated = self._repeated.one
         binding = Binding(
             user=user,
             device=device,
             contact=contact_text,
-            source=repeated(source),
-            user_agent=repeated(head.user_agent or ""),
+            source=source,
+            user_agent=self._repeated.one(head.user_agent or ""),
             registered_at=previous.registered_at if previous else now,
             last_seen=now,
             expires_at=now + expires,

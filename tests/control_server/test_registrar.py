@@ -71,6 +71,16 @@ def test_bindings_hold_one_copy_of_the_user_agent_and_source_they_repeat(registr
     assert bound[0].user is directory.accounts["alice"].name
 
 
+def test_the_throttles_trust_holds_the_bindings_own_name_and_address(auth, directory,
+                                                                      location):
+    throttle = Throttle(ThrottlePolicy())
+    registrar = Registrar(auth, directory, location, throttle=throttle)
+    binding = register(registrar, source=Endpoint("udp", "".join(["192.0.2.", "7"]), 5060)).bound
+    ((host, user),) = throttle.trusted
+    assert host is binding.source.host and user is binding.user
+    assert user is directory.accounts["alice"].name
+
+
 def test_a_refresh_keeps_the_strings_of_the_binding_it_replaces(registrar):
     first = register(registrar, call_id="reg1", cseq=2).bound
     again = register(registrar, call_id="reg1", cseq=4, now=1030.0).bound
