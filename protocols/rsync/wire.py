@@ -6,6 +6,7 @@ Readers are sans-I/O (bytes in, typed records out) and check every length and of
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,50 +214,63 @@ class DeltaReader:
         self.ended = False
         self._dctx: zstandard.ZstdDecompressor | None = None  # made for the first pack
         self._pack = memoryview(b"")  # what the packed literals still have to take
+        self._room = bytearray()  # where `events()` decompresses every pack
+        self._reuse_room = False
 
     def feed(self, data) -> list[DeltaEvent]:
+        """All the events `data` completes; each packed literal has a pack of its own."""
+        return list(self._events(data, reuse_room=False))
+
+    def events(self, data) -> Iterator[DeltaEvent]:
+        """The same events, one at a time, for a caller that uses each before it draws the next
+        (and draws them all before the next feed): every pack is decompressed into the same
+        room, so a packed literal's bytes are only valid until the next event is drawn. Then at
+        most one pack is held, however many a feed brings, and no pack pays for fresh memory."""
+        return self._events(data, reuse_room=True)
+
+    def _events(self, data, reuse_room: bool) -> Iterator[DeltaEvent]:
+        self._reuse_room = reuse_room
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
-        events: list[DeltaEvent] = []
         pos, n = 0, len(view)
         while pos < n:
             if self._literal_left:
                 take = min(self._literal_left, n - pos)
-                events.append(LiteralOp(view[pos:pos + take]))
                 self._literal_left -= take
+                yield LiteralOp(view[pos:pos + take])
                 pos += take
                 continue
             if self.ended:
                 raise WireFormatError("delta stream has bytes after its end record")
             if self._pending:
-                pos = self._complete_pending(view, pos, events)
-                continue
-            need = self._record_size(view, pos, n - pos)
-            if n - pos < need:
-                self._pending += view[pos:]
-                break
-            self._parse(view, pos, events)
-            pos += need
-        return events
+                pos, event = self._complete_pending(view, pos)
+            else:
+                need = self._record_size(view, pos, n - pos)
+                if n - pos < need:
+                    self._pending += view[pos:]
+                    return
+                event = self._parse(view, pos)
+                pos += need
+            if event is not None:
+                yield event
 
     def finish(self) -> None:
         """Call at end of stream: anything but a clean end record is an error."""
         if not self.ended:
             raise TruncatedStream("delta stream ended before its end record")
 
-    def _complete_pending(self, view: memoryview, pos: int, events: list[DeltaEvent]) -> int:
+    def _complete_pending(self, view: memoryview, pos: int) -> tuple[int, DeltaEvent | None]:
         """Gather just enough of `view` to complete the cut record; parse it when whole."""
         buf = self._pending
         while (need := self._record_size(buf, 0, len(buf))) > len(buf):
             take = min(need - len(buf), len(view) - pos)
             if not take:
-                return pos
+                return pos, None
             buf += view[pos:pos + take]
             pos += take
         self._pending = bytearray()
-        self._parse(buf, 0, events)
-        return pos
+        return pos, self._parse(buf, 0)
 
     def _record_size(self, buf, pos: int, avail: int) -> int:
         """Bytes of the record at `pos`: its fixed part until that has arrived, then all of it
@@ -285,42 +299,53 @@ class DeltaReader:
             return END.size
         raise WireFormatError(f"unknown delta record tag 0x{tag:02x}")
 
-    def _parse(self, buf, pos: int, events: list[DeltaEvent]) -> None:
-        """The whole record (as `_record_size` counts it) at `pos`."""
+    def _parse(self, buf, pos: int) -> DeltaEvent | None:
+        """The whole record (as `_record_size` counts it) at `pos`: its event, if it has one."""
         if self.header is None:
             self.header = self._parse_header(buf, pos)
-            events.append(self.header)
-            return
+            return self.header
         tag = buf[pos]
         if tag == OP_COPY:
             _, offset, length = COPY.unpack_from(buf, pos)
-            events.append(self._check_copy(offset, length))
-        elif tag == OP_LITERAL:
-            _, length = LITERAL.unpack_from(buf, pos)
-            self._check_literal_len(length)
-            self._literal_left = length
-        elif tag == OP_PACKED_LITERAL:
+            return self._check_copy(offset, length)
+        if tag == OP_PACKED_LITERAL:
             _, length = PACKED_LITERAL.unpack_from(buf, pos)
             if not 0 < length <= len(self._pack):
                 raise WireFormatError(f"packed literal of {length} bytes, its pack has "
                                       f"{len(self._pack)} left")
-            events.append(LiteralOp(self._pack[:length]))
+            event = LiteralOp(self._pack[:length])
             self._pack = self._pack[length:]
-        elif tag == OP_LITERAL_PACK:
+            return event
+        if tag == OP_LITERAL:
+            _, length = LITERAL.unpack_from(buf, pos)
+            self._check_literal_len(length)
+            self._literal_left = length
+            return None
+        if tag == OP_LITERAL_PACK:
             _, raw_len, comp_len = LITERAL_PACK.unpack_from(buf, pos)
             start = pos + LITERAL_PACK.size
-            if self._dctx is None:
-                self._dctx = zstandard.ZstdDecompressor()
-            self._pack = memoryview(_decompress(self._dctx, memoryview(buf)[start:start + comp_len],
-                                                raw_len))
-        else:  # OP_END: _record_size let no other tag through
-            _, size, digest = END.unpack_from(buf, pos)
-            if size > self._limits.max_file_size:
-                raise LimitExceeded(f"file size {size} above {self._limits.max_file_size}")
-            if self._pack:
-                raise WireFormatError(f"the delta ends with {len(self._pack)} packed bytes unused")
-            self.ended = True
-            events.append(DeltaEnd(size, digest))
+            self._pack = self._unpack(memoryview(buf)[start:start + comp_len], raw_len)
+            return None
+        # OP_END: _record_size let no other tag through
+        _, size, digest = END.unpack_from(buf, pos)
+        if size > self._limits.max_file_size:
+            raise LimitExceeded(f"file size {size} above {self._limits.max_file_size}")
+        if self._pack:
+            raise WireFormatError(f"the delta ends with {len(self._pack)} packed bytes unused")
+        self.ended = True
+        return DeltaEnd(size, digest)
+
+    def _unpack(self, frame: memoryview, raw_len: int) -> memoryview:
+        if self._dctx is None:
+            self._dctx = zstandard.ZstdDecompressor()
+        if not self._reuse_room:
+            room = memoryview(bytearray(raw_len))
+        else:
+            if len(self._room) < raw_len:
+                self._room = bytearray(raw_len)
+            room = memoryview(self._room)[:raw_len]
+        _decompress_into(self._dctx, frame, room)
+        return room
 
     def _parse_header(self, buf, pos: int) -> DeltaHeader:
         magic, version, kind, _res, block_size, basis_size, resume = DELTA_HEADER.unpack_from(buf, pos)
@@ -350,16 +375,25 @@ class DeltaReader:
             raise LimitExceeded(f"literal of {length} bytes above {self._limits.max_literal}")
 
 
-def _decompress(dctx: zstandard.ZstdDecompressor, frame: memoryview, raw_len: int) -> bytes:
-    # The frame's own size field must agree, and the output room is raw_len: a lying frame can
-    # neither allocate nor expand past it (zstd stops at the end of the room given).
+def _check_declared_size(frame: memoryview, raw_len: int) -> None:
+    declared = zstandard.frame_content_size(frame)
+    if declared not in (-1, raw_len):
+        raise WireFormatError(f"literal pack says {declared} bytes, announced {raw_len}")
+
+
+def _decompress_into(dctx: zstandard.ZstdDecompressor, frame: memoryview, room: memoryview) -> None:
+    """Fill `room` exactly from `frame`. The frame's own size field must agree, and a frame that
+    gives fewer bytes, or has more to give than the room holds, is refused: zstd stops at the
+    room's end, so a lying frame can neither allocate nor expand past it."""
     try:
-        declared = zstandard.frame_content_size(frame)
-        if declared not in (-1, raw_len):
-            raise WireFormatError(f"literal pack says {declared} bytes, announced {raw_len}")
-        out = dctx.decompress(frame, max_output_size=raw_len)
+        _check_declared_size(frame, len(room))
+        reader = dctx.stream_reader(frame, read_across_frames=False)
+        got = 0
+        while got < len(room) and (n := reader.readinto(room[got:])):
+            got += n
+        more = reader.read(1) if got == len(room) else b""
     except zstandard.ZstdError as exc:
         raise WireFormatError(f"corrupt literal pack: {exc}") from None
-    if len(out) != raw_len:
-        raise WireFormatError(f"literal pack gives {len(out)} bytes, announced {raw_len}")
-    return out
+    if got != len(room) or more:
+        raise WireFormatError(f"literal pack gives {'more than ' if more else ''}"
+                              f"{got} bytes, announced {len(room)}")

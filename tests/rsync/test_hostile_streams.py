@@ -17,13 +17,7 @@ from .cases import make_cases
 BASIS, NEW = make_cases()["insertions_and_deletions"]
 SIG = signature_of(BASIS)
 DELTA = delta_of(Signature.from_wire(SIG), NEW)
-
-
-def delta_header(basis_size: int) -> bytes:
-    return wire.DELTA_HEADER.pack(wire.DELTA_MAGIC, wire.DELTA_VERSION, 1, 0, 1024, basis_size, 0)
-
-
-HEADER = delta_header(len(BASIS))
+HEADER = wire.DELTA_HEADER.pack(wire.DELTA_MAGIC, wire.DELTA_VERSION, 1, 0, 1024, len(BASIS), 0)
 
 
 def patch_into_target(tmp_path, delta: bytes, limits: Limits = wire.DEFAULT_LIMITS):
@@ -134,12 +128,12 @@ def test_a_pack_before_the_last_one_was_used_up_is_refused(tmp_path):
 
 def test_a_delta_that_ends_with_packed_bytes_unused_is_refused(tmp_path):
     data = b"abc" * 100
-    body = delta_header(0) + pack_of(data) + wire.encode_packed_literal(299)
+    body = HEADER + pack_of(data) + wire.encode_packed_literal(299)
     end = wire.encode_end(299, xxhash.xxh3_128_digest(data[:299]))
     assert isinstance(patch_into_target(tmp_path, body + end), WireFormatError)
     with pytest.raises(WireFormatError):
-        apply_delta(b"", body + end)
-    assert apply_delta(b"", body + wire.encode_packed_literal(1) + wire.encode_end(
+        apply_delta(BASIS, body + end)
+    assert apply_delta(BASIS, body + wire.encode_packed_literal(1) + wire.encode_end(
         300, xxhash.xxh3_128_digest(data))) == data, "used up, the same stream is fine"
 
 
@@ -204,3 +198,19 @@ def test_random_byte_flips_never_escape_as_anything_but_a_typed_error(tmp_path, 
         assert target.read_bytes() == BASIS
     else:  # a flip inside a copy length can cancel out only if the hash still matches: it cannot
         assert target.read_bytes() == NEW
+
+
+@pytest.mark.parametrize("frame_bytes, announced", [(5000, 4000), (3000, 4000)])
+def test_literal_pack_whose_frame_gives_more_or_fewer_bytes_than_announced_is_refused(
+        tmp_path, frame_bytes, announced):
+    sizeless = zstandard.ZstdCompressor(write_content_size=False).compress(b"ab" * (frame_bytes // 2))
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, announced, len(sizeless)) + sizeless
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+    with pytest.raises(WireFormatError):
+        wire.DeltaReader().feed(evil)
+
+
+def test_literal_pack_with_bytes_after_its_frame_is_refused(tmp_path):
+    frame = zstandard.ZstdCompressor().compress(b"ab" * 2000) + b"junk"
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, 4000, len(frame)) + frame
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)

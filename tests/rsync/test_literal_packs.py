@@ -4,6 +4,8 @@ of the reader as the same literals, in order, whatever pieces the stream arrives
 import random
 
 import pytest
+import xxhash
+import zstandard
 
 from protocols.rsync import DeltaEncoder, FilePatcher, Signature, apply_delta, signature_of, wire
 from protocols.rsync.packing import PACK_SPAN, LiteralPacker
@@ -134,3 +136,29 @@ def test_a_pack_goes_out_when_the_next_literal_would_overfill_it():
     out = packer.literal(b"b, " * 200)
     assert [r[0] for r in out] == [wire.OP_LITERAL_PACK, wire.OP_PACKED_LITERAL]
     assert wire.LITERAL_PACK.unpack_from(out[0])[1] == 600
+
+
+def many_packs() -> tuple[bytes, list[bytes]]:
+    """A delta of 40 packs, each of 64 KiB of its own text, and those texts."""
+    texts = [b"".join(text_lines(3000, seed))[:64 << 10] for seed in range(40)]
+    records = [wire.encode_delta_header(wire.DeltaHeader(wire.HashKind.XXH3_128, 1024, 0, 0))]
+    for text in texts:
+        records += [wire.encode_literal_pack(len(text), zstandard.ZstdCompressor().compress(text)),
+                    wire.encode_packed_literal(len(text))]
+    whole = b"".join(texts)
+    records.append(wire.encode_end(len(whole), xxhash.xxh3_128_digest(whole)))
+    return b"".join(records), texts
+
+
+def test_events_decompress_every_pack_of_a_feed_into_one_room():
+    delta, texts = many_packs()
+    literals = [e for e in DeltaReader().events(delta) if isinstance(e, LiteralOp)]
+    assert len(literals) == 40 and len({id(e.data.obj) for e in literals}) == 1, \
+        "one pack held at a time, however many the feed brings"
+
+
+def test_feed_gives_every_pack_its_own_bytes_so_they_outlive_the_next_pack():
+    delta, texts = many_packs()
+    literals = [e for e in DeltaReader().feed(delta) if isinstance(e, LiteralOp)]
+    assert [bytes(e.data) for e in literals] == texts
+    assert apply_delta(b"", delta) == b"".join(texts)
