@@ -30,7 +30,7 @@ def start_server(store: str, port: int, run: Path) -> subprocess.Popen:
          # Everything arrives from the balancer's address: no flood limit for it.
          "--throttle-allow", "127.0.0.1", "--workers", "1"],
         cwd=REPO)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # a server loads its directory and bindings first
     while not (port_file.exists() and port_file.read_text().strip()):
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"sipsync-server on {port} did not start")

@@ -22,6 +22,7 @@ payloads, TLS overhead not counted) / rsync's "Total bytes sent + received". Med
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -384,6 +385,10 @@ def main() -> None:
                                     args.seed)
         count = sum(1 for p in old.rglob("*") if not p.is_dir())
         size = sum(p.stat().st_size for p in old.rglob("*") if p.is_file() and not p.is_symlink())
+        # The commands start from compiled modules, as after an install: an environment that
+        # writes no bytecode (PYTHONDONTWRITEBYTECODE) would compile them on every invite.
+        for package in ("control_server", "peer", "protocols", "session_xml"):
+            compileall.compile_dir(REPO / package, quiet=1)
         tools["sipsync"] = SipsyncPair(work)
         tools["rsync"] = RsyncDaemon(work, args.port)
         tools["rsync -z"] = tools["rsync"]

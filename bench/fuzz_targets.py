@@ -323,7 +323,9 @@ def _rsync_delta() -> Harness:
 
     def seeds() -> list[bytes]:
         signature = Signature.from_wire(signature_of(_BASIS, block_size=64))
-        return [b"\x09" + delta_of(signature, _NEW), b"\x3f" + delta_of(signature, bytes(5000))]
+        text = _BASIS[:600] + b"a line of inserted text, 42\n" * 40 + _BASIS[600:]  # a literal pack
+        return [b"\x09" + delta_of(signature, _NEW), b"\x3f" + delta_of(signature, bytes(5000)),
+                b"\x05" + delta_of(signature, text)]
 
     return Harness(run, (RsyncError,), seeds)
 

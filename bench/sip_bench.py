@@ -18,7 +18,8 @@ it, each registration of the ramp is a user's first. For the one-process server 
 prints what reaching the store cost during the ramp, from its /metrics: binding rows written per
 registration and the writer thread's CPU time per registration.
 
-    python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000] [--anchor DIR]
+    python bench/sip_bench.py [--rates 1000,2000,...] [--seconds 10] [--bulk 100000]
+                              [--bulk-rate 4000] [--anchor DIR]
                               [--workers 2] [--cluster] [--refresh-pool 10000]
 """
 
@@ -101,7 +102,9 @@ class Cluster:
         self.url = url
         self.provisioned = False
 
-    def start(self, work: Path) -> subprocess.Popen:
+    def start(self, work: Path, keep_bindings: bool = False) -> subprocess.Popen:
+        """The cluster on the store; each phase on a fresh location table unless
+        `keep_bindings`."""
         sys.path.insert(0, str(REPO))
         if not self.provisioned:
             from control_server.store import DirectoryStore
@@ -114,7 +117,7 @@ class Cluster:
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             store.close()
             self.provisioned = True
-        else:
+        elif not keep_bindings:
             self.sql("DELETE FROM bindings")
         run = work / "cluster"
         (run / "ready").unlink(missing_ok=True)
@@ -182,19 +185,45 @@ def report_store(before: dict[str, float], after: dict[str, float]) -> None:
           f"{cpu * 1e6 / registrations:.1f} µs CPU per registration", flush=True)
 
 
-def start_kamailio(work: Path) -> subprocess.Popen:
+def start_kamailio(work: Path, shm_mb: int = 1024, *defines: str) -> subprocess.Popen:
+    """The anchor's Kamailio; `defines` are more -A NAME=value (UL_HASH for millions)."""
     run = work / "kamailio"
     run.mkdir(exist_ok=True)
     process = subprocess.Popen(
-        ["kamailio", "-f", str(ANCHOR / "kamailio.cfg"), "-DD", "-E", "-m", "1024", "-M", "32",
-         "-Y", str(run), "-P", str(run / "kamailio.pid"), "-A", f"SIP_PORT={KAMAILIO_PORT}",
-         "-A", "NCHILD=2", "-A", 'REALM="sipsync.test"'],
+        ["kamailio", "-f", str(ANCHOR / "kamailio.cfg"), "-DD", "-E", "-m", str(shm_mb),
+         "-M", "32", "-Y", str(run), "-P", str(run / "kamailio.pid"),
+         "-A", f"SIP_PORT={KAMAILIO_PORT}", "-A", "NCHILD=2", "-A", 'REALM="sipsync.test"',
+         *(part for define in defines for part in ("-A", define))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    time.sleep(2.0)
-    if process.poll() is not None:
-        raise SystemExit("kamailio did not start")
+    wait_answering(KAMAILIO_PORT, process)
     return process
+
+
+def wait_answering(port: int, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until the server on `port` answers an OPTIONS over UDP: a big shared memory takes
+    Kamailio seconds to set up before it reads its socket."""
+    import socket
+
+    probe = ("OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-ready-{n}\r\n"
+             "From: <sip:ready@127.0.0.1>;tag=ready\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+             "Call-ID: ready-{n}@127.0.0.1\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\n"
+             "Content-Length: 0\r\n\r\n")
+    deadline = time.monotonic() + seconds
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        local = sock.getsockname()[1]
+        for n in range(1, 1_000_000):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server on port {port} did not start answering")
+            sock.sendto(probe.format(port=port, local=local, n=n).encode(), ("127.0.0.1", port))
+            try:
+                sock.recv(65536)
+                return
+            except (TimeoutError, ConnectionRefusedError):
+                time.sleep(0.2)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -229,7 +258,7 @@ def measure(name: str, start, port: int, work: Path, results: Path, args,
     server = start(work)
     try:
         harness(results, raw, name, server.pid, port, "register-bulk", "--count",
-                str(args.bulk), "--rate", "4000", "--expires", "3600")
+                str(args.bulk), "--rate", str(args.bulk_rate), "--expires", "3600")
     finally:
         stop(server)
 
@@ -285,6 +314,9 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,2000,4000,5000,6000,8000,12000,16000,20000,24000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument("--bulk-rate", type=int, default=4000,
+                        help="registrations per second in the bulk step: one the server holds, "
+                             "so that its memory is per device that really registered")
     parser.add_argument("--no-kamailio", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the raw sipp files")
     parser.add_argument("--workers", type=int, default=0,

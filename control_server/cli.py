@@ -64,6 +64,10 @@ from .store import StoreError
               help="Write the admin HTTP port here once listening (for --admin-port 0).")
 @click.option("--workers", type=click.IntRange(0),
               help="Processes sharing the SIP port and one state [1; 0: one per core].")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True),
+              help="On a shared --store: seconds between this server's heartbeats [1].")
+@click.option("--heartbeats-missed", type=click.IntRange(1),
+              help="Heartbeats a server may miss before the others take it for gone [3].")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(config_file, port_file, admin_port_file, no_admin, no_invite_auth, **options) -> None:
     """The sipsync control server: digest registrar, stateful proxy and session registry."""
@@ -100,9 +104,11 @@ async def _serve(config: ServerConfig, port_file: Path | None,
     # Several servers on one PostgreSQL store share their state over it.
     cluster = None
     if config.store and is_store_url(config.store):
+        from .liveness import HeartbeatPolicy
         from .server_link import ServerLink
 
-        cluster = ServerLink(config.store, config.node())
+        cluster = ServerLink(config.store, config.node(),
+                             HeartbeatPolicy(config.heartbeat_interval, config.heartbeats_missed))
     server = ControlServer(config, cluster)
     await server.start()
     admin = None

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-
 from .cluster_feed import (BanStarted, BindingDown, BindingUp, DirectoryChanged, NodeReport,
                            SessionUpdate, SharedEvent)
 from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics, Tally
+from .peer_sessions import PeerSessions
 from .sessions import SessionRecord
 from .shared_state import flows_lost_with
 
@@ -28,8 +27,7 @@ class ClusterView:
         self._sip_address = sip_address
         self._publish = publish  # to every worker
         self.location = LocationTable(grace=grace)
-        self.sessions: dict[str, SessionRecord] = {}
-        self._session_node: dict[str, str] = {}
+        self.sessions = PeerSessions()
         self.reports: dict[str, NodeReport] = {}
 
     # -- what the workers tell -------------------------------------------------------------------
@@ -44,15 +42,9 @@ class ClusterView:
             if self.location.remove(event.user, event.device) is not None:
                 self._offline(event.user, event.device, event.reason, now)
         elif isinstance(event, SessionUpdate):
-            record = event.record
-            if record.ended_at is None:
-                self.sessions[record.call_id] = record
-                self._session_node[record.call_id] = event.node
-            else:
-                self.sessions.pop(record.call_id, None)
-                self._session_node.pop(record.call_id, None)
+            self.sessions.update(event.record, event.node)
             if self.events.listening:
-                self.events.publish(SessionChanged(record, now))
+                self.events.publish(SessionChanged(event.record, now))
         elif isinstance(event, BanStarted):
             if self.events.listening:
                 self.events.publish(Banned(event.ban, now))
@@ -68,13 +60,9 @@ class ClusterView:
         for binding in flows_lost_with(self.location.all(), node):
             self.location.remove(binding.user, binding.device)
             self._offline(binding.user, binding.device, "went offline", now)
-        ended = []
-        for call_id in [c for c, n in self._session_node.items() if n == node]:
-            record = replace(self.sessions.pop(call_id), state="failed", ended_at=now,
-                             reason=f"worker {node} stopped")
-            del self._session_node[call_id]
-            ended.append(record)
-            if self.events.listening:
+        ended = self.sessions.node_gone(node, now, f"worker {node} stopped")
+        if self.events.listening:
+            for record in ended:
                 self.events.publish(SessionChanged(record, now))
         return ended
 
@@ -143,7 +131,7 @@ class ClusterView:
         return self.location.get(user, device)
 
     def active_sessions(self) -> list[SessionRecord]:
-        return sorted(self.sessions.values(), key=lambda s: s.started_at)
+        return sorted(self.sessions.active(), key=lambda s: s.started_at)
 
     async def reload_directory(self) -> None:
         self._publish(DirectoryChanged(time.time()))

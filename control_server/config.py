@@ -49,6 +49,10 @@ class ServerConfig:
     ring_timeout: float = 60.0
     challenge_invites: bool = True
     auto_create_devices: bool = True
+    # On a shared store: how often this server tells the others it is alive, and how many of
+    # those it may miss before they take it for gone and end its sessions.
+    heartbeat_interval: float = 1.0
+    heartbeats_missed: int = 3
     log_level: str = "INFO"
     # Processes serving the SIP port; 0: one per core. One by default: on two cores, two workers
     # answer fewer REGISTERs than one process (README, Speed).

@@ -165,6 +165,26 @@ class Notifier:
             log.info("%d presence subscription(s) kept across the restart", len(notifies))
         return self.notify(notifies, now)
 
+    def deactivate(self, rows: list[tuple[str, str]], now: float) -> list[Effect]:
+        """Subscriptions a stopped server of the cluster held, as the store kept them: each
+        subscriber is told its subscription ended (terminated, reason "deactivated"), which
+        RFC 6665 (4.1.3) answers with a new SUBSCRIBE at once; whichever server gets that sends
+        the full state. Not kept here: the subscriber's next request may reach another server."""
+        notifies = []
+        for sub_id, state in rows:
+            try:
+                sub = _loaded(sub_id, json.loads(state))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("dropped a stored subscription %s: %s", sub_id, exc)
+                continue
+            sub.version += 1
+            notifies.append(Notify(sub, reginfo.RegInfo(sub.version, False, ()),
+                                   terminated=True, reason="deactivated"))
+        if notifies:
+            log.info("%d subscription(s) of a stopped server told to subscribe again",
+                     len(notifies))
+        return self.notify(notifies, now)
+
     # -- what changed -----------------------------------------------------------------------------
 
     def came_online(self, key: DeviceKey, now: float, new_device: bool = False) -> list[Effect]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from protocols.sip.reginfo import ContactEvent, DeviceState, RegInfo
 
-DeviceKey = tuple[str, str]  # (user, device)
+from .device_set import DeviceKey, DeviceSet
 
 DEFAULT_EXPIRES = 600
 MIN_EXPIRES = 60
@@ -27,35 +27,31 @@ MAX_EXPIRES = 3600
 class Sharing:
     """Who may see which device, from the directory, indexed both ways for the hot path."""
 
-    devices_of: dict[str, frozenset[str]]           # user -> their device names
+    devices: DeviceSet                              # the directory's own: every (user, device)
     shares: dict[DeviceKey, frozenset[str]]         # (owner, device) -> users it is shared with
     shared_with: dict[str, frozenset[DeviceKey]]    # user -> devices others shared with them
 
     @classmethod
     def of(cls, devices: Iterable[DeviceKey], shares: dict[DeviceKey, Iterable[str]]) -> Sharing:
-        devices_of: dict[str, set[str]] = {}
-        for user, device in devices:
-            devices_of.setdefault(user, set()).add(device)
+        if not isinstance(devices, DeviceSet):
+            devices = DeviceSet(devices)
         shared_with: dict[str, set[DeviceKey]] = {}
         kept = {}
         for key, grantees in shares.items():
-            if key[1] in devices_of.get(key[0], ()):
+            if key in devices:
                 kept[key] = frozenset(grantees)
                 for grantee in grantees:
                     shared_with.setdefault(grantee, set()).add(key)
-        return cls({u: frozenset(d) for u, d in devices_of.items()}, kept,
-                   {u: frozenset(k) for u, k in shared_with.items()})
+        return cls(devices, kept, {u: frozenset(k) for u, k in shared_with.items()})
 
     def add_device(self, key: DeviceKey) -> None:
         """A device made by its first REGISTER: visible at once, before the next reload."""
-        user, device = key
-        self.devices_of[user] = self.devices_of.get(user, frozenset()) | {device}
+        self.devices.add(key)
 
     def may_see(self, user: str, key: DeviceKey) -> bool:
-        owner, device = key
-        if device not in self.devices_of.get(owner, ()):
+        if key not in self.devices:
             return False
-        return owner == user or user in self.shares.get(key, ())
+        return key[0] == user or user in self.shares.get(key, ())
 
     def covers(self, user: str, resource_user: str, resource_device: str | None,
                key: DeviceKey) -> bool:
@@ -74,7 +70,7 @@ class Sharing:
             return {key} if self.may_see(user, key) else set()
         shared = self.shared_with.get(user, frozenset())
         if resource_user == user:
-            return {(user, d) for d in self.devices_of.get(user, ())} | set(shared)
+            return {(user, d) for d in self.devices.names_of(user)} | set(shared)
         return {k for k in shared if k[0] == resource_user}
 
     def watchers(self, key: DeviceKey) -> set[str]:
@@ -209,6 +205,11 @@ class Presence:
     def take_changes(self) -> dict[str, Subscription | None]:
         changes, self._changes = self._changes, {}
         return changes
+
+    def all_changed(self) -> None:
+        """Every subscription to be written again: the store lost them (a cluster took this
+        server for gone while it was cut off from the store)."""
+        self._changes.update(self.subscriptions)
 
     def end(self, sub_id: str) -> bool:
         """Forget a subscription whose subscriber stopped answering; True if it was there."""

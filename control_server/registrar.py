@@ -31,6 +31,7 @@ from protocols.sip.register_head import RegisterHead, head_of
 from .device_names import named_device, unnamed_device
 from .directory import Directory
 from .location import Binding, LocationTable
+from .repeated_values import RepeatedValues
 from .throttle import Penalty, Throttle
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ class Registrar:
         self.location = location
         self.policy = policy
         self.throttle = throttle
+        # User agents and sources (a balancer's) that bindings share, held once.
+        self._repeated = RepeatedValues()
 
     def register(self, request: SipRequest, source: Endpoint,
                  now: float) -> Registration[SipResponse]:
@@ -155,6 +158,10 @@ class Registrar:
         if not outcome.ok:
             return self._failed(self.challenge(head, now), render, source, user, now,
                                 outcome.reason)
+        # The user's name and the source as the binding and the throttle's trust keep them:
+        # one object each, not a copy per REGISTER.
+        user = self.directory.name_of(user)
+        source = self._repeated.one(source)
         if self.throttle is not None:
             self.throttle.succeeded(source.host, user, now)
         if self.directory.is_disabled(user):
@@ -211,12 +218,20 @@ class Registrar:
         known = (user, device) in self.directory.devices
         if not known and not self.policy.auto_create_devices:
             return Registration(render(Reply(404, f"No device {device} for {user}")))
+        contact_text = stringify_uri(contact_uri)
+        if previous is not None:
+            # A refresh keeps the strings the binding holds, rather than a second copy of each.
+            user, device = previous.user, previous.device
+            if previous.contact == contact_text:
+                contact_text = previous.contact
+            if previous.call_id == call_id:
+                call_id = previous.call_id
         binding = Binding(
             user=user,
             device=device,
-            contact=stringify_uri(contact_uri),
+            contact=contact_text,
             source=source,
-            user_agent=head.user_agent or "",
+            user_agent=self._repeated.one(head.user_agent or ""),
             registered_at=previous.registered_at if previous else now,
             last_seen=now,
             expires_at=now + expires,

@@ -29,12 +29,14 @@ from .directory import Directory
 from .events import Banned, DeviceOffline, DeviceOnline, EventBus, SessionChanged
 from .held_answers import Answer, HeldAnswers
 from .inspection import ALLOW, Rejection, has_user, inspect, method_rejection
+from .liveness import gone_reason
 from .location import Binding, LocationTable
 from .metrics import ServerCounts, ServerMetrics
 from .notifier import ALLOW_EVENTS, Notifier
 from .proxy import Proxy, ProxyPolicy
 from .registrar import Registrar, RegistrarPolicy
 from .message_bodies import describe, read_progress
+from .peer_sessions import PeerSessions
 from .sessions import SessionRecord, SessionRegistry
 from .store import DirectoryStore, StateStore, StoreUnavailable, open_database
 from .store.health import StoreHealth
@@ -100,6 +102,12 @@ class ControlServer:
         self.directory = Directory.load(self.directory_store)
         self.location = LocationTable(grace=config.expiry_grace)
         self.sessions = SessionRegistry()
+        # The sessions the other servers of a cluster run, for the admin view; a worker's view
+        # of the others is its supervisor's.
+        self.peer_sessions = (PeerSessions() if cluster is not None and not cluster.supervised
+                              else None)
+        # Every active session to be written again (this server was taken for gone).
+        self._write_sessions_again = False
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
                          "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0,
                          # What reaching the store costs: binding rows handed to it, and the
@@ -138,6 +146,7 @@ class ControlServer:
         self._devices_made_elsewhere: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task] = []
         self._reloading: asyncio.Task | None = None
+        self._reading_peers: asyncio.Task | None = None
         self.requests_by_method: dict[str, int] = {}
         self.started_at = time.time()
         self.events = EventBus()
@@ -162,6 +171,8 @@ class ControlServer:
         if self.cluster is None:
             await self.driver.start(self.config.sip_host, self.config.sip_port)
         else:
+            if self.peer_sessions is not None:  # before the feed: what it tells is newer
+                self.peer_sessions.replace_all(self.store.open_sessions_elsewhere(self.node))
             await self.cluster.attach(self)
         me = Endpoint("udp", self.config.sip_host, self.driver.port)
         self.proxy = Proxy(
@@ -177,7 +188,7 @@ class ControlServer:
                      if d.last_seen is not None}
         self.notifier = Notifier(self.layer, self.auth, self.directory, self.location, me,
                                  self.realm, last_seen)
-        subscriptions = self.store.subscriptions(now)
+        subscriptions = self.store.subscriptions(now, self.node)
         if self.cluster is not None:
             subscriptions = [row for row in subscriptions
                              if self.cluster.owns_subscription(row)]
@@ -197,6 +208,8 @@ class ControlServer:
             for task in self._tasks:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._reading_peers is not None:
+            await asyncio.gather(self._reading_peers, return_exceptions=True)
         if self.cluster is not None:
             await self.cluster.detach()
         await self.driver.close()
@@ -397,18 +410,80 @@ class ControlServer:
             binding = self.location.remove(event.user, event.device)
             if binding is not None:
                 self.driver.carry_out(self._offline(binding, now, event.reason, ours=False), now)
+        elif isinstance(event, NodeGone) and event.node == self.worker:
+            # Another server took us for gone while our store connection was away but the
+            # feed's was not: our flows and sessions are alive. Our next heartbeat finds our
+            # row taken and we join again, writing everything anew.
+            log.warning("another server took this one (%s) for gone", event.node)
         elif isinstance(event, NodeGone):
             for binding in flows_lost_with(self.location.all(), event.node):
                 self.location.remove(binding.user, binding.device)
                 log.info("%s/%s went offline: its connection was at %s, which stopped",
                          binding.user, binding.device, event.node)
                 self.driver.carry_out(self._offline(binding, now, "went offline"), now)
+            if self.peer_sessions is not None:
+                for record in self.peer_sessions.node_gone(event.node, now,
+                                                           gone_reason(event.node)):
+                    log.info("session %s ended: %s", record.call_id, record.reason)
+                    if self.events.listening:
+                        self.events.publish(SessionChanged(record, now))
+        elif isinstance(event, SessionUpdate) and self.peer_sessions is not None:
+            self.peer_sessions.update(event.record, event.node)
+            if self.events.listening:
+                self.events.publish(SessionChanged(event.record, now))
         elif isinstance(event, DirectoryChanged):
             if self._reloading is None or self._reloading.done():  # one reload reads it all
                 self._reloading = asyncio.get_running_loop().create_task(self.reload_directory())
         else:
             assert isinstance(self.throttle, SharedThrottle)
             self.throttle.apply(event)
+
+    def read_peer_sessions(self) -> None:
+        """What the other servers run, from the store: at the start, and when the feed was
+        away and missed their changes."""
+        if self.peer_sessions is None:
+            return
+
+        async def read() -> None:
+            try:
+                rows = await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self.store.open_sessions_elsewhere, self.node)
+            except StoreUnavailable as exc:
+                log.warning("the other servers' sessions not read: %s", exc)
+                return
+            assert self.peer_sessions is not None
+            self.peer_sessions.replace_all(rows)
+
+        if self._reading_peers is None or self._reading_peers.done():
+            self._reading_peers = asyncio.get_running_loop().create_task(read())
+
+    def subscriptions_orphaned(self, rows: list[tuple[str, str]]) -> None:
+        """A stopped server's presence subscriptions, which this one dropped from the store:
+        their subscribers are told to subscribe again."""
+        if self.notifier is not None and rows:
+            now = time.time()
+            self.driver.carry_out(self.notifier.deactivate(rows, now), now)
+
+    def rejoined(self) -> None:
+        """The other servers took this one for gone while it was cut off from the store: they
+        ended its open sessions there, dropped its subscriptions and the bindings over its
+        connections, and stopped showing them. What it still runs is written and told again,
+        and replaces what they presumed."""
+        assert self.cluster is not None
+        records = [session.record() for session in self.sessions.active.values()]
+        self._write_sessions_again = True
+        for record in records:
+            self.cluster.publish(SessionUpdate(record, self.worker))
+        # Only the bindings they dropped: over a connection to this server. One over UDP may
+        # have registered through another server since, and that binding is the newer.
+        for binding in self.location.all():
+            if binding.node == self.worker and binding.source.reliable:
+                self._bound[binding.key] = binding
+                self.cluster.publish(BindingUp(binding))
+        if self.notifier is not None:
+            self.notifier.presence.all_changed()
+        log.info("writing again %d session(s), and the subscriptions and connections held "
+                 "here", len(records))
 
     # -- the throttle's side effects -------------------------------------------------------------
 
@@ -465,7 +540,8 @@ class ControlServer:
             self._directory_changes.again()  # the change is read once the store is back
             return
         directory.devices |= self._unwritten_devices
-        self._devices_made_elsewhere -= directory.devices
+        self._devices_made_elsewhere = {key for key in self._devices_made_elsewhere
+                                         if key not in directory.devices}
         directory.devices |= self._devices_made_elsewhere
         self.directory = self.registrar.directory = directory
         _settle_heap()
@@ -487,6 +563,10 @@ class ControlServer:
         if sessions:
             self._report_sessions(sessions)
         kept, ended = self.notifier.take_changes() if self.notifier is not None else ([], [])
+        if self._write_sessions_again:
+            # As they are now: newer than any change taken above.
+            sessions += [session.record() for session in self.sessions.active.values()]
+            self._write_sessions_again = False
         async with self._flushing:
             # Written detached from what the next flush adds to, since the writer thread reads it.
             pending, self._unwritten = self._unwritten, PendingWrites()
@@ -565,8 +645,11 @@ class ControlServer:
         return self.location.get(user, device)
 
     def active_sessions(self) -> list[SessionRecord]:
-        active = sorted(self.sessions.active.values(), key=lambda s: s.started_at)
-        return [session.record() for session in active]
+        """This server's sessions, and in a cluster those the others run."""
+        records = [session.record() for session in self.sessions.active.values()]
+        if self.peer_sessions is not None:
+            records += self.peer_sessions.active()
+        return sorted(records, key=lambda s: s.started_at)
 
 
 def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import errno
+import itertools
 import logging
 import os
 import re
@@ -151,9 +152,8 @@ class VersionStore:
         """Put back the version kept at or before `at` (the newest when None), atomically, with
         its mode and mtime; the file it replaces is itself kept as a version first, so a restore
         loses nothing. Returns the restored file's path."""
-        target = self._live_path(relative)
         chosen = self.find(relative, at)
-        self._make_parents(check_relative(relative).parts[:-1])
+        target = self._live_path(relative, make_parents=True)
         try:
             st = os.lstat(target)
         except FileNotFoundError:
@@ -200,54 +200,45 @@ class VersionStore:
         return gone
 
     # ------------------------------------------------------------------ paths
-    def _live_path(self, relative: str) -> Path:
-        """`relative` in the dataset: checked, outside the version folder, no symlinked parent."""
+    def _live_path(self, relative: str, *, make_parents: bool = False) -> Path:
+        """`relative` in the dataset: checked, outside the version folder, no symlinked parent;
+        its missing parents made when `make_parents`."""
         parts = check_relative(relative).parts
         if parts[0] == VERSIONS_DIR:
             raise UnsafePath(f"{relative!r} is inside the version folder")
-        current = str(self.root)
-        for part in parts[:-1]:
-            current = os.path.join(current, part)
-            if current in self._real_folders:
-                continue
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                break
-            if not stat.S_ISDIR(st.st_mode):  # a symlink too: it could lead out of the dataset
-                raise UnsafePath(f"{relative!r} goes through {current}, which is not a folder")
-            self._real_folders.add(current)
+        self._real_folder(parts[:-1], create=make_parents)
         return self.root.joinpath(*parts)
 
     def _version_parent(self, parts: tuple[str, ...], *, create: bool) -> Path:
-        """The folder under `.sipsync-versions/` for files in `parts`, each level a real folder."""
-        current = str(self.root)
-        for part in (VERSIONS_DIR, *parts):
-            current = os.path.join(current, part)
+        """The folder under `.sipsync-versions/` for files in `parts`; FileNotFoundError when
+        it is missing and not to be made."""
+        folder = self._real_folder((VERSIONS_DIR, *parts), create=create)
+        if folder is None:
+            raise FileNotFoundError(self.folder.joinpath(*parts))
+        return folder
+
+    def _real_folder(self, parts: tuple[str, ...], *, create: bool) -> Path | None:
+        """The folder `parts` below the root, each level a real folder: a symlink could lead out
+        of the dataset. A missing level is made when `create`; otherwise the walk stops there and
+        gives None (what lies below does not exist, so nothing below can be unsafe)."""
+        levels = list(itertools.accumulate(parts, os.path.join, initial=str(self.root)))[1:]
+        if create and levels and not os.path.isdir(levels[-1]):
+            self._real_folders.difference_update(levels)  # found earlier, maybe gone since
+        for current in levels:
             if current in self._real_folders:
                 continue
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
                 if not create:
-                    raise
-                os.mkdir(current, 0o700 if part == VERSIONS_DIR else 0o755)
+                    return None
+                os.mkdir(current, 0o700 if current == str(self.folder) else 0o755)
                 self._real_folders.add(current)
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{current} is not a folder: versions are not kept through it")
+                raise UnsafePath(f"{current} is not a folder")
             self._real_folders.add(current)
-        return Path(current)
-
-    def _make_parents(self, parts: tuple[str, ...]) -> None:
-        current = self.root
-        for part in parts:
-            current = current / part
-            try:
-                os.mkdir(current)
-            except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(current).st_mode):
-                    raise UnsafePath(f"{current} is not a folder") from None
+        return Path(levels[-1]) if levels else self.root
 
     def _walk(self) -> Iterable[Version]:
         if not self.folder.is_dir() or self.folder.is_symlink():

@@ -55,6 +55,9 @@ class Database:
     def announce_directory_change(self) -> None:
         """Nothing to do: another connection's commit moves the data version by itself."""
 
+    def announce(self, channel: str, payload: str) -> None:
+        """Nothing to do: no server listens on a file of one server's own."""
+
     def nonce_secret(self) -> bytes:
         from .secret import nonce_secret
 

@@ -197,6 +197,11 @@ class PostgresDatabase:
         """Inside the transaction of a change: every server's listener hears it on commit."""
         self.db.execute(f"SELECT pg_notify('{DIRECTORY_CHANNEL}', '')")
 
+    def announce(self, channel: str, payload: str) -> None:
+        """Inside a transaction: a notification its listeners hear only if it commits, in the
+        order of commits."""
+        self.db.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
     def nonce_secret(self) -> bytes:
         return stored_nonce_secret(self.db)
 

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS bindings (
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY,          -- the dialog: Call-ID and the subscriber's tag
     state TEXT NOT NULL,          -- JSON, as control_server/notifier.py writes it
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    node TEXT NOT NULL DEFAULT '' -- the server notifying it; '' before servers had names
 );
 CREATE TABLE IF NOT EXISTS sessions (
     call_id TEXT PRIMARY KEY,
@@ -72,6 +73,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     node TEXT NOT NULL DEFAULT ''         -- the server that ran it; '' before servers had names
 );
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions(ended_at);
+CREATE TABLE IF NOT EXISTS servers (
+    node TEXT PRIMARY KEY,        -- the servers of a cluster on one store, by node name
+    incarnation INTEGER NOT NULL, -- new at each start, and when it comes back taken for gone
+    started_at REAL NOT NULL,
+    alive_at REAL NOT NULL,       -- its last heartbeat, by the store's clock
+    timeout REAL NOT NULL,        -- how long it may be silent before it is gone
+    gone_at REAL                  -- when another server (or its own next start) took it for gone
+);
 CREATE TABLE IF NOT EXISTS admins (
     name TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
@@ -92,10 +101,12 @@ ADDED_COLUMNS = (
     ("sessions", "started_by", "TEXT NOT NULL DEFAULT ''"),
     ("bindings", "node", "TEXT NOT NULL DEFAULT ''"),
     ("sessions", "node", "TEXT NOT NULL DEFAULT ''"),
+    ("subscriptions", "node", "TEXT NOT NULL DEFAULT ''"),
     ("bindings", "held_until", "REAL NOT NULL DEFAULT 0"),
 )
 
 # Every table, parents before the tables that refer to them: the order a copy fills them in.
+# Not `servers`: which servers are alive is of the cluster running now, never copied.
 TABLES = ("meta", "users", "devices", "shares", "bindings", "subscriptions", "sessions", "admins",
           "api_tokens")
 

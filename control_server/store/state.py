@@ -100,7 +100,8 @@ class StateStore(StorePart):
     def write_pending(self, pending: PendingWrites, node: str = "", lag: float = 0.0) -> None:
         """All the server kept for the store, written as its last flush left it."""
         if pending.subscriptions or pending.ended_subscriptions:
-            self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions)
+            self.write_subscriptions(pending.subscriptions.values(), pending.ended_subscriptions,
+                                     node)
         self.write_batch(pending.bound.values(), pending.unbound, pending.sessions.values(),
                          pending.new_devices, node, ended_seen=pending.ended_seen, lag=lag)
 
@@ -112,19 +113,25 @@ class StateStore(StorePart):
         return " AND node IN (?, '')", (node,)
 
     def write_subscriptions(self, kept: Iterable[tuple[str, str, float]],
-                            ended: Iterable[str]) -> None:
+                            ended: Iterable[str], node: str = "") -> None:
         """Presence subscriptions made, refreshed (id, state, expiry) or ended since the last
-        flush: a restarted server keeps notifying its watchers."""
+        flush by the server `node`: a restarted server keeps notifying its watchers, and on a
+        shared store a gone server's subscriptions are known by its name."""
         with self.db:
             self.db.executemany(
-                "INSERT INTO subscriptions VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "state=excluded.state, expires_at=excluded.expires_at", kept)
+                "INSERT INTO subscriptions (id, state, expires_at, node) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state=excluded.state, "
+                "expires_at=excluded.expires_at, node=excluded.node",
+                [(*row, node) for row in kept])
             self.db.executemany("DELETE FROM subscriptions WHERE id=?", [(i,) for i in ended])
 
-    def subscriptions(self, now: float) -> list[tuple[str, str]]:
-        """(id, state) of the subscriptions not yet expired."""
+    def subscriptions(self, now: float, node: str | None = None) -> list[tuple[str, str]]:
+        """(id, state) of the subscriptions not yet expired; on a shared store with `node`,
+        only those that server holds (and those of before servers had names)."""
+        mine, args = self._mine(node)
         return list(self.db.execute(
-            "SELECT id, state FROM subscriptions WHERE expires_at > ? ORDER BY id", (now,)))
+            f"SELECT id, state FROM subscriptions WHERE expires_at > ?{mine} ORDER BY id",
+            (now, *args)))
 
     def bindings(self, now: float | None = None, *, held: bool = False) -> list[Binding]:
         """The stored bindings, by user and device, each with the node holding it; with `now`,
@@ -156,6 +163,14 @@ class StateStore(StorePart):
             (limit,)
         )
         return [_session_record(r) for r in rows]
+
+    def open_sessions_elsewhere(self, node: str) -> list[tuple[SessionRecord, str]]:
+        """On a shared store, the sessions other servers run now, each with its server's name:
+        what a server shows of the others when it starts or its feed was away."""
+        rows = self.db.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE ended_at IS NULL AND node <> ? "
+            "ORDER BY started_at", (node,))
+        return [(_session_record(row), row[14]) for row in rows]
 
     def end_interrupted_sessions(self, now: float, node: str | None = None) -> list[SessionRecord]:
         """Sessions still open when the server last stopped cannot be resumed: close them, and

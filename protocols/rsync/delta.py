@@ -9,23 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import zstandard
 
 from . import rolling
 from .hashes import block_digest, file_hasher
+from .packing import LiteralPacker
 from .signature import Signature
-from .wire import (
-    LITERAL,
-    OP_LITERAL,
-    DeltaHeader,
-    encode_copy,
-    encode_delta_header,
-    encode_end,
-    encode_literal,
-)
+from .wire import DeltaHeader, encode_copy, encode_delta_header, encode_end
 
-LITERAL_PIECE = 1 << 20  # literal bytes per record: bounds memory and keeps zstd frames useful
-SAMPLE = 64 << 10  # literal bytes tried first to see whether compressing the rest pays
+LITERAL_PIECE = 1 << 20  # literal bytes per record and per pack: bounds memory on both sides
 ZSTD_LEVEL = 3  # level 3 gives up on random data at ~5 GB/s here, level 1 took ~0.9 GB/s
 
 
@@ -61,16 +52,15 @@ class DeltaEncoder:
 
     With `resume_offset` N the first N bytes are only hashed (the receiver already holds them);
     records start at N and the end record still carries the digest of the whole file.
-    `literal_piece` caps one literal record: smaller pieces resume at a finer grain.
-    `compress=False` leaves literals raw, for a carrier that compresses them with more context
-    (the folder-sync batches, over many small files).
+    `literal_piece` caps one literal record and one pack of compressed literals: smaller pieces
+    resume at a finer grain. `compress=False` leaves literals raw, for a carrier that compresses
+    them with more context (the folder-sync batches, over many small files).
     """
 
     def __init__(self, signature: Signature, *, resume_offset: int = 0,
                  zstd_level: int = ZSTD_LEVEL, chunk_hint: int = 1 << 20,
                  literal_piece: int = LITERAL_PIECE, compress: bool = True) -> None:
         self.sig = signature
-        self._compress = compress
         self.stats = DeltaStats()
         self._resume = resume_offset
         self._piece = literal_piece
@@ -79,8 +69,7 @@ class DeltaEncoder:
         self._out_weight = rolling.power(self._L)
         self._digest = block_digest(signature.hash_kind)
         self._hasher = file_hasher(signature.hash_kind)
-        self._zstd_level = zstd_level
-        self._zstd_ctx: zstandard.ZstdCompressor | None = None  # made for the first literal
+        self._packer = LiteralPacker(piece=literal_piece, level=zstd_level, compress=compress)
         self._buf = np.empty(max(chunk_hint, 4 * self._L) + self._L, np.uint8)
         self._n = 0  # valid bytes in _buf
         self._p = 0  # next window start to examine (index into _buf)
@@ -123,6 +112,7 @@ class DeltaEncoder:
             self._lit = self._n
         self._emit_literal(self._n)
         self._flush_copy()
+        self._emit_all(self._packer.flush())
         self._emit(encode_end(self._seen, self._hasher.digest()))
         return self._take()
 
@@ -207,29 +197,19 @@ class DeltaEncoder:
 
     def _flush_copy(self) -> None:
         if self._copy_len:
-            self._emit(encode_copy(self._copy_off, self._copy_len))
+            self._emit_all(self._packer.record(encode_copy(self._copy_off, self._copy_len),
+                                               self._copy_len))
             self.stats.copy_ops += 1
             self._copy_len = 0
-
-    def _zstd(self) -> zstandard.ZstdCompressor:
-        # a context costs tens of microseconds: a small file's delta, sent raw, never makes one
-        if self._zstd_ctx is None:
-            self._zstd_ctx = zstandard.ZstdCompressor(level=self._zstd_level)
-        return self._zstd_ctx
 
     def _emit_literal(self, upto: int) -> None:
         if upto <= self._lit:
             return
         self._flush_copy()
+        view = memoryview(self._buf)
         for start in range(self._lit, upto, self._piece):
-            raw = self._buf[start:min(upto, start + self._piece)]
-            # a sample decides: on incompressible data a full attempt only costs fresh memory
-            if not self._compress or (len(raw) > SAMPLE and
-                                      len(self._zstd().compress(raw[:SAMPLE])) > SAMPLE * 0.97):
-                self._emit(LITERAL.pack(OP_LITERAL, len(raw)))
-                self._emit(raw.tobytes())
-            else:
-                self._emit(encode_literal(raw.tobytes(), self._zstd().compress(raw)))
+            raw = view[start:min(upto, start + self._piece)]
+            self._emit_all(self._packer.literal(raw))
             self.stats.literal_ops += 1
             self.stats.literal_bytes += len(raw)
         self._lit = upto
@@ -237,6 +217,10 @@ class DeltaEncoder:
     def _emit(self, record: bytes) -> None:
         self._out.append(record)
         self.stats.wire_bytes += len(record)
+
+    def _emit_all(self, records: list[bytes]) -> None:
+        for record in records:
+            self._emit(record)
 
     def _take(self) -> list[bytes]:
         out, self._out = self._out, []

@@ -87,7 +87,7 @@ class FilePatcher:
 
     def feed(self, data) -> None:
         try:
-            for event in self._reader.feed(data):
+            for event in self._reader.events(data):
                 self._apply(event)
         except RsyncError:
             self._close(keep_partial=False)
@@ -249,7 +249,7 @@ def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS) -> 
     out = bytearray()
     hasher = None
     end = None
-    for event in reader.feed(delta):
+    for event in reader.events(delta):
         if isinstance(event, DeltaHeader):
             if event.basis_size != len(basis):
                 raise BasisMismatch(f"delta made for a {event.basis_size}-byte basis, got {len(basis)}")

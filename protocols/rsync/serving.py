@@ -124,6 +124,6 @@ def _literal_records(source, job: Job, on_read: Callable[[int], None]) -> Iterat
         for i in range(0, len(view), PIECE - 16):
             part = view[i:i + PIECE - 16]
             sent += len(part)
-            yield encode(Tag.DELTA, encode_literal(bytes(part), None))
+            yield encode(Tag.DELTA, encode_literal(bytes(part)))
     yield encode(Tag.DELTA, encode_end(seen, hasher.digest()))
     yield encode_delta_end(sent, 0)

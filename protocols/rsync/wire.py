@@ -6,6 +6,7 @@ Readers are sans-I/O (bytes in, typed records out) and check every length and of
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,10 @@ import zstandard
 from .errors import LimitExceeded, TruncatedStream, WireFormatError
 from .hashes import DIGEST_LEN, HashKind
 
-VERSION = 1
+SIGNATURE_VERSION = 1
+# Version 2 sends compressed literals in packs (one zstd frame for the literals of many records);
+# version 1 gave every literal a frame of its own, whose set-up cost more than its bytes.
+DELTA_VERSION = 2
 SIG_MAGIC = b"SYsg"
 DELTA_MAGIC = b"SYdl"
 
@@ -25,12 +29,15 @@ DELTA_HEADER = struct.Struct("<4sBBHIQQ")
 
 OP_COPY = 0x01  # u64 basis offset, u64 length
 OP_LITERAL = 0x02  # u32 length, raw bytes
-OP_LITERAL_ZSTD = 0x03  # u32 raw length, u32 compressed length, one zstd frame
 OP_END = 0x04  # u64 size of the whole new file, whole-file digest
+OP_LITERAL_PACK = 0x05  # u32 raw length, u32 compressed length, one zstd frame: the bytes of
+#                         the PACKED_LITERAL records that follow it, in their order
+OP_PACKED_LITERAL = 0x06  # u32 length: the pack's next bytes
 
 COPY = struct.Struct("<BQQ")
 LITERAL = struct.Struct("<BI")
-LITERAL_ZSTD = struct.Struct("<BII")
+LITERAL_PACK = struct.Struct("<BII")
+PACKED_LITERAL = struct.Struct("<BI")
 END = struct.Struct(f"<BQ{DIGEST_LEN}s")
 
 SIG_RECORD = np.dtype([("weak", "<u4"), ("strong", f"V{DIGEST_LEN}")])
@@ -82,7 +89,8 @@ class LiteralOp:
     """Bytes the basis does not have, already decompressed.
 
     From `DeltaReader` a raw literal comes in as many pieces as it was fed in, each a view of the
-    fed buffer (valid while that buffer is unchanged): the reader copies none of its bytes.
+    fed buffer (valid while that buffer is unchanged): the reader copies none of its bytes. A
+    packed literal is a view of its decompressed pack.
     """
 
     data: bytes | memoryview
@@ -101,11 +109,12 @@ DeltaEvent = DeltaHeader | CopyOp | LiteralOp | DeltaEnd
 
 
 def encode_signature_header(h: SignatureHeader) -> bytes:
-    return SIG_HEADER.pack(SIG_MAGIC, VERSION, h.hash_kind, DIGEST_LEN, 0, h.block_size, h.basis_size)
+    return SIG_HEADER.pack(SIG_MAGIC, SIGNATURE_VERSION, h.hash_kind, DIGEST_LEN, 0, h.block_size,
+                           h.basis_size)
 
 
 def encode_delta_header(h: DeltaHeader) -> bytes:
-    return DELTA_HEADER.pack(DELTA_MAGIC, VERSION, h.hash_kind, 0, h.block_size, h.basis_size,
+    return DELTA_HEADER.pack(DELTA_MAGIC, DELTA_VERSION, h.hash_kind, 0, h.block_size, h.basis_size,
                              h.resume_offset)
 
 
@@ -113,11 +122,18 @@ def encode_copy(offset: int, length: int) -> bytes:
     return COPY.pack(OP_COPY, offset, length)
 
 
-def encode_literal(raw: bytes, compressed: bytes | None) -> bytes:
-    """A literal record; `compressed` is used only when it is really smaller."""
-    if compressed is not None and len(compressed) < len(raw):
-        return LITERAL_ZSTD.pack(OP_LITERAL_ZSTD, len(raw), len(compressed)) + compressed
+def encode_literal(raw: bytes) -> bytes:
+    """A raw literal record."""
     return LITERAL.pack(OP_LITERAL, len(raw)) + raw
+
+
+def encode_literal_pack(raw_length: int, frame: bytes) -> bytes:
+    """A pack: `frame` holds the `raw_length` bytes of the PACKED_LITERAL records after it."""
+    return LITERAL_PACK.pack(OP_LITERAL_PACK, raw_length, len(frame)) + frame
+
+
+def encode_packed_literal(length: int) -> bytes:
+    return PACKED_LITERAL.pack(OP_PACKED_LITERAL, length)
 
 
 def encode_end(size: int, digest: bytes) -> bytes:
@@ -157,8 +173,9 @@ class SignatureReader:
         magic, version, kind, strong_len, _res, block_size, basis_size = SIG_HEADER.unpack_from(self._buf)
         if magic != SIG_MAGIC:
             raise WireFormatError("not a sipsync signature (bad magic)")
-        if version != VERSION:
-            raise WireFormatError(f"signature version {version} not supported (want {VERSION})")
+        if version != SIGNATURE_VERSION:
+            raise WireFormatError(f"signature version {version} not supported "
+                                  f"(want {SIGNATURE_VERSION})")
         kind = _hash_kind(kind)
         if strong_len != DIGEST_LEN:
             raise WireFormatError(f"strong hash length {strong_len}, want {DIGEST_LEN}")
@@ -183,8 +200,10 @@ class DeltaReader:
     """Incremental delta decoder: `feed(bytes)` returns the header, ops and end as they complete.
 
     Records are read straight from the fed buffer; only a record cut by the end of a feed is
-    gathered (at most one compressed literal, `Limits.max_literal`). Raw literal bytes are never
-    gathered: they go out as `LiteralOp`s over the fed buffer as soon as they arrive.
+    gathered (at most one literal pack, `Limits.max_literal`). Raw literal bytes are never
+    gathered: they go out as `LiteralOp`s over the fed buffer as soon as they arrive. A pack is
+    decompressed when it is whole and held until its packed literals have taken all of it; they
+    go out as views of it.
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -193,51 +212,65 @@ class DeltaReader:
         self._literal_left = 0  # raw literal bytes still to come
         self.header: DeltaHeader | None = None
         self.ended = False
-        self._dctx: zstandard.ZstdDecompressor | None = None  # made for the first zstd literal
+        self._dctx: zstandard.ZstdDecompressor | None = None  # made for the first pack
+        self._pack = memoryview(b"")  # what the packed literals still have to take
+        self._room = bytearray()  # where `events()` decompresses every pack
+        self._reuse_room = False
 
     def feed(self, data) -> list[DeltaEvent]:
+        """All the events `data` completes; each packed literal has a pack of its own."""
+        return list(self._events(data, reuse_room=False))
+
+    def events(self, data) -> Iterator[DeltaEvent]:
+        """The same events, one at a time, for a caller that uses each before it draws the next
+        (and draws them all before the next feed): every pack is decompressed into the same
+        room, so a packed literal's bytes are only valid until the next event is drawn. Then at
+        most one pack is held, however many a feed brings, and no pack pays for fresh memory."""
+        return self._events(data, reuse_room=True)
+
+    def _events(self, data, reuse_room: bool) -> Iterator[DeltaEvent]:
+        self._reuse_room = reuse_room
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
-        events: list[DeltaEvent] = []
         pos, n = 0, len(view)
         while pos < n:
             if self._literal_left:
                 take = min(self._literal_left, n - pos)
-                events.append(LiteralOp(view[pos:pos + take]))
                 self._literal_left -= take
+                yield LiteralOp(view[pos:pos + take])
                 pos += take
                 continue
             if self.ended:
                 raise WireFormatError("delta stream has bytes after its end record")
             if self._pending:
-                pos = self._complete_pending(view, pos, events)
-                continue
-            need = self._record_size(view, pos, n - pos)
-            if n - pos < need:
-                self._pending += view[pos:]
-                break
-            self._parse(view, pos, events)
-            pos += need
-        return events
+                pos, event = self._complete_pending(view, pos)
+            else:
+                need = self._record_size(view, pos, n - pos)
+                if n - pos < need:
+                    self._pending += view[pos:]
+                    return
+                event = self._parse(view, pos)
+                pos += need
+            if event is not None:
+                yield event
 
     def finish(self) -> None:
         """Call at end of stream: anything but a clean end record is an error."""
         if not self.ended:
             raise TruncatedStream("delta stream ended before its end record")
 
-    def _complete_pending(self, view: memoryview, pos: int, events: list[DeltaEvent]) -> int:
+    def _complete_pending(self, view: memoryview, pos: int) -> tuple[int, DeltaEvent | None]:
         """Gather just enough of `view` to complete the cut record; parse it when whole."""
         buf = self._pending
         while (need := self._record_size(buf, 0, len(buf))) > len(buf):
             take = min(need - len(buf), len(view) - pos)
             if not take:
-                return pos
+                return pos, None
             buf += view[pos:pos + take]
             pos += take
         self._pending = bytearray()
-        self._parse(buf, 0, events)
-        return pos
+        return pos, self._parse(buf, 0)
 
     def _record_size(self, buf, pos: int, avail: int) -> int:
         """Bytes of the record at `pos`: its fixed part until that has arrived, then all of it
@@ -250,52 +283,76 @@ class DeltaReader:
             return COPY.size
         if tag == OP_LITERAL:
             return LITERAL.size
-        if tag == OP_LITERAL_ZSTD:
-            if avail < LITERAL_ZSTD.size:
-                return LITERAL_ZSTD.size
-            _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
+        if tag == OP_PACKED_LITERAL:
+            return PACKED_LITERAL.size
+        if tag == OP_LITERAL_PACK:
+            if self._pack:
+                raise WireFormatError("a literal pack before the last one was used up")
+            if avail < LITERAL_PACK.size:
+                return LITERAL_PACK.size
+            _, raw_len, comp_len = LITERAL_PACK.unpack_from(buf, pos)
             self._check_literal_len(raw_len)
             if comp_len >= raw_len:
-                raise WireFormatError("compressed literal not smaller than its raw length")
-            return LITERAL_ZSTD.size + comp_len
+                raise WireFormatError("literal pack not smaller than its raw length")
+            return LITERAL_PACK.size + comp_len
         if tag == OP_END:
             return END.size
         raise WireFormatError(f"unknown delta record tag 0x{tag:02x}")
 
-    def _parse(self, buf, pos: int, events: list[DeltaEvent]) -> None:
-        """The whole record (as `_record_size` counts it) at `pos`."""
+    def _parse(self, buf, pos: int) -> DeltaEvent | None:
+        """The whole record (as `_record_size` counts it) at `pos`: its event, if it has one."""
         if self.header is None:
             self.header = self._parse_header(buf, pos)
-            events.append(self.header)
-            return
+            return self.header
         tag = buf[pos]
         if tag == OP_COPY:
             _, offset, length = COPY.unpack_from(buf, pos)
-            events.append(self._check_copy(offset, length))
-        elif tag == OP_LITERAL:
+            return self._check_copy(offset, length)
+        if tag == OP_PACKED_LITERAL:
+            _, length = PACKED_LITERAL.unpack_from(buf, pos)
+            if not 0 < length <= len(self._pack):
+                raise WireFormatError(f"packed literal of {length} bytes, its pack has "
+                                      f"{len(self._pack)} left")
+            event = LiteralOp(self._pack[:length])
+            self._pack = self._pack[length:]
+            return event
+        if tag == OP_LITERAL:
             _, length = LITERAL.unpack_from(buf, pos)
             self._check_literal_len(length)
             self._literal_left = length
-        elif tag == OP_LITERAL_ZSTD:
-            _, raw_len, comp_len = LITERAL_ZSTD.unpack_from(buf, pos)
-            start = pos + LITERAL_ZSTD.size
-            if self._dctx is None:
-                self._dctx = zstandard.ZstdDecompressor()
-            events.append(LiteralOp(_decompress(self._dctx, memoryview(buf)[start:start + comp_len],
-                                                raw_len)))
-        else:  # OP_END: _record_size let no other tag through
-            _, size, digest = END.unpack_from(buf, pos)
-            if size > self._limits.max_file_size:
-                raise LimitExceeded(f"file size {size} above {self._limits.max_file_size}")
-            self.ended = True
-            events.append(DeltaEnd(size, digest))
+            return None
+        if tag == OP_LITERAL_PACK:
+            _, raw_len, comp_len = LITERAL_PACK.unpack_from(buf, pos)
+            start = pos + LITERAL_PACK.size
+            self._pack = self._unpack(memoryview(buf)[start:start + comp_len], raw_len)
+            return None
+        # OP_END: _record_size let no other tag through
+        _, size, digest = END.unpack_from(buf, pos)
+        if size > self._limits.max_file_size:
+            raise LimitExceeded(f"file size {size} above {self._limits.max_file_size}")
+        if self._pack:
+            raise WireFormatError(f"the delta ends with {len(self._pack)} packed bytes unused")
+        self.ended = True
+        return DeltaEnd(size, digest)
+
+    def _unpack(self, frame: memoryview, raw_len: int) -> memoryview:
+        if self._dctx is None:
+            self._dctx = zstandard.ZstdDecompressor()
+        if not self._reuse_room:
+            room = memoryview(bytearray(raw_len))
+        else:
+            if len(self._room) < raw_len:
+                self._room = bytearray(raw_len)
+            room = memoryview(self._room)[:raw_len]
+        _decompress_into(self._dctx, frame, room)
+        return room
 
     def _parse_header(self, buf, pos: int) -> DeltaHeader:
         magic, version, kind, _res, block_size, basis_size, resume = DELTA_HEADER.unpack_from(buf, pos)
         if magic != DELTA_MAGIC:
             raise WireFormatError("not a sipsync delta (bad magic)")
-        if version != VERSION:
-            raise WireFormatError(f"delta version {version} not supported (want {VERSION})")
+        if version != DELTA_VERSION:
+            raise WireFormatError(f"delta version {version} not supported (want {DELTA_VERSION})")
         _check_block_size(block_size, self._limits)
         for name, value in (("basis size", basis_size), ("resume offset", resume)):
             if value > self._limits.max_file_size:
@@ -318,16 +375,25 @@ class DeltaReader:
             raise LimitExceeded(f"literal of {length} bytes above {self._limits.max_literal}")
 
 
-def _decompress(dctx: zstandard.ZstdDecompressor, frame: memoryview, raw_len: int) -> bytes:
-    # The frame's own size field must agree, and the output room is raw_len: a lying frame can
-    # neither allocate nor expand past it (zstd stops at the end of the room given).
+def _check_declared_size(frame: memoryview, raw_len: int) -> None:
+    declared = zstandard.frame_content_size(frame)
+    if declared not in (-1, raw_len):
+        raise WireFormatError(f"literal pack says {declared} bytes, announced {raw_len}")
+
+
+def _decompress_into(dctx: zstandard.ZstdDecompressor, frame: memoryview, room: memoryview) -> None:
+    """Fill `room` exactly from `frame`. The frame's own size field must agree, and a frame that
+    gives fewer bytes, or has more to give than the room holds, is refused: zstd stops at the
+    room's end, so a lying frame can neither allocate nor expand past it."""
     try:
-        declared = zstandard.frame_content_size(frame)
-        if declared not in (-1, raw_len):
-            raise WireFormatError(f"compressed literal says {declared} bytes, announced {raw_len}")
-        out = dctx.decompress(frame, max_output_size=raw_len)
+        _check_declared_size(frame, len(room))
+        reader = dctx.stream_reader(frame, read_across_frames=False)
+        got = 0
+        while got < len(room) and (n := reader.readinto(room[got:])):
+            got += n
+        more = reader.read(1) if got == len(room) else b""
     except zstandard.ZstdError as exc:
-        raise WireFormatError(f"corrupt compressed literal: {exc}") from None
-    if len(out) != raw_len:
-        raise WireFormatError(f"compressed literal gives {len(out)} bytes, announced {raw_len}")
-    return out
+        raise WireFormatError(f"corrupt literal pack: {exc}") from None
+    if got != len(room) or more:
+        raise WireFormatError(f"literal pack gives {'more than ' if more else ''}"
+                              f"{got} bytes, announced {len(room)}")

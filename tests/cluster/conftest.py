@@ -47,9 +47,11 @@ class ClusterFactory:
                  shares: tuple[tuple[str, str, str], ...] = (),
                  ping_interval: int = PING_INTERVAL,
                  flood_requests: int = NO_FLOOD_LIMIT,
-                 server_options: tuple[str, ...] = (), store_url: str = "") -> Cluster:
+                 server_options: tuple[str, ...] = (), store_url: str = "",
+                 store_urls: tuple[str, ...] = ()) -> Cluster:
         """`server_options` go to every server; with `store_url` all share that PostgreSQL
-        store (their node names: server1, server2...), else each has its own."""
+        store (their node names: server1, server2...), else each has its own. `store_urls`:
+        each server's own way to that store (through a relay a test can cut)."""
         started = []
         if store_url:
             provision(self.root, users, shares, store_url)
@@ -58,7 +60,9 @@ class ClusterFactory:
             if not store_url:
                 provision(data_dir, users, shares)
             data_dir.mkdir(parents=True, exist_ok=True)
-            started.append(ClusterServer(data_dir, *server_options, store_url=store_url))
+            started.append(ClusterServer(
+                data_dir, *server_options,
+                store_url=store_urls[number - 1] if store_urls else store_url))
             self.servers.append(started[-1])
             started[-1].start()
         balancer = Balancer(self.root / "balancer", free_port(), [s.port for s in started],

@@ -43,22 +43,31 @@ def start_callee(port: int, tmp_path: Path, local_port: int) -> subprocess.Popen
                     background=True, timeout=30)
 
 
-def call(port: int, tmp_path: Path, caller: tuple[str, str], callee: str, device: str):
+def call(port: int, tmp_path: Path, caller: tuple[str, str], callee: str, device: str,
+         *, hold: float = 0.2, background: bool = False):
+    """A call that ends by the caller's BYE `hold` seconds after it is set up; in the
+    `background`, the running sipp."""
     csv = write_users_csv(tmp_path / "caller.csv", [caller], extra=[f"{callee};{device}"])
-    return run_sipp("uac_other_user.xml", port, "-inf", str(csv), "-m", "1", cwd=tmp_path,
-                    timeout=30)
+    return run_sipp("uac_other_user.xml", port, "-inf", str(csv), "-m", "1",
+                    "-d", str(int(hold * 1000)), cwd=tmp_path, timeout=30 + hold,
+                    background=background)
+
+
+def query(store_url: str, sql: str) -> list[dict]:
+    """Rows of the PostgreSQL store, read as an admin would."""
+    async def read() -> list[dict]:
+        connection = await asyncpg.connect(store_url)
+        try:
+            return [dict(row) for row in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
 
 
 def _stored_nodes(store_url: str) -> list[tuple[str, str]]:
-    async def read() -> list[tuple[str, str]]:
-        connection = await asyncpg.connect(store_url)
-        try:
-            rows = await connection.fetch('SELECT "user", node FROM bindings')
-        finally:
-            await connection.close()
-        return [(row["user"], row["node"]) for row in rows]
-
-    return asyncio.run(read())
+    return [(row["user"], row["node"])
+            for row in query(store_url, 'SELECT "user", node FROM bindings')]
 
 
 def stored(data_dir: Path, *args: str) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from control_server.cluster_feed import AuthFailed, BindingUp, DirectoryChanged
@@ -70,3 +71,30 @@ async def test_an_event_too_large_for_a_notification_is_counted_not_sent(postgre
 def test_a_node_name_is_one_word():
     with pytest.raises(ValueError):
         PostgresFeed("postgresql://nowhere", "two words")
+
+
+async def test_a_feed_whose_connections_were_dropped_connects_again_and_sends_what_waited(
+        postgres_url):
+    """PostgreSQL drops both of a's connections, as at a restart or a network cut."""
+    a, b = PostgresFeed(postgres_url, "server-a"), PostgresFeed(postgres_url, "server-b")
+    heard_a, heard_b = Heard(), Heard()
+    restored = asyncio.Event()
+    await a.start(heard_a, restored.set)
+    await b.start(heard_b)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        pids = [a._listening.get_server_pid(), a._sending.get_server_pid()]
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+                            pids)
+        sent = [DirectoryChanged(1.0), DirectoryChanged(2.0), DirectoryChanged(3.0)]
+        for event in sent:
+            a.publish(event)
+        assert await heard_b.count(3) == sent  # all of them, in order
+        async with asyncio.timeout(5):
+            await restored.wait()  # the server is told it may have missed something
+        b.publish(DirectoryChanged(4.0))
+        assert await heard_a.count(1) == [DirectoryChanged(4.0)]
+    finally:
+        await admin.close()
+        for feed in (a, b):
+            await feed.close()

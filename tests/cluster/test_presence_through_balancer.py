@@ -10,7 +10,8 @@ import pytest
 from peer.config import PeerConfig
 from peer.peer import Peer
 
-from .sipp_devices import numbered_users, users_on_two_servers
+from ..waiting import wait_until_async
+from .sipp_devices import numbered_users, query, users_on_two_servers
 
 pytestmark = pytest.mark.sipp
 
@@ -60,3 +61,31 @@ async def test_a_device_sees_a_shared_device_registered_on_the_other_server(clus
         async with device(servers, tmp_path, "tablet", user=owner, password=passwords[owner]):
             await until(laptop, lambda: laptop.presence.online(f"{owner}/tablet"),
                         "the shared tablet online", timeout=10)
+
+
+async def test_a_watcher_whose_server_was_killed_is_told_and_watches_again_through_the_other(
+        cluster, tmp_path, postgres_url):
+    """The stored subscription names its server; the server that takes it for gone tells the
+    watcher its subscription ended, and the watcher's new one sees the next change."""
+    servers = cluster([("alice", PASSWORD)], store_url=postgres_url)
+    laptop = device(servers, tmp_path, "laptop")
+    async with laptop:
+        await until(laptop, lambda: laptop.presence.subscribed, "the laptop subscribed")
+        async with device(servers, tmp_path, "phone"):
+            await until(laptop, lambda: laptop.presence.online("alice/phone"), "the phone online")
+            held = await wait_until_async(
+                lambda: asyncio.to_thread(query, postgres_url, "SELECT node FROM subscriptions"),
+                what="the laptop's subscription in the store")
+            by_name = {server.data_dir.name: server for server in servers.servers}
+            home = by_name[held[0]["node"]]
+            other = next(server for server in servers.servers if server is not home)
+
+            home.kill()
+            await wait_until_async(
+                lambda: asyncio.to_thread(
+                    query, postgres_url,
+                    f"SELECT id FROM subscriptions WHERE node = '{other.data_dir.name}'"),
+                what="the laptop subscribed again, through the other server", timeout=20)
+        # The phone unregisters through the other server: the laptop hears it.
+        await until(laptop, lambda: not laptop.presence.online("alice/phone"),
+                    "the phone gone, seen by the laptop", timeout=20)

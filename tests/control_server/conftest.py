@@ -19,6 +19,7 @@ def directory() -> Directory:
             ha1(name, "sipsync", password, Algorithm.MD5),
             ha1(name, "sipsync", password, Algorithm.SHA256),
             False,
+            name,
         )
     return directory
 

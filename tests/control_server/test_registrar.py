@@ -19,20 +19,20 @@ PHONE = unnamed_device("<sip:alice@127.0.0.1:5071>", parse_uri("sip:alice@127.0.
 
 def register(registrar, user="alice", password="alice-pw", *, expires="60", device=None,
              contact=None, now=1000.0, cseq=2, call_id="reg1", algorithm_index=0,
-             user_agent=None):
+             user_agent=None, source=SOURCE):
     to = f"<sip:{user}@sipsync{';device=' + device if device else ''}>"
     contact = contact or f"<sip:{user}@127.0.0.1:5071>"
     headers = [f"Contact: {contact}"] + ([f"Expires: {expires}"] if expires is not None else [])
     headers += [f"User-Agent: {user_agent}"] if user_agent else []
     first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=cseq - 1,
                   call_id=call_id)
-    challenge = registrar.register(first, SOURCE, now)
+    challenge = registrar.register(first, source, now)
     assert challenge.response.status_code == 401
     value = challenge.response.headers.get("www-authenticate")[algorithm_index]
     credentials = answer(value, user=user, password=password, method="REGISTER", uri="sip:sipsync")
     second = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers + [credentials],
                    cseq=cseq, call_id=call_id)
-    return registrar.register(second, SOURCE, now)
+    return registrar.register(second, source, now)
 
 
 def challenged_with(registrar, *headers):
@@ -58,6 +58,35 @@ def test_the_right_password_binds_the_device_of_the_contact_for_60_seconds(regis
     assert binding is result.bound and binding.expires_at == 1060.0
     assert binding.source == SOURCE
     assert result.response.headers.get_first("contact").endswith(";expires=60")
+
+
+def test_bindings_hold_one_copy_of_the_user_agent_and_source_they_repeat(registrar,
+                                                                         directory):
+    # Each request brings its own equal objects, as the transport and the parser make them.
+    bound = [register(registrar, user, f"{user}-pw", user_agent="phone/1.0",
+                      source=Endpoint("udp", "".join(["127.0.0.", "1"]), int("5071"))).bound
+             for user in ("alice", "bob")]
+    assert bound[0].user_agent == "phone/1.0" and bound[0].source == SOURCE
+    assert bound[0].user_agent is bound[1].user_agent and bound[0].source is bound[1].source
+    assert bound[0].user is directory.accounts["alice"].name
+
+
+def test_the_throttles_trust_holds_the_bindings_own_name_and_address(auth, directory,
+                                                                      location):
+    throttle = Throttle(ThrottlePolicy())
+    registrar = Registrar(auth, directory, location, throttle=throttle)
+    binding = register(registrar, source=Endpoint("udp", "".join(["192.0.2.", "7"]), 5060)).bound
+    ((host, user),) = throttle.trusted
+    assert host is binding.source.host and user is binding.user
+    assert user is directory.accounts["alice"].name
+
+
+def test_a_refresh_keeps_the_strings_of_the_binding_it_replaces(registrar):
+    first = register(registrar, call_id="reg1", cseq=2).bound
+    again = register(registrar, call_id="reg1", cseq=4, now=1030.0).bound
+    assert again is not first and again.expires_at == 1090.0
+    for field in ("user", "device", "contact", "call_id"):
+        assert getattr(again, field) is getattr(first, field)
 
 
 def test_sha256_credentials_work_too(registrar):

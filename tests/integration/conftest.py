@@ -33,34 +33,51 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`sipsync-server` as an operator runs it, in its own process."""
+    """`sipsync-server` as an operator runs it, in its own process; with `admin`, its admin API
+    on a loopback port too (`admin_port`)."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, admin: bool = False) -> None:
         self.data_dir = data_dir
         self.extra = extra
+        self.admin = admin
         self.process: subprocess.Popen | None = None
         self.port = 0
+        self.admin_port = 0
         self.log_path = data_dir / "server.log"
 
-    def start(self, port: int = 0) -> ServerProcess:
-        port_file = self.data_dir / "port"
-        port_file.unlink(missing_ok=True)
+    def start(self, port: int | None = None) -> ServerProcess:
+        """Start on `port`; by default on the port of the last start (0 at first: the OS
+        picks one), so a server started again is where its clients knew it."""
+        port_file, admin_port_file = self.data_dir / "port", self.data_dir / "admin-port"
+        written = [port_file, admin_port_file] if self.admin else [port_file]
+        for file in written:
+            file.unlink(missing_ok=True)
+        admin = (["--admin-port", "0", "--admin-port-file", str(admin_port_file)] if self.admin
+                 else ["--no-admin"])
         self.log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "control_server.cli", "--data-dir", str(self.data_dir),
-             "--sip-port", str(port), "--port-file", str(port_file), "--no-admin",
-             "--workers", "1", *self.extra],
+             "--sip-port", str(self.port if port is None else port),
+             "--port-file", str(port_file), *admin, "--workers", "1", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 
         def listening() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            return port_file.exists() and bool(port_file.read_text().strip())
+            return all(file.exists() and file.read_text().strip() for file in written)
 
-        wait_until(listening, what="the server's port file", timeout=15, interval=0.02)
+        wait_until(listening, what="the server's port files", timeout=20, interval=0.02)
         self.port = int(port_file.read_text())
+        if self.admin:
+            self.admin_port = int(admin_port_file.read_text())
         return self
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to anyone, as when the machine dies."""
+        self.process.kill()
+        self.process.wait(timeout=15)
+        self.log.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -2,6 +2,8 @@
 
 
 import pytest
+import xxhash
+import zstandard
 
 from protocols.rsync import (
     BasisMismatch, FilePatcher, IntegrityError, LimitExceeded, Limits, RsyncError, Signature,
@@ -15,7 +17,7 @@ from .cases import make_cases
 BASIS, NEW = make_cases()["insertions_and_deletions"]
 SIG = signature_of(BASIS)
 DELTA = delta_of(Signature.from_wire(SIG), NEW)
-HEADER = wire.DELTA_HEADER.pack(wire.DELTA_MAGIC, wire.VERSION, 1, 0, 1024, len(BASIS), 0)
+HEADER = wire.DELTA_HEADER.pack(wire.DELTA_MAGIC, wire.DELTA_VERSION, 1, 0, 1024, len(BASIS), 0)
 
 
 def patch_into_target(tmp_path, delta: bytes, limits: Limits = wire.DEFAULT_LIMITS):
@@ -47,16 +49,16 @@ def test_signature_with_bad_magic_or_version_is_an_error():
 
 
 def test_signature_claiming_a_huge_basis_is_refused_before_any_allocation():
-    header = wire.SIG_HEADER.pack(wire.SIG_MAGIC, wire.VERSION, 1, 16, 0, 64, 1 << 60)
+    header = wire.SIG_HEADER.pack(wire.SIG_MAGIC, wire.SIGNATURE_VERSION, 1, 16, 0, 64, 1 << 60)
     with pytest.raises(LimitExceeded):
         Signature.from_wire(header)
-    too_many = wire.SIG_HEADER.pack(wire.SIG_MAGIC, wire.VERSION, 1, 16, 0, 64, (1 << 25) * 64 + 64)
+    too_many = wire.SIG_HEADER.pack(wire.SIG_MAGIC, wire.SIGNATURE_VERSION, 1, 16, 0, 64, (1 << 25) * 64 + 64)
     with pytest.raises(LimitExceeded):
         Signature.from_wire(too_many)
 
 
 def test_signature_with_an_absurd_block_size_is_refused():
-    header = wire.SIG_HEADER.pack(wire.SIG_MAGIC, wire.VERSION, 1, 16, 0, 1, 100)
+    header = wire.SIG_HEADER.pack(wire.SIG_MAGIC, wire.SIGNATURE_VERSION, 1, 16, 0, 1, 100)
     with pytest.raises(LimitExceeded):
         Signature.from_wire(header)
 
@@ -83,16 +85,62 @@ def test_literal_longer_than_the_limit_is_refused_before_it_arrives(tmp_path):
     assert isinstance(patch_into_target(tmp_path, evil), LimitExceeded)
 
 
-def test_compressed_literal_that_expands_past_its_announced_length_is_refused(tmp_path):
-    import zstandard
+def test_literal_pack_that_expands_past_its_announced_length_is_refused(tmp_path):
     bomb = zstandard.ZstdCompressor().compress(b"\0" * 1_000_000)
-    evil = HEADER + wire.LITERAL_ZSTD.pack(wire.OP_LITERAL_ZSTD, len(bomb) + 1, len(bomb)) + bomb
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, len(bomb) + 1, len(bomb)) + bomb
     assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
 
 
-def test_corrupt_compressed_literal_is_refused(tmp_path):
-    evil = HEADER + wire.LITERAL_ZSTD.pack(wire.OP_LITERAL_ZSTD, 100, 10) + b"not zstd!!"
+def test_corrupt_literal_pack_is_refused(tmp_path):
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, 100, 10) + b"not zstd!!"
     assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def test_literal_pack_longer_than_the_limit_is_refused_before_it_arrives(tmp_path):
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, (8 << 20) + 1, 100)
+    assert isinstance(patch_into_target(tmp_path, evil), LimitExceeded)
+
+
+def pack_of(data: bytes) -> bytes:
+    return wire.encode_literal_pack(len(data), zstandard.ZstdCompressor().compress(data))
+
+
+def test_packed_literal_without_a_pack_is_refused(tmp_path):
+    evil = HEADER + wire.encode_packed_literal(10)
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def test_packed_literal_longer_than_what_its_pack_has_left_is_refused(tmp_path):
+    evil = HEADER + pack_of(b"abc" * 100) + wire.encode_packed_literal(200) + \
+        wire.encode_packed_literal(101)
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def test_packed_literal_of_zero_bytes_is_refused(tmp_path):
+    evil = HEADER + pack_of(b"abc" * 100) + wire.encode_packed_literal(0)
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def test_a_pack_before_the_last_one_was_used_up_is_refused(tmp_path):
+    evil = HEADER + pack_of(b"abc" * 100) + wire.encode_packed_literal(299) + pack_of(b"x" * 100)
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def test_a_delta_that_ends_with_packed_bytes_unused_is_refused(tmp_path):
+    data = b"abc" * 100
+    body = HEADER + pack_of(data) + wire.encode_packed_literal(299)
+    end = wire.encode_end(299, xxhash.xxh3_128_digest(data[:299]))
+    assert isinstance(patch_into_target(tmp_path, body + end), WireFormatError)
+    with pytest.raises(WireFormatError):
+        apply_delta(BASIS, body + end)
+    assert apply_delta(BASIS, body + wire.encode_packed_literal(1) + wire.encode_end(
+        300, xxhash.xxh3_128_digest(data))) == data, "used up, the same stream is fine"
+
+
+def test_a_version_1_delta_is_refused_with_both_versions_named(tmp_path):
+    old = HEADER[:4] + bytes([1]) + HEADER[5:]
+    err = patch_into_target(tmp_path, old)
+    assert isinstance(err, WireFormatError) and "version 1" in str(err) and "want 2" in str(err)
 
 
 def test_unknown_record_tag_is_refused(tmp_path):
@@ -150,3 +198,19 @@ def test_random_byte_flips_never_escape_as_anything_but_a_typed_error(tmp_path, 
         assert target.read_bytes() == BASIS
     else:  # a flip inside a copy length can cancel out only if the hash still matches: it cannot
         assert target.read_bytes() == NEW
+
+
+@pytest.mark.parametrize("frame_bytes, announced", [(5000, 4000), (3000, 4000)])
+def test_literal_pack_whose_frame_gives_more_or_fewer_bytes_than_announced_is_refused(
+        tmp_path, frame_bytes, announced):
+    sizeless = zstandard.ZstdCompressor(write_content_size=False).compress(b"ab" * (frame_bytes // 2))
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, announced, len(sizeless)) + sizeless
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+    with pytest.raises(WireFormatError):
+        wire.DeltaReader().feed(evil)
+
+
+def test_literal_pack_with_bytes_after_its_frame_is_refused(tmp_path):
+    frame = zstandard.ZstdCompressor().compress(b"ab" * 2000) + b"junk"
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, 4000, len(frame)) + frame
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)

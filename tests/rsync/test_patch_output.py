@@ -54,7 +54,7 @@ def hand_made_delta(ops, basis: bytes = BASIS) -> tuple[bytes, bytes]:
     out, records = bytearray(), [header(len(basis))]
     for op in ops:
         if isinstance(op, bytes):
-            records.append(wire.encode_literal(op, None))
+            records.append(wire.encode_literal(op))
             out += op
         else:
             records.append(wire.encode_copy(*op))
@@ -197,7 +197,7 @@ def test_checkpoints_wait_for_bytes_and_seconds_both(tmp_path):
 
 def test_a_raw_literal_comes_out_in_the_pieces_it_arrived_in_without_copies():
     literal = rng.randbytes(3000)
-    stream = header(0) + wire.encode_literal(literal, None) + wire.encode_end(0, bytes(16))
+    stream = header(0) + wire.encode_literal(literal) + wire.encode_end(0, bytes(16))
     reader = DeltaReader()
     pieces = []
     for start in range(0, len(stream), 1000):
@@ -206,9 +206,9 @@ def test_a_raw_literal_comes_out_in_the_pieces_it_arrived_in_without_copies():
     assert b"".join(piece.data for piece in pieces) == literal
 
 
-def test_a_compressed_literal_whose_frame_claims_another_size_is_refused():
+def test_a_literal_pack_whose_frame_claims_another_size_is_refused():
     import zstandard
     frame = zstandard.ZstdCompressor().compress(b"a" * 5000)
-    evil = header(0) + wire.LITERAL_ZSTD.pack(wire.OP_LITERAL_ZSTD, 4000, len(frame)) + frame
+    evil = header(0) + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, 4000, len(frame)) + frame
     with pytest.raises(wire.WireFormatError):
         DeltaReader().feed(evil)

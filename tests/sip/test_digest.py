@@ -137,6 +137,20 @@ def test_a_replayed_nonce_count_fails_but_a_retransmission_passes():
                        branch="b3", now=1002.0).ok
 
 
+def test_a_count_lower_than_one_already_seen_fails_and_other_cnonces_count_apart():
+    auth, lookup = make_auth()
+    nonce = nonce_of(auth.challenges(1000.0)[0])
+    client = Client(auth)
+    assert auth.verify(client.answer(nonce, nc="00000003"), "REGISTER", lookup, branch="b1",
+                       now=1000.0).ok
+    lower = auth.verify(client.answer(nonce, nc="00000002"), "REGISTER", lookup, branch="b2",
+                        now=1000.5)
+    assert lower.verdict is Verdict.FAILED and "replayed" in lower.reason
+    # Another cnonce on the same nonce has counts of its own.
+    assert auth.verify(client.answer(nonce, nc="00000001", cnonce="0badcafe"), "REGISTER",
+                       lookup, branch="b3", now=1001.0).ok
+
+
 def test_users_sharing_a_nonce_with_count_one_do_not_collide():
     auth, _ = make_auth()
     table = {(u, a): ha1(u, "sipsync", "pw", a) for u in ("u1", "u2") for a in Algorithm}
