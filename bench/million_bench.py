@@ -14,9 +14,12 @@ sipp (sip-tester) and PostgreSQL (postgresql).
    Printed: the time until both answer, and each server's memory (PSS) with the sample and
    with the N devices.
 3. Keepalive: the anchor's sipp scenario re-registers those devices at rising rates (each
-   REGISTER refreshes a stored binding, as a device's keepalive does), through the balancer.
+   REGISTER refreshes a stored binding with the same Expires, as a device's keepalive does),
+   through the balancer.
    Per rate: the rate held, the servers' and balancer's CPU per registration, p99, and
-   PostgreSQL's commits and rows written per second and per registration.
+   PostgreSQL's commits and rows written per second and per registration, and by table. Each
+   REGISTER is its device's first refresh since the servers started, which the store takes by
+   design: these rows are a restart's, not the steady state's.
 4. Kamailio alone: N devices registered (Expires 3600), its memory per device, then the same
    keepalive ramp over them.
 5. From the highest rate held: how many devices' 60 s keepalive each carries, how many such
@@ -121,19 +124,23 @@ def seed(url: str, count: int) -> dict:
     if misplaced or len(set(order.values())) != len(nodes):
         raise SystemExit(f"the dispatcher's hash is not what this bench computes: {misplaced} of "
                          f"{SAMPLE} sample devices on another server")
-    template = rows[0]
+    template = dict(rows[0])
+    times = [column for column in ("registered_at", "last_seen", "expires_at", "held_until")
+             if column in template]
     now = time.time()
     bindings, devices = [], []
     for i in range(SAMPLE + 1, count + 1):
         user = f"user{i}"
         contact = template["contact"].replace(template["user"] + "@", user + "@", 1)
         device = unnamed_device(contact, parse_address(contact).uri)
-        # Registered over the last keepalive interval, each for an hour (the bulk Expires).
+        # Registered over the last keepalive interval, each as the sample was (Expires 3600):
+        # every time of the template's row moved by the same amount.
         registered = now - KEEPALIVE_SECONDS * (i % 1000) / 1000
-        bindings.append((user, device, contact, template["transport"], template["host"],
-                         template["port"], template["user_agent"], registered, registered,
-                         registered + 3600, f"seed-{i}@bench", 2,
-                         order[dispatcher_hash(user) % len(nodes)]))
+        shift = registered - template["registered_at"]
+        row = {**template, **{column: template[column] + shift for column in times},
+               "user": user, "device": device, "contact": contact, "call_id": f"seed-{i}@bench",
+               "node": order[dispatcher_hash(user) % len(nodes)]}
+        bindings.append(tuple(row.values()))
         devices.append((user, device, registered, registered, 0))
 
     async def copy() -> None:
@@ -155,6 +162,15 @@ def seed(url: str, count: int) -> dict:
           f"(servers {', '.join(nodes)}; the sample's {SAMPLE} placed as the hash says)",
           flush=True)
     return {"nodes": nodes}
+
+
+def table_writes(url: str, since: dict[str, int] | None = None) -> dict[str, int]:
+    """Rows inserted, updated and deleted by table (since `since`, when given); the statistics
+    collector reports them with a delay of its own, hence the pause."""
+    time.sleep(1.0)
+    rows = asyncio.run(_sql(url, "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del AS n "
+                                 "FROM pg_stat_user_tables ORDER BY relname"))
+    return {row["relname"]: row["n"] - (since or {}).get(row["relname"], 0) for row in rows}
 
 
 def pss_kb(pid: int) -> int:
@@ -186,6 +202,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--kamailio-rates", default="4000,8000,12000,16000")
     parser.add_argument("--no-kamailio", action="store_true")
+    parser.add_argument("--expires", type=int, default=3600,
+                        help="what the keepalive REGISTERs ask: the seeded bindings' 3600 s, so "
+                             "that each is a refresh of its binding, or another interval")
     parser.add_argument("--anchor", type=Path, default=sip_bench.ANCHOR,
                         help="the anchor harness folder (sipbench.py, register_auth.xml)")
     args = parser.parse_args()
@@ -223,12 +242,14 @@ def main() -> None:
                       ", ".join(f"{low / 1024:.0f} MB, then {high / 1024:.0f} MB "
                                 f"({(high - low) * 1024 / args.devices:.0f} B per device)"
                                 for low, high in zip(empty, memory)), flush=True)
+                tables_before = table_writes(url)
                 before = cluster.writes()
                 sip_bench.harness(results, work / "raw", "cluster", stack.pid,
                                   sip_bench.BALANCER_PORT, "register-ramp", "--rates", args.rates,
-                                  "--seconds", str(args.seconds), "--expires", "60",
+                                  "--seconds", str(args.seconds), "--expires", str(args.expires),
                                   pool=args.devices)
                 after = cluster.writes()
+                tables = table_writes(url, tables_before)
                 online = asyncio.run(_sql(url, "SELECT count(*) AS n FROM bindings"))[0]["n"]
             finally:
                 sip_bench.stop(stack)
@@ -242,10 +263,12 @@ def main() -> None:
                 sip_bench.harness(results, work / "raw", "kamailio", kamailio.pid,
                                   sip_bench.KAMAILIO_PORT, "register-ramp", "--rates",
                                   args.kamailio_rates, "--seconds", str(args.seconds),
-                                  "--expires", "60", pool=args.devices)
+                                  "--expires", str(args.expires), pool=args.devices)
             finally:
                 sip_bench.stop(kamailio)
         report(results, before, after, args.devices, online)
+        print("rows written during the ramp, by table: " + ", ".join(
+            f"{name} {count:,}" for name, count in tables.items() if count))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
