@@ -151,12 +151,7 @@ class Notifier:
         """Subscriptions the store kept: each gets the full state again at once, so whatever
         changed while the server was down reaches its watcher."""
         notifies = []
-        for sub_id, state in rows:
-            try:
-                sub = _loaded(sub_id, json.loads(state))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("dropped a stored subscription %s: %s", sub_id, exc)
-                continue
+        for sub in _readable(rows):
             self.presence.restore(sub)
             visible = self.presence.sharing.visible_to(sub.subscriber[0], sub.resource_user,
                                                        sub.resource_device)
@@ -171,12 +166,7 @@ class Notifier:
         RFC 6665 (4.1.3) answers with a new SUBSCRIBE at once; whichever server gets that sends
         the full state. Not kept here: the subscriber's next request may reach another server."""
         notifies = []
-        for sub_id, state in rows:
-            try:
-                sub = _loaded(sub_id, json.loads(state))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("dropped a stored subscription %s: %s", sub_id, exc)
-                continue
+        for sub in _readable(rows):
             sub.version += 1
             notifies.append(Notify(sub, reginfo.RegInfo(sub.version, False, ()),
                                    terminated=True, reason="deactivated"))
@@ -291,6 +281,15 @@ def _saved(sub: Subscription) -> dict:
             "local": dialog.local, "remote": dialog.remote, "target": dialog.target,
             "destination": [dialog.destination.transport, dialog.destination.host,
                             dialog.destination.port], "cseq": dialog.cseq}
+
+
+def _readable(rows: list[tuple[str, str]]):
+    """The stored subscriptions that can be read back; the others are dropped with a warning."""
+    for sub_id, state in rows:
+        try:
+            yield _loaded(sub_id, json.loads(state))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("dropped a stored subscription %s: %s", sub_id, exc)
 
 
 def _loaded(sub_id: str, row: dict) -> Subscription:
