@@ -31,6 +31,9 @@ MAX_PAYLOAD = 7999
 MAX_WAITING = 100_000
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # between attempts to connect again; then the last
 LISTENER_CHECK_SECONDS = 0.5
+# A query on a connection the server dropped while it was idle may fail with asyncpg's own
+# InternalClientError (another operation in progress) rather than as a lost connection.
+SEND_FAILED = (*CONNECTION_LOST, asyncpg.InternalClientError)
 
 
 class PostgresFeed:
@@ -145,7 +148,7 @@ class PostgresFeed:
                 if self._sending is None or self._sending.is_closed():
                     self._sending = await asyncpg.connect(self.url, timeout=CONNECT_SECONDS)
                 await self._sending.execute("SELECT pg_notify($1, $2)", self.channel, payload)
-            except CONNECTION_LOST as exc:
+            except SEND_FAILED as exc:
                 if not self._sending_away:
                     log.error("the feed cannot send: %s; events wait", exc)
                 self._sending_away = True
