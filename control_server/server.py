@@ -437,6 +437,9 @@ class ControlServer:
         else:
             assert isinstance(self.throttle, SharedThrottle)
             self.throttle.apply(event)
+            # Another node's failures may complete a ban here: announce it now, not at the
+            # next request, which the ban may leave unanswered.
+            self._announce_bans(now)
 
     def read_peer_sessions(self) -> None:
         """What the other servers run, from the store: at the start, and when the feed was
