@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from sip_bench import wait_answering  # bench/ is this script's folder, hence on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "deploy" / "kamailio" / "sipsync-dispatcher.cfg"
 
@@ -48,9 +50,7 @@ def start_balancer(port: int, servers: list[int], run: Path) -> subprocess.Popen
          "-A", f'DISPATCHER_LIST="{listing}"', "-A", f'CTL_SOCKET="unix:{run / "ctl"}"',
          "-A", "FLOOD_REQUESTS=100000000", "-A", "NCHILD=2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(2.0)
-    if process.poll() is not None:
-        raise SystemExit("kamailio did not start")
+    wait_answering(port, process)  # the listed servers start active: an answer means ready
     return process
 
 
