@@ -19,7 +19,7 @@ from control_server.store import (
     nonce_secret,
 )
 
-from ..control_server.in_process import register, server_on
+from ..control_server.in_process import register, running_server
 from ..waiting import wait_until_async
 from ..control_server.store_engines import open_store, session  # noqa: F401  (a fixture)
 
@@ -68,29 +68,21 @@ async def test_init_then_users_then_a_server_with_that_realm_lets_the_user_regis
     admin = admin_on(*where(open_store))
     assert admin("init", "--realm", "example.org").output == "realm example.org\n"
     assert admin("users", "add", "alice", "--password", "pw").exit_code == 0
-    server = server_on(open_store.store, tmp_path, "one", realm="example.org",
-                       data_dir=open_store.data_dir)
-    await server.start()
-    try:
+    async with running_server(open_store.store, tmp_path, "one", realm="example.org",
+                              data_dir=open_store.data_dir) as server:
         assert server.realm == "example.org"
         assert register(server) == 200
-    finally:
-        await server.stop()
 
 
 async def test_a_server_with_a_realm_first_then_users_added_lets_them_register(
         open_store, tmp_path):
-    server = server_on(open_store.store, tmp_path, "one", realm="example.org",
-                       data_dir=open_store.data_dir)
-    await server.start()
-    try:
+    async with running_server(open_store.store, tmp_path, "one", realm="example.org",
+                              data_dir=open_store.data_dir) as server:
         admin = admin_on(*where(open_store))
         assert admin("users", "add", "alice", "--password", "pw").exit_code == 0
         await wait_until_async(lambda: "alice" in server.directory.accounts,
                                what="the server reloaded the directory", timeout=5)
         assert register(server) == 200
-    finally:
-        await server.stop()
 
 
 def test_init_with_another_realm_than_the_stores_is_refused(open_store):

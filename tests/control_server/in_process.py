@@ -4,6 +4,8 @@ handing the server its messages and reading the answers from the effects."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from control_server.config import ServerConfig
 from control_server.server import ControlServer
@@ -21,6 +23,18 @@ def server_on(url: str, tmp_path, node: str, **settings) -> ControlServer:
     settings = {"data_dir": tmp_path / node, **settings}
     return ControlServer(ServerConfig(store=url, sip_port=0, admin=False, node_name=node,
                                       **settings))
+
+
+@asynccontextmanager
+async def running_server(url: str, tmp_path, node: str,
+                         **settings) -> AsyncIterator[ControlServer]:
+    """`server_on`'s server, started, and stopped cleanly when the block ends."""
+    server = server_on(url, tmp_path, node, **settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 def answered(effects) -> SipResponse:

@@ -12,7 +12,7 @@ import pytest
 from control_server.store import DirectoryStore, PostgresDatabase, StateStore
 
 from ..waiting import wait_until_async
-from .in_process import register, server_on
+from .in_process import register, running_server, server_on
 from .store_engines import session
 
 @pytest.fixture
@@ -48,10 +48,8 @@ async def test_postgresql_away_the_server_answers_from_memory_and_writes_what_it
 
 async def test_an_admins_change_on_one_database_reaches_every_server_within_a_second(
         postgres_url, alice, tmp_path):
-    one, two = server_on(postgres_url, tmp_path, "one"), server_on(postgres_url, tmp_path, "two")
-    await one.start()
-    await two.start()
-    try:
+    async with (running_server(postgres_url, tmp_path, "one") as one,
+                running_server(postgres_url, tmp_path, "two") as two):
         # One realm and one nonce secret: a challenge of one server is answered at the other.
         assert one.realm == two.realm
         assert register(two, answer_to=one) == 200
@@ -62,9 +60,6 @@ async def test_an_admins_change_on_one_database_reaches_every_server_within_a_se
             what="both servers reloaded the directory", timeout=5)
         assert time.monotonic() - started < 1.5
         assert one.location.get("alice", "phone") is None  # taken offline by the change
-    finally:
-        await one.stop()
-        await two.stop()
 
 
 async def test_a_restarted_server_closes_its_own_sessions_and_leaves_the_others(
@@ -73,8 +68,7 @@ async def test_a_restarted_server_closes_its_own_sessions_and_leaves_the_others(
     state.write_batch([], [], [session("mine", ended=None, state="established")], [], node="one")
     state.write_batch([], [], [session("theirs", ended=None, state="established")], [],
                       node="two")
-    server = server_on(postgres_url, tmp_path, "one")
-    await server.start()
-    await server.stop()
+    async with running_server(postgres_url, tmp_path, "one"):
+        pass
     assert [r.call_id for r in state.sessions(history=False)] == ["theirs"]
     assert [r.call_id for r in state.sessions(history=True)] == ["mine"]

@@ -12,7 +12,7 @@ from control_server.store import DirectoryStore, StateStore
 from protocols.sip.endpoint import Endpoint
 
 from ..waiting import wait_until_async
-from .in_process import crash, register, server_on
+from .in_process import crash, register, running_server, server_on
 from .store_engines import open_store  # noqa: F401  (a fixture: SQLite and PostgreSQL)
 
 INTERVAL = 60.0  # what in_process.register asks for
@@ -45,9 +45,7 @@ async def written(store, user="alice", *, seen: float | None = None):
 
 
 async def test_a_refresh_is_not_written_and_a_change_of_flow_is(store, tmp_path):
-    server = server_on(store.store, tmp_path, "data")
-    await server.start()
-    try:
+    async with running_server(store.store, tmp_path, "data") as server:
         registered = time.time()
         assert register(server, at=registered) == 200
         first = await written(store, seen=registered)
@@ -69,20 +67,14 @@ async def test_a_refresh_is_not_written_and_a_change_of_flow_is(store, tmp_path)
         await wait_until_async(lambda: server.counters["store_bindings_written"] == 3,
                                what="three binding rows counted")
         assert server.counters["store_writer_cpu_us"] > 0
-    finally:
-        await server.stop()
 
 
 async def test_a_clean_stop_writes_the_refreshes_it_skipped(store, tmp_path):
-    server = server_on(store.store, tmp_path, "data")
-    await server.start()
-    try:
+    async with running_server(store.store, tmp_path, "data") as server:
         registered = time.time()
         assert register(server, at=registered) == 200
         await written(store, seen=registered)
         assert register(server, at=registered + 30) == 200
-    finally:
-        await server.stop()
     row = stored(store)
     assert row.last_seen == registered + 30 and row.expires_at == registered + 30 + INTERVAL
     assert device_seen(store) == registered + 30
@@ -90,9 +82,7 @@ async def test_a_clean_stop_writes_the_refreshes_it_skipped(store, tmp_path):
 
 async def test_a_device_gone_offline_leaves_its_last_refresh_as_its_last_seen_time(store,
                                                                                 tmp_path):
-    server = server_on(store.store, tmp_path, "data")
-    await server.start()
-    try:
+    async with running_server(store.store, tmp_path, "data") as server:
         registered = time.time()
         assert register(server, at=registered) == 200
         await written(store, seen=registered)
@@ -100,8 +90,6 @@ async def test_a_device_gone_offline_leaves_its_last_refresh_as_its_last_seen_ti
         assert register(server, at=registered + 30, expires=0) == 200
         await wait_until_async(lambda: stored(store) is None, what="the binding deleted")
         assert device_seen(store) == registered + 20
-    finally:
-        await server.stop()
 
 
 async def test_a_device_that_refreshed_before_a_crash_is_online_after_it(store, tmp_path):
@@ -122,13 +110,10 @@ async def test_a_device_that_refreshed_before_a_crash_is_online_after_it(store, 
                                                                        ("bob", "phone")]
 
     # After a crash, the same server; on PostgreSQL, as well another one joining the cluster.
-    again = server_on(store.store, tmp_path, "data" if store.engine == "sqlite" else "two")
-    await again.start()
-    try:
+    node = "data" if store.engine == "sqlite" else "two"
+    async with running_server(store.store, tmp_path, node) as again:
         loaded = again.binding("alice", "phone")
         assert loaded is not None
         # Held at least until it really expires, and at most one window past that.
         true_expiry = restart - 45 + INTERVAL
         assert true_expiry <= loaded.expires_at <= true_expiry + INTERVAL
-    finally:
-        await again.stop()
