@@ -98,3 +98,44 @@ async def test_a_feed_whose_connections_were_dropped_connects_again_and_sends_wh
         await admin.close()
         for feed in (a, b):
             await feed.close()
+
+
+async def test_events_published_together_share_notifications_and_keep_their_order(postgres_url):
+    """A thousand events in a burst, as registrations at a high rate: far fewer notifications
+    than events, each under PostgreSQL's payload limit, the same event twice in a row kept."""
+    a, b = PostgresFeed(postgres_url, "server-a"), PostgresFeed(postgres_url, "server-b")
+    heard = Heard()
+    payloads: list[str] = []
+    watcher = await asyncpg.connect(postgres_url)
+    await watcher.add_listener(a.channel, lambda *args: payloads.append(args[-1]))
+    await a.start(lambda event: None)
+    await b.start(heard)
+    try:
+        sent = [DirectoryChanged(float(i // 2)) for i in range(1000)]
+        for event in sent:
+            a.publish(event)
+        assert await heard.count(1000) == sent
+        assert len(payloads) < 100
+        assert max(len(p.encode()) for p in payloads) <= MAX_PAYLOAD
+    finally:
+        await watcher.close()
+        for feed in (a, b):
+            await feed.close()
+
+
+async def test_an_unreadable_event_in_a_notification_drops_only_itself(postgres_url, caplog):
+    b = PostgresFeed(postgres_url, "server-b")
+    heard = Heard()
+    await b.start(heard)
+    sender = await asyncpg.connect(postgres_url)
+    try:
+        good = DirectoryChanged(1.0)
+        other = PostgresFeed(postgres_url, "server-a")
+        body = other.announcement(good)[1].partition(" ")[2]
+        await sender.execute("SELECT pg_notify($1, $2)", b.channel,
+                             f"server-a {body}\nnot an event\n{body}")
+        assert await heard.count(2) == [good, good]
+        assert "dropped an event from server-a" in caplog.text
+    finally:
+        await sender.close()
+        await b.close()
