@@ -2,11 +2,14 @@
 scenario does, to a server driven in process, and tracemalloc tells what each part of the server
 kept per device once they are all bound (the store's writes flushed, the nonces still alive).
 
-    python bench/register_memory.py [--devices 20000] [--depth 12]
+    python bench/register_memory.py [--devices 20000] [--depth 12] [--loaded]
 
 Prints bytes per device by the line of server code that allocated them (the innermost frame in
 control_server/ or protocols/), then by module, then the total. The bulk step of sip_bench.py
 measures the same from outside (PSS of the real process); this says which structure to cut.
+With --loaded, the devices register with one server, which stops, and what is measured is what a
+second server on the same store keeps of each binding it loads at its start (a restart, or a
+server joining a cluster).
 """
 
 from __future__ import annotations
@@ -107,10 +110,13 @@ def where(trace: tracemalloc.Traceback) -> str:
     return "elsewhere: " + (f"{trace[-1].filename}:{trace[-1].lineno}" if len(trace) else "?")
 
 
-async def profile(devices: int, depth: int, data: Path) -> None:
-    config = ServerConfig(data_dir=data, sip_port=0, admin=False, realm=REALM,
-                          throttle_allow="127.0.0.1", log_level="WARNING")
-    server = ControlServer(config)
+def server_on(data: Path) -> ControlServer:
+    return ControlServer(ServerConfig(data_dir=data, sip_port=0, admin=False, realm=REALM,
+                                      throttle_allow="127.0.0.1", log_level="WARNING"))
+
+
+async def profile(devices: int, depth: int, data: Path, loaded: bool) -> None:
+    server = server_on(data)
     await server.start()
     try:
         await register_all(server, 1, WARM_UP)
@@ -123,13 +129,42 @@ async def profile(devices: int, depth: int, data: Path) -> None:
         tracemalloc.stop()
     finally:
         await server.stop()
+    if loaded:
+        before, after = await loading(devices, depth, data)
+        report(before, after, WARM_UP + devices, "loaded by a server at its start")
+    else:
+        report(before, after, devices, f"registered beside {WARM_UP} warm-up ones")
+
+
+async def loading(devices: int, depth: int,
+                  data: Path) -> tuple[tracemalloc.Snapshot, tracemalloc.Snapshot]:
+    """What a second server on the store keeps of every binding it loads at its start."""
+    again = server_on(data)  # the directory is read here, not at the start
+    gc.collect()
+    tracemalloc.start(depth)
+    before = tracemalloc.take_snapshot()
+    await again.start()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    try:
+        online = len(again.online_bindings())
+    finally:
+        await again.stop()
+    if online != WARM_UP + devices:
+        raise SystemExit(f"the second server loaded {online} bindings, not {WARM_UP + devices}")
+    return before, after
+
+
+def report(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, devices: int,
+           how: str) -> None:
     by_line: Counter[str] = Counter()
     for stat in after.compare_to(before, "traceback"):
         by_line[where(stat.traceback)] += stat.size_diff
     by_module: Counter[str] = Counter()
     for line, size in by_line.items():
         by_module[line.rsplit(":", 1)[0]] += size
-    print(f"{devices} devices registered after {WARM_UP} warm-up ones; bytes per device:")
+    print(f"{devices} devices {how}; bytes per device:")
     print("\nby line of server code:")
     for line, size in by_line.most_common():
         if abs(size) / devices >= 2:
@@ -145,6 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=20_000)
     parser.add_argument("--depth", type=int, default=12, help="frames kept per allocation")
+    parser.add_argument("--loaded", action="store_true",
+                        help="what a server keeps of the bindings it loads at its start")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sipsync-memory-") as folder:
         data = Path(folder) / "data"
@@ -152,7 +189,7 @@ def main() -> None:
         store.realm(REALM)
         store.import_users((f"user{i}", f"pw{i}") for i in range(1, WARM_UP + args.devices + 1))
         store.close()
-        asyncio.run(profile(args.devices, args.depth, data))
+        asyncio.run(profile(args.devices, args.depth, data, args.loaded))
 
 
 if __name__ == "__main__":

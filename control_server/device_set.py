@@ -46,6 +46,14 @@ class DeviceSet:
         held = self._names.get(user, ())
         return (held,) if isinstance(held, str) else held
 
+    def held_name(self, user: str, name: str) -> str:
+        """The string this set holds for `name` among `user`'s devices (equal to it), else
+        `name` itself: a binding loaded or heard from elsewhere keeps that one."""
+        for held in self.names_of(user):
+            if held == name:
+                return held
+        return name
+
     def add(self, key: DeviceKey) -> None:
         user, name = key
         names = self.names_of(user)

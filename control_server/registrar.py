@@ -6,8 +6,10 @@ and gets the same answer, since saving a binding twice changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+import sys
 from dataclasses import dataclass
 
 from collections.abc import Callable
@@ -115,6 +117,19 @@ class Registrar:
         headers = tuple(("WWW-Authenticate", value)
                         for value in self.auth.challenges(now, stale=stale, algorithms=algorithms))
         return Reply(401, to_tag=new_tag(), headers=headers)
+
+    def adopt(self, binding: Binding) -> Binding:
+        """`binding` as read from the store or heard from another server, holding the objects
+        the registrar's own bindings share (the user's and the device's names, the source, the
+        User-Agent, the node) rather than copies of its own."""
+        user = self.directory.name_of(binding.user)
+        source = binding.source
+        source = self._repeated.one(Endpoint(sys.intern(source.transport),
+                                             self._repeated.one(source.host), source.port))
+        return dataclasses.replace(
+            binding, user=user, device=self.directory.devices.held_name(user, binding.device),
+            source=source, user_agent=self._repeated.one(binding.user_agent),
+            node=self._repeated.one(binding.node))
 
     def _failed(self, reply: Reply, render: Render, source: Endpoint, user: str, now: float,
                 reason: str) -> Registration:

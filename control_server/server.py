@@ -165,7 +165,7 @@ class ControlServer:
                 log.info("closed %d session(s) left open by the previous run", len(interrupted))
             self.sessions.interrupted_by_restart(interrupted, now)
         for binding in self.store.bindings(now, held=True):
-            self.location.put(binding)
+            self.location.put(self.registrar.adopt(binding))
         await self._directory_changes.start()
         _settle_heap()
         if self.cluster is None:
@@ -184,8 +184,9 @@ class ControlServer:
             throttle=self.throttle,
             hold=self._hold,
         )
+        # When the devices offline now were last seen; an online one's is its binding's.
         last_seen = {(d.user, d.name): d.last_seen for d in self.directory_store.devices()
-                     if d.last_seen is not None}
+                     if d.last_seen is not None and self.location.get(d.user, d.name) is None}
         self.notifier = Notifier(self.layer, self.auth, self.directory, self.location, me,
                                  self.realm, last_seen)
         subscriptions = self.store.subscriptions(now, self.node)
@@ -398,7 +399,7 @@ class ControlServer:
         """Another node's change, applied to this one's state as if it had happened here."""
         now = time.time()
         if isinstance(event, BindingUp):
-            binding = event.binding
+            binding = self.registrar.adopt(event.binding)
             previous = self.location.put(binding)
             if event.new_device:
                 self._devices_made_elsewhere.add(binding.key)

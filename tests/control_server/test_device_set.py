@@ -31,3 +31,12 @@ def test_discarding_the_last_device_of_a_user_forgets_the_user():
     devices.discard(("alice", "laptop"))
     assert len(devices) == 0 and devices.names_of("alice") == ()
     assert devices == set()
+
+
+def test_the_held_name_of_a_device_is_the_sets_own_string_and_an_unknown_one_is_itself():
+    laptop = "".join(["lap", "top"])
+    devices = DeviceSet([("alice", "phone"), ("alice", laptop)])
+    other = "".join(["lap", "top"])
+    assert devices.held_name("alice", other) is laptop
+    assert devices.held_name("bob", other) is other
+    assert devices.held_name("alice", "tablet") == "tablet"

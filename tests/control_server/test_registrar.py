@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from control_server.location import Binding
 from control_server.registrar import Registrar
 from control_server.throttle import Throttle, ThrottlePolicy
 from control_server.device_names import unnamed_device
@@ -264,3 +265,28 @@ def test_a_register_for_an_address_of_record_that_is_not_sip_gets_400(registrar)
     request = build("REGISTER", "sip:sipsync", user="alice", to="<tel:+15550100>",
                     headers=["Contact: <sip:a@h>"])
     assert registrar.register(request, SOURCE, 0.0).response.status_code == 400
+
+
+def test_a_binding_from_the_store_holds_the_objects_the_registrars_own_bindings_share(
+        registrar, directory, location):
+    """Read back from a store (or heard from another server), every field is a fresh object;
+    adopted, the binding keeps the directory's names and the shared source and User-Agent."""
+    register(registrar, user_agent="phone-ua/1.0")
+    own = location.get("alice", PHONE)
+    directory.devices.add(("alice", "tablet"))
+
+    def fresh(text: str) -> str:
+        return "".join(list(text))  # equal, another object
+
+    loaded = Binding(fresh("alice"), fresh("tablet"), "sip:alice@192.0.2.7:5060",
+                     Endpoint(fresh("udp"), fresh("127.0.0.1"), 5071), fresh("phone-ua/1.0"),
+                     1.0, 2.0, 62.0, "c9", 3, node=fresh("server-b"))
+    heard = Binding(fresh("alice"), fresh("tablet"), "sip:alice@192.0.2.7:5060",
+                    Endpoint(fresh("udp"), fresh("127.0.0.1"), 5071), fresh("phone-ua/1.0"),
+                    1.0, 2.0, 62.0, "c9", 3, node=fresh("server-b"))
+    adopted, again = registrar.adopt(loaded), registrar.adopt(heard)
+    assert adopted == loaded
+    assert adopted.user is own.user is directory.accounts["alice"].name
+    assert adopted.device is next(n for n in directory.devices.names_of("alice") if n == "tablet")
+    assert adopted.source is own.source and adopted.user_agent is own.user_agent
+    assert again.node is adopted.node and again.source is adopted.source
