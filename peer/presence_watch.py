@@ -36,7 +36,7 @@ class PresenceWatch:
         self.config = config
         self.registration = registration
         self.devices: dict[str, DeviceState] = {}  # USER/DEVICE -> last known state
-        self.subscribed = False
+        self._subscribed = False
         self.last_error = ""
         self._listeners: list[Listener] = []
         self._client: OutOfDialogClient | None = None
@@ -59,8 +59,20 @@ class PresenceWatch:
         state = self.devices.get(device)
         return state is not None and state.online
 
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed
+
+    @subscribed.setter
+    def subscribed(self, value: bool) -> None:
+        # A waiter for the subscription is woken too: its first NOTIFY may come before the
+        # answer to the SUBSCRIBE (RFC 6665 allows it), and then no later one might come.
+        if value != self._subscribed:
+            self._subscribed = value
+            self._changed.set()
+
     async def changed(self) -> None:
-        """Until the next NOTIFY changes the table."""
+        """Until the next NOTIFY changes the table, or the subscription starts or ends."""
         self._changed.clear()
         await self._changed.wait()
 
