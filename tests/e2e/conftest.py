@@ -98,7 +98,11 @@ class Deployment:
         return device
 
     def online(self) -> set[tuple[str, str]]:
-        return {(row["user"], row["device"]) for row in admin_json(self.server_dir, "online")}
+        return {(row["user"], row["device"]) for row in self.bindings()}
+
+    def bindings(self) -> list[dict]:
+        """`sipsync-admin online`'s rows: a device's address, registration time, expiry..."""
+        return admin_json(self.server_dir, "online")
 
     def history(self) -> list[dict]:
         return admin_json(self.server_dir, "sessions", "--history")
