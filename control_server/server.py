@@ -633,11 +633,14 @@ class ControlServer:
         return self.config.sip_host, self.driver.port
 
     def counts(self) -> ServerCounts:
+        """Counters of this server; devices online and sessions open of the whole cluster, as
+        its admin API lists them."""
+        elsewhere = len(self.peer_sessions.active()) if self.peer_sessions is not None else 0
         return ServerCounts(
             counters=dict(self.counters),
             requests=dict(self.requests_by_method),
             online=len(self.location),
-            active_sessions=len(self.sessions.active),
+            active_sessions=len(self.sessions.active) + elsewhere,
             server_transactions=len(self.layer.servers),
             client_transactions=len(self.layer.clients),
         )

@@ -61,6 +61,7 @@ def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_
         # The other server shows the session it heard of over the feed.
         wait_until(lambda: [s for s in other.api("/api/sessions") if s["call_id"] == call_id],
                    what="the session in the other server's admin API")
+        assert other.api("/api/status")["counts"]["active_sessions"] == 1  # counted there too
         before = {r["node"]: r for r in query(postgres_url, "SELECT * FROM servers")}
         assert before[home.data_dir.name]["gone_at"] is None
 
