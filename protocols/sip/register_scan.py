@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import syntax
 from .endpoint import Endpoint
-from .message import COMPACT_HEADERS, MAX_HEADER_LINE, MAX_MESSAGE_BYTES, stamp_received
+from .message import COMPACT_HEADERS, MAX_HEADER_LINE, MAX_MESSAGE_BYTES, stamp_and_branch
 from .register_head import RegisterHead
 
 # The headers the registrar reads, and those the general parser checks for every request.
@@ -93,28 +93,19 @@ def scan_register(data: bytes, source: Endpoint) -> RegisterHead | None:
         length = int(declared)
         if length > MAX_MESSAGE_BYTES or (not source.reliable and len(body) < length):
             return None
+    stamped, branch = stamp_and_branch(via, source)
     return RegisterHead(
         uri=uri,
-        vias=(stamp_received(via, source),),
+        vias=(stamped,),
         from_=from_,
         to=to,
         call_id=call_id,
         cseq=cseq,
         cseq_number=int(cseq.split(None, 1)[0]),
-        branch=_branch(via),
+        branch=branch,
         contacts=() if contact is None else (contact,),
         expires=get("expires"),
         authorization=get("authorization"),
         user_agent=get("user-agent"),
     )
 
-
-def _branch(via: str) -> str:
-    """The branch parameter of a Via, read as the general parser reads Via parameters (names
-    in any case, the last one winning, a bare `branch` counting as none)."""
-    branch = ""
-    for param in via.split(";")[1:]:
-        name, equals, value = param.partition("=")
-        if name.strip().lower() == "branch":
-            branch = value.strip() if equals else ""
-    return branch
