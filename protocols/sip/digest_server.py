@@ -71,22 +71,42 @@ def _plain_parameters(rest: str) -> dict[str, str] | None:
     if "\\" in rest:
         return None
     params = {}
+    names = _PARAMETER_NAMES
     for part in rest.split(","):
-        key, equals, value = part.partition("=")
-        key, value = key.strip(), value.strip()
-        if not equals or not key.isascii() or not key.replace("-", "").isalnum() \
-                or not key[0].isalpha():
+        raw, equals, value = part.partition("=")
+        key = names.get(raw)
+        if key is None:
+            key = _parameter_name(raw)
+            if len(names) < PARAMETER_NAMES_REMEMBERED:
+                names[raw] = key
+        if not equals or not key:
             if not part.strip():
                 continue
             return None
+        value = value.strip()
         if value[:1] == '"':
             if len(value) < 2 or value[-1] != '"' or '"' in value[1:-1]:
                 return None
             value = value[1:-1]
         elif '"' in value or " " in value or "\t" in value:
             return None
-        params[key.lower()] = value
+        params[key] = value
     return params
+
+
+def _parameter_name(raw: str) -> str:
+    """A parameter's name as written before its '=', in lower case; "" when it is no plain
+    name (ASCII letters, digits and '-', a letter first)."""
+    key = raw.strip()
+    if not key.isascii() or not key.replace("-", "").isalnum() or not key[0].isalpha():
+        return ""
+    return key.lower()
+
+
+# Names as clients write them (`username`, ` realm`), read once: a client sends the same few
+# with every request. Bounded, so that made-up names cost a reading each, not memory.
+PARAMETER_NAMES_REMEMBERED = 256
+_PARAMETER_NAMES: dict[str, str] = {}
 
 
 class Verdict(Enum):

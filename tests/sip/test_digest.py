@@ -254,3 +254,13 @@ def test_nonces_are_signed_with_hmac_sha256_of_the_secret_whatever_its_length(se
         assert issuer._sign(payload) == hmac.new(secret, payload, hashlib.sha256).hexdigest()[:32]
     nonce = issuer.issue(1000.0)
     assert NonceIssuer(secret, lifetime=300.0).read(nonce) == (1000.0, 0)
+
+
+def test_credentials_with_made_up_parameter_names_are_read_alike_and_kept_within_a_bound():
+    from protocols.sip import digest_server
+
+    for n in range(digest_server.PARAMETER_NAMES_REMEMBERED * 3):
+        credentials = digest_server.parse_credentials(
+            f'Digest username="a", realm="r", nonce="n", uri="u", response="x", X-{n}="{n}"')
+        assert credentials.username == "a" and credentials.response == "x"
+    assert len(digest_server._PARAMETER_NAMES) <= digest_server.PARAMETER_NAMES_REMEMBERED
