@@ -160,12 +160,17 @@ class Presence:
 
     def device_changed(self, key: DeviceKey, now: float) -> list[Notify]:
         """A device came online or went away (not a refresh): tell whoever may see it."""
-        state = self._describe(key)
-        notifies = []
+        notifies: list[Notify] = []
+        by_user = self._by_user
+        if not by_user:
+            return notifies  # nobody subscribes: the usual REGISTER, answered without a look
+        state = None  # described once someone is to be told
         for user in self.sharing.watchers(key):
-            for sub in self._by_user.get(user, ()):
+            for sub in by_user.get(user, ()):
                 if self.sharing.covers(user, sub.resource_user, sub.resource_device, key):
                     sub.seen.add(key)
+                    if state is None:
+                        state = self._describe(key)
                     notifies.append(self._partial(sub, [state], now))
         return notifies
 

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from protocols.sip.digest import DigestError
 from protocols.sip.digest_server import DigestAuthenticator, Verdict, parse_credentials
@@ -52,13 +52,12 @@ class RegistrarPolicy:
 Answer = TypeVar("Answer", SipResponse, bytes)
 
 
-@dataclass(frozen=True, slots=True)
-class Registration(Generic[Answer]):
+class Registration(NamedTuple, Generic[Answer]):
     """What one REGISTER did. `response` is the answer in the form its reader writes it (a
     SipResponse from `register`, bytes from `register_head`), None when the throttle drops it
     unanswered; a failed authentication carries its `penalty` (how long the answer waits).
     `replaced` is the binding `bound` took the place of, for the store to tell a refresh from
-    a change."""
+    a change. A tuple, as RegisterHead is: one is made for every REGISTER."""
 
     response: Answer | None
     bound: Binding | None = None

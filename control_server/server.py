@@ -383,9 +383,12 @@ class ControlServer:
     def next_deadline(self) -> float | None:
         if self.proxy is None or self.notifier is None:
             return None
-        due = [d for d in (self.proxy.next_deadline(), self.notifier.next_deadline(),
-                           self.held.next_deadline()) if d is not None]
-        return min(due) if due else None
+        # Asked after every message the driver hands us: no list made for it.
+        due = self.held.next_deadline()
+        for deadline in (self.proxy.next_deadline(), self.notifier.next_deadline()):
+            if deadline is not None and (due is None or deadline < due):
+                due = deadline
+        return due
 
     def expire(self, now: float) -> list[Effect]:
         effects = self.held.expire(now)

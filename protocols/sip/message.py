@@ -56,6 +56,7 @@ __all__ = [
     "parse_uri",
     "parse_via",
     "response_to",
+    "stamp_and_branch",
     "stamp_received",
     "stringify_address",
     "stringify_auth",
@@ -330,17 +331,28 @@ def response_to(
 def stamp_received(via: str, source: Endpoint) -> str:
     """A Via noting where its request really came from: `received` with the source address,
     and `rport` filled with the source port when the sender asked for it (RFC 3581 4)."""
+    return stamp_and_branch(via, source)[0]
+
+
+def stamp_and_branch(via: str, source: Endpoint) -> tuple[str, str]:
+    """`stamp_received`'s Via, and its branch parameter read in the same pass over the
+    parameters, as the library reads Via parameters: names in any case, the last one
+    winning, a bare `branch` counting as none ("" when there is none)."""
     head, _, rest = via.partition(";")
     params = []
+    branch = ""
     for param in rest.split(";"):
-        name = param.partition("=")[0].strip().lower()
+        name, equals, value = param.partition("=")
+        name = name.strip().lower()
         if not name or name == "received":
             continue
-        if name == "rport" and not param.partition("=")[2].strip():
+        if name == "branch":
+            branch = value.strip() if equals else ""
+        elif name == "rport" and not value.strip():
             param = f"rport={source.port}"
         params.append(param)
     params.append(f"received={source.host}")
-    return head + ";" + ";".join(params)
+    return head + ";" + ";".join(params), branch
 
 
 def note_source(request: SipRequest, source: Endpoint) -> None:

@@ -5,7 +5,7 @@ building the general library's message object on the way."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .message import REASONS, new_tag
 from .register_head import RegisterHead
@@ -13,10 +13,10 @@ from .register_head import RegisterHead
 _TAG = re.compile(r";\s*tag\s*=", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """What a registrar answers: the status, its reason phrase (None: the standard one), the
-    To tag of a final answer (None: a new one), and the headers it adds."""
+    To tag of a final answer (None: a new one), and the headers it adds. A tuple, as
+    RegisterHead is: one or two are made for every REGISTER."""
 
     status: int
     reason: str | None = None

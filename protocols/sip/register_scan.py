@@ -6,11 +6,9 @@ the answer is never different, only cheaper to reach."""
 
 from __future__ import annotations
 
-import re
-
 from . import syntax
 from .endpoint import Endpoint
-from .message import COMPACT_HEADERS, MAX_HEADER_LINE, MAX_MESSAGE_BYTES, stamp_received
+from .message import COMPACT_HEADERS, MAX_HEADER_LINE, MAX_MESSAGE_BYTES, stamp_and_branch
 from .register_head import RegisterHead
 
 # The headers the registrar reads, and those the general parser checks for every request.
@@ -20,9 +18,10 @@ _READ = frozenset(("via", "from", "to", "call-id", "cseq", "contact", "expires",
 # make a 420; a second copy of a single-valued one makes a 400): seen, the scanner steps aside.
 _DEFER = (syntax.SINGLE_VALUED - _READ) | {"require", "proxy-require"}
 _START = b"REGISTER "
-# Control characters other than CR, LF and tab: the general parser splits and trims around
-# some of them (Python takes \x1c-\x1f for white space), so the scanner leaves them to it.
-_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What a head may hold for the scanner to read it: printable ASCII, tab, CR and LF. The
+# general parser splits and trims around some control characters (Python takes \x1c-\x1f for
+# white space), so a head with any of them, or with non-ASCII bytes, is left to it.
+_PLAIN = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 # The spellings devices send, looked up as they come, before the general normalising below.
 _SPELLINGS = {spelling: key for key in _READ for spelling in (key, key.title(), key.upper())}
 _SPELLINGS.update({"Call-ID": "call-id", "CSeq": "cseq"})
@@ -37,16 +36,13 @@ def scan_register(data: bytes, source: Endpoint) -> RegisterHead | None:
     if not data.startswith(_START) or len(data) > MAX_MESSAGE_BYTES:
         return None
     head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep or not head.isascii() or b"\r\n " in head or b"\r\n\t" in head:
-        return None
-    if _CONTROL.search(head):
-        return None
-    breaks = head.count(b"\n")
-    if head.count(b"\r\n") != breaks or head.count(b"\r") != breaks:
+    # Deleting the plain bytes leaves nothing: one C pass instead of a pattern search.
+    if not sep or head.translate(None, _PLAIN) or b"\r\n " in head or b"\r\n\t" in head:
         return None
     lines = head.decode("ascii").split("\r\n")
-    if len(lines) > 257:
-        return None
+    breaks = len(lines) - 1
+    if breaks > 256 or head.count(b"\n") != breaks or head.count(b"\r") != breaks:
+        return None  # a bare CR or LF, or too many lines
     parts = lines[0].split(" ")
     if "\t" in lines[0]:
         return None  # the general parser splits the start line at any white space
@@ -97,28 +93,19 @@ def scan_register(data: bytes, source: Endpoint) -> RegisterHead | None:
         length = int(declared)
         if length > MAX_MESSAGE_BYTES or (not source.reliable and len(body) < length):
             return None
+    stamped, branch = stamp_and_branch(via, source)
     return RegisterHead(
         uri=uri,
-        vias=(stamp_received(via, source),),
+        vias=(stamped,),
         from_=from_,
         to=to,
         call_id=call_id,
         cseq=cseq,
         cseq_number=int(cseq.split(None, 1)[0]),
-        branch=_branch(via),
+        branch=branch,
         contacts=() if contact is None else (contact,),
         expires=get("expires"),
         authorization=get("authorization"),
         user_agent=get("user-agent"),
     )
 
-
-def _branch(via: str) -> str:
-    """The branch parameter of a Via, read as the general parser reads Via parameters (names
-    in any case, the last one winning, a bare `branch` counting as none)."""
-    branch = ""
-    for param in via.split(";")[1:]:
-        name, equals, value = param.partition("=")
-        if name.strip().lower() == "branch":
-            branch = value.strip() if equals else ""
-    return branch

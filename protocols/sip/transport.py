@@ -24,12 +24,24 @@ Receiver = Callable[[bytes, Endpoint], None]
 Carrier = Callable[[bytes, Endpoint], bool]
 
 
+# Sources whose Endpoint is kept for their next datagram; past this many, the table starts over.
+SOURCES_REMEMBERED = 4096
+
+
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, receive: Receiver) -> None:
         self._receive = receive
+        # One Endpoint per source address, not one per datagram: a device, or a balancer in
+        # front of many, sends from the same address again and again.
+        self._sources: dict[tuple, Endpoint] = {}
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self._receive(data, Endpoint("udp", addr[0], addr[1]))
+        source = self._sources.get(addr)
+        if source is None:
+            if len(self._sources) >= SOURCES_REMEMBERED:
+                self._sources.clear()
+            source = self._sources[addr] = Endpoint("udp", addr[0], addr[1])
+        self._receive(data, source)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for a gone device are routine on UDP.

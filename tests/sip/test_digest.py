@@ -107,8 +107,7 @@ def test_unknown_user_fails_like_a_wrong_password():
 
 def test_a_nonce_we_did_not_issue_fails():
     auth, lookup = make_auth()
-    other, _ = make_auth()
-    other.nonces._secret = b"x" * 32
+    other = DigestAuthenticator("sipsync", b"x" * 32)  # another server's secret
     nonce = nonce_of(other.challenges(1000.0)[0])
     outcome = auth.verify(Client(auth).answer(nonce), "REGISTER", lookup, branch="b", now=1000.0)
     assert outcome.verdict is Verdict.FAILED and "not issued" in outcome.reason
@@ -237,3 +236,31 @@ def test_a_foreign_nonce_with_a_wrong_password_fails_rather_than_going_stale():
     outcome = second.verify(Client(first).answer(nonce, password="nope"), "REGISTER", lookup,
                             branch="b", now=1000.0)
     assert outcome.verdict is Verdict.FAILED
+
+
+@pytest.mark.parametrize("secret_size", [0, 1, 32, 63, 64, 65, 200])
+def test_nonces_are_signed_with_hmac_sha256_of_the_secret_whatever_its_length(secret_size):
+    """The nonce's signature is the standard HMAC-SHA256, as the hmac module computes it, so
+    nonces handed out by an earlier version, or by another node, check alike."""
+    import hashlib
+    import hmac
+    import os
+
+    from protocols.sip.digest_server import NonceIssuer
+
+    secret = os.urandom(secret_size)
+    issuer = NonceIssuer(secret, lifetime=300.0)
+    for payload in (b"", b"x", os.urandom(20), os.urandom(150)):
+        assert issuer._sign(payload) == hmac.new(secret, payload, hashlib.sha256).hexdigest()[:32]
+    nonce = issuer.issue(1000.0)
+    assert NonceIssuer(secret, lifetime=300.0).read(nonce) == (1000.0, 0)
+
+
+def test_credentials_with_made_up_parameter_names_are_read_alike_and_kept_within_a_bound():
+    from protocols.sip import digest_server
+
+    for n in range(digest_server.PARAMETER_NAMES_REMEMBERED * 3):
+        credentials = digest_server.parse_credentials(
+            f'Digest username="a", realm="r", nonce="n", uri="u", response="x", X-{n}="{n}"')
+        assert credentials.username == "a" and credentials.response == "x"
+    assert len(digest_server._PARAMETER_NAMES) <= digest_server.PARAMETER_NAMES_REMEMBERED

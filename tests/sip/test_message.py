@@ -105,3 +105,22 @@ def test_the_stream_framer_refuses_two_content_lengths_that_differ():
     two = GOOD.replace(b"Content-Length: 0\r\n", b"Content-Length: 0\r\nContent-Length: 5\r\n")
     with pytest.raises(SipParseError, match="two Content-Length"):
         StreamFramer().feed(two)
+
+
+@pytest.mark.parametrize("via", [
+    "SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bK-1;rport",
+    "SIP/2.0/UDP h:1;Branch=z9hG4bK-a;BRANCH = z9hG4bK-b ;rport=7;received=10.0.0.1",
+    "SIP/2.0/TCP h;branch;rport",
+    "SIP/2.0/UDP h",
+    "SIP/2.0/UDP [2001:db8::1]:5060;received=x;;branch=z9hG4bK-c",
+])
+def test_a_via_stamped_keeps_the_branch_the_library_reads_in_it(via):
+    from protocols.sip.endpoint import Endpoint
+    from protocols.sip.message import parse_via, stamp_and_branch, stamp_received
+
+    source = Endpoint("udp", "192.0.2.7", 40000)
+    stamped, branch = stamp_and_branch(via, source)
+    assert stamped == stamp_received(via, source)
+    assert stamped.endswith(";received=192.0.2.7") and stamped.count("received=") == 1
+    assert branch == (parse_via(stamped).branch or "")
+    assert branch == (parse_via(via).branch or "")

@@ -274,3 +274,29 @@ def test_a_control_character_in_the_head_leaves_the_register_to_the_general_pars
     assert scan_register(shaped(SIPP, True).replace(b"tag=4711R1", b"tag=47\x0111R1"), UDP) is None
     tabbed = shaped(SIPP, True).replace(b"sip:127.0.0.1:5070 ", b"sip:1\t27.0.0.1:5070 ", 1)
     assert scan_register(tabbed, UDP) is None
+
+
+def _with_byte(data: bytes, value: int) -> list[bytes]:
+    """The message with one byte put in a header value, in a header name, in the URI, and in
+    place of a line's CR and of its LF."""
+    byte = bytes((value,))
+    return [data.replace(b"tag=4711R1", b"tag=47" + byte + b"11R1"),
+            data.replace(b"User-Agent:", b"User" + byte + b"Agent:"),
+            data.replace(b"sip:127.0.0.1:5070 ", b"sip:127.0." + byte + b"0.1:5070 ", 1),
+            data.replace(b"70\r\nFrom", b"70" + byte + b"\nFrom"),
+            data.replace(b"70\r\nFrom", b"70\r" + byte + b"From")]
+
+
+@pytest.mark.parametrize("value", range(256))
+def test_any_byte_in_a_register_is_read_as_the_general_parser_reads_it_or_left_to_it(value):
+    """Every byte value where devices and attackers put odd ones: what the scanner reads
+    matches the general path, and what it cannot vouch for (control characters, non-ASCII,
+    a bare CR or LF) goes to the general parser."""
+    for data in _with_byte(shaped(SIPP, True), value):
+        lean = scan_register(data, UDP)
+        plain = value in (9, 10, 13) or 0x20 <= value < 0x7F
+        if not plain:
+            assert lean is None
+        if lean is not None:
+            general = general_reading(data, UDP)
+            assert general is not None and lean == head_of(general)
