@@ -89,6 +89,7 @@ class Caller:
         self._dialog: Dialog | None = None
         self._final: ProgressReport | None = None  # the last progress report, of a done or failed session
         self.answer: SessionDescriptor | None = None
+        self._prepared: tuple[SyncProtocol, object] | None = None  # the transfer's early work
 
     # -- SIP -------------------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class Caller:
     async def run(self) -> SessionOutcome:
         """The whole session: establish, move the data, hang up with the outcome."""
         started = time.monotonic()
+        self._prepare()
         ended = await self.establish()
         if ended is not None:
             return ended
@@ -169,14 +171,27 @@ class Caller:
             task.add_done_callback(_late_reports.discard)
         return outcome
 
+    def _prepare(self) -> None:
+        """Start what the first protocol offered can do before the callee answers (a folder's
+        scan), for the answer that picks it."""
+        protocol = self.protocols[0]
+        transfer = transfer_for(protocol)
+        assert transfer is not None  # we only offer what we can run
+        remote = f"{self.target_user}/{self.target_device}"
+        prepared = transfer.prepare(self.dataset, state_dir(self.config.data_dir,
+                                                            self.dataset.name, remote))
+        self._prepared = (protocol, prepared)
+
     async def _transfer(self, answer: SessionDescriptor, started: float) -> SessionOutcome:
         self._report(report(self.session_id, Phase.CONNECTING), force=True)
-        transfer = transfer_for(answer.sync_protocols[0])
+        protocol = answer.sync_protocols[0]
+        transfer = transfer_for(protocol)
         assert transfer is not None  # we only offer what we can run
         remote = answer.destination_device
+        prepared = self._prepared[1] if self._prepared and self._prepared[0] == protocol else None
         context = TransferContext(self.dataset, answer, remote,
                                   state_dir(self.config.data_dir, self.dataset.name, remote),
-                                  self._progress)
+                                  self._progress, prepared)
         try:
             async with await connect(self.identity, str(answer.destination_ip),
                                      answer.destination_port, str(answer.fingerprint),
