@@ -90,6 +90,7 @@ class Caller:
         self._final: ProgressReport | None = None  # the last progress report, of a done or failed session
         self.answer: SessionDescriptor | None = None
         self._prepared: tuple[SyncProtocol, object] | None = None  # the transfer's early work
+        self.ending: asyncio.Future | None = None  # the hang-up, once the data has moved
 
     # -- SIP -------------------------------------------------------------------------------------
 
@@ -156,7 +157,8 @@ class Caller:
         return None
 
     async def run(self) -> SessionOutcome:
-        """The whole session: establish, move the data, hang up with the outcome."""
+        """The whole session: establish, move the data, hang up with the outcome (the outcome
+        returns as soon as it is known; `ending` is the hang-up still under way)."""
         started = time.monotonic()
         self._prepare()
         ended = await self.establish()
@@ -164,12 +166,16 @@ class Caller:
             return ended
         assert self.answer is not None
         outcome = await self._transfer(self.answer, started)
-        failure = None if outcome.ok else outcome.reason
+        # The outcome is known: the hang-up (the last progress report, then the BYE through the
+        # server) goes on without keeping whoever asked waiting for the server's answers.
+        self.ending = asyncio.ensure_future(self._end(None if outcome.ok else outcome.reason))
+        return outcome
+
+    async def _end(self, failure: str | None) -> None:
         if not await self.hang_up(failure):
             task = asyncio.ensure_future(self._report_late(failure))
             _late_reports.add(task)
             task.add_done_callback(_late_reports.discard)
-        return outcome
 
     def _prepare(self) -> None:
         """Start what the first protocol offered can do before the callee answers (a folder's
