@@ -340,7 +340,9 @@ class _Side:
         server = FileServer(exchange, self.root)
         paths = InsideResolver(self.root)  # folders checked once, shared by both receiving steps
         receiver = FileReceiver(exchange, self.root, keep_version=keep, paths=paths)
-        receiver.on_file = lambda item, literal, matched: self.meter.count(item.entry.size, literal, matched)
+        # Files land in a worker thread; they are counted (and progress told) on the loop.
+        landed: list[tuple[int, int, int]] = []
+        receiver.on_file = lambda item, literal, matched: landed.append((item.entry.size, literal, matched))
         tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links,
                            paths=paths)
         outbox = _Outbox(self)
@@ -360,18 +362,24 @@ class _Side:
                                             "exchange was complete")
                     peer_skipped.extend(decode_skipped(frame.payload))
                     return
+                deltas = []
                 for record in decode_records(decode_batch(frame.payload)):
                     if record.tag in _SERVER_TAGS:
                         server.feed(record)
                     else:
-                        landing = receiver.current
-                        if landing is not None and not landing.small and record.tag is Tag.DELTA:
-                            await asyncio.to_thread(receiver.feed, record)
-                            self.meter.report(Phase.DELTA, self.meter.done + landing.written,
-                                              force=False)
-                        else:
-                            receiver.feed(record)
-                work.set()
+                        deltas.append(record)
+                work.set()  # the peer's requests go to the server before the batch's files land
+                if deltas:
+                    # The files are patched, hashed and renamed into place in a worker thread
+                    # (mostly system calls, without the GIL), while the loop moves frames and
+                    # builds the signatures of the next requests.
+                    await _to_the_end(_feed_all, receiver, deltas)
+                    for size, literal, matched in landed:
+                        self.meter.count(size, literal, matched)
+                    landed.clear()
+                    landing = receiver.current
+                    if landing is not None and not landing.small:
+                        self.meter.report(Phase.DELTA, self.meter.done + landing.written, force=False)
                 progress.set()
 
         async def request() -> None:
@@ -441,6 +449,22 @@ class _Side:
             receiver.abort()
             raise
         return mine + peer_skipped
+
+
+def _feed_all(receiver: FileReceiver, records: list) -> None:
+    for record in records:
+        receiver.feed(record)
+
+
+async def _to_the_end(function: Callable, *args: object) -> None:
+    """`function` in a worker thread; if the task is cancelled meanwhile, it still waits for the
+    thread, so that nothing (an abort keeping a partial file) touches the files it writes."""
+    running = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait({running})
+        raise
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
