@@ -150,10 +150,13 @@ class Callee:
         transfer = transfer_for(session.answer.sync_protocols[0])
         assert transfer is not None  # we only answer with what we can run
         remote = session.offer.source_device
-        context = TransferContext(session.dataset, session.offer, remote,
-                                  state_dir(self.config.data_dir, session.dataset.name, remote),
-                                  lambda *args, **kwargs: None)  # the caller reports progress
+        state = state_dir(self.config.data_dir, session.dataset.name, remote)
         try:
+            # Started now, it runs while the caller connects (a folder's scan).
+            prepared = transfer.prepare(session.dataset, state)
+            context = TransferContext(session.dataset, session.offer, remote, state,
+                                      lambda *args, **kwargs: None,  # the caller reports progress
+                                      prepared)
             channel = await session.listener.accept(timeout=ACCEPT_TIMEOUT)
             session.connected = True
             async with channel:

@@ -89,6 +89,8 @@ class Caller:
         self._dialog: Dialog | None = None
         self._final: ProgressReport | None = None  # the last progress report, of a done or failed session
         self.answer: SessionDescriptor | None = None
+        self._prepared: tuple[SyncProtocol, object] | None = None  # the transfer's early work
+        self.ending: asyncio.Future | None = None  # the hang-up, once the data has moved
 
     # -- SIP -------------------------------------------------------------------------------------
 
@@ -155,28 +157,47 @@ class Caller:
         return None
 
     async def run(self) -> SessionOutcome:
-        """The whole session: establish, move the data, hang up with the outcome."""
+        """The whole session: establish, move the data, hang up with the outcome (the outcome
+        returns as soon as it is known; `ending` is the hang-up still under way)."""
         started = time.monotonic()
+        self._prepare()
         ended = await self.establish()
         if ended is not None:
             return ended
         assert self.answer is not None
         outcome = await self._transfer(self.answer, started)
-        failure = None if outcome.ok else outcome.reason
+        # The outcome is known: the hang-up (the last progress report, then the BYE through the
+        # server) goes on without keeping whoever asked waiting for the server's answers.
+        self.ending = asyncio.ensure_future(self._end(None if outcome.ok else outcome.reason))
+        return outcome
+
+    async def _end(self, failure: str | None) -> None:
         if not await self.hang_up(failure):
             task = asyncio.ensure_future(self._report_late(failure))
             _late_reports.add(task)
             task.add_done_callback(_late_reports.discard)
-        return outcome
+
+    def _prepare(self) -> None:
+        """Start what the first protocol offered can do before the callee answers (a folder's
+        scan), for the answer that picks it."""
+        protocol = self.protocols[0]
+        transfer = transfer_for(protocol)
+        assert transfer is not None  # we only offer what we can run
+        remote = f"{self.target_user}/{self.target_device}"
+        prepared = transfer.prepare(self.dataset, state_dir(self.config.data_dir,
+                                                            self.dataset.name, remote))
+        self._prepared = (protocol, prepared)
 
     async def _transfer(self, answer: SessionDescriptor, started: float) -> SessionOutcome:
         self._report(report(self.session_id, Phase.CONNECTING), force=True)
-        transfer = transfer_for(answer.sync_protocols[0])
+        protocol = answer.sync_protocols[0]
+        transfer = transfer_for(protocol)
         assert transfer is not None  # we only offer what we can run
         remote = answer.destination_device
+        prepared = self._prepared[1] if self._prepared and self._prepared[0] == protocol else None
         context = TransferContext(self.dataset, answer, remote,
                                   state_dir(self.config.data_dir, self.dataset.name, remote),
-                                  self._progress)
+                                  self._progress, prepared)
         try:
             async with await connect(self.identity, str(answer.destination_ip),
                                      answer.destination_port, str(answer.fingerprint),

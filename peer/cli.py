@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":  # `python -m peer.cli`: a plain invite needs nothing below
+    from peer.invite_client import run_plain_invite
+
+    run_plain_invite(sys.argv[1:])
+
 import asyncio
 import importlib
 import json
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path

@@ -12,6 +12,7 @@ directions, the end) reads best as one flow; the decisions are all in protocols/
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -82,6 +83,53 @@ def _keeper_of(dataset: Dataset) -> KeepVersion:
     return VersionStore(Path(dataset.path), dataset.versions).keep
 
 
+class ScanAhead:
+    """One side's scan of its folder, started as soon as the session is decided (while the
+    INVITE travels and the channel is set up): the state it starts from and the scan itself.
+
+    Scans for one state directory run one after the other: an earlier one (of a session that
+    was refused or never connected) may still be saving the hash cache."""
+
+    _running: dict[Path, asyncio.Future] = {}
+
+    def __init__(self, last: Manifest | None) -> None:
+        self.last = last
+        self.hashes = HashCache()  # the state directory's, once the scan has started
+        self.started = time.monotonic()
+        self.seconds = 0.0  # the scan's own time, once it is done
+        self.manifest: asyncio.Future[Manifest]
+
+    @classmethod
+    def start(cls, dataset: Dataset, state_dir: Path) -> ScanAhead:
+        ahead = cls(load_last_synced(state_dir))
+        root = Path(dataset.path)
+        before = cls._running.get(state_dir)
+
+        def timed_scan() -> Manifest:
+            manifest = scan(root, ahead.hashes, ignore=IgnoreRules.load(root),
+                            allow_external_links=dataset.allow_external_links,
+                            known=ahead.last.entries if ahead.last is not None else None)
+            ahead.seconds = time.monotonic() - ahead.started
+            return manifest
+
+        async def in_turn() -> Manifest:
+            if before is not None:
+                await asyncio.wait({before})
+            ahead.hashes = load_hash_cache(state_dir)
+            return await asyncio.to_thread(timed_scan)
+
+        ahead.manifest = cls._running[state_dir] = asyncio.ensure_future(in_turn())
+        ahead.manifest.add_done_callback(functools.partial(cls._finished, state_dir))
+        return ahead
+
+    @classmethod
+    def _finished(cls, state_dir: Path, done: asyncio.Future) -> None:
+        if cls._running.get(state_dir) is done:
+            del cls._running[state_dir]
+        if not done.cancelled():
+            done.exception()  # a session that never came to its channel leaves it unread
+
+
 class FolderSync:
     """`SyncProtocol.RSYNC`: hello, manifests both ways, the same plan on both sides, then the
     pipelined requests and deltas; folders, links, metadata and deletions last.
@@ -91,6 +139,9 @@ class FolderSync:
 
     def __init__(self, versions: Callable[[Path], KeepVersion] | None = None) -> None:
         self._versions = versions
+
+    def prepare(self, dataset: Dataset, state_dir: Path) -> ScanAhead:
+        return ScanAhead.start(dataset, state_dir)
 
     async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult:
         return await _Side(channel, context, self._versions, caller=True).run()
@@ -189,19 +240,16 @@ class _Side:
     async def _run(self) -> TransferResult:
         self.meter.report(Phase.SIGNATURE)
         started = time.monotonic()
-        state = self.context.state_dir
-        hashes = load_hash_cache(state)
-        last = load_last_synced(state)
-        base = await self._hello(last)
+        early = self.context.prepared
+        scan_ahead = early if isinstance(early, ScanAhead) else ScanAhead.start(
+            self.context.dataset, self.context.state_dir)
+        base = await self._hello(scan_ahead.last)
         # Both sides scan at once; a long scan sends empty manifest pieces, so the peer's idle
         # timeout measures silence, not the size of this side's tree.
-        scanning = asyncio.ensure_future(asyncio.to_thread(
-            scan, self.root, hashes, ignore=IgnoreRules.load(self.root),
-            allow_external_links=self.allow_external_links,
-            known=last.entries if last is not None else None))
+        scanning = scan_ahead.manifest
         while not (await asyncio.wait({scanning}, timeout=KEEPALIVE))[0]:
             await self._send(FrameType.RSYNC_MANIFEST, b"")
-        local = scanning.result()
+        local, hashes = scanning.result(), scan_ahead.hashes
         scanned = time.monotonic()
         # Both at once: a big manifest must not wait for the peer's to be read first.
         remote, theirs = (await asyncio.gather(self._send_manifest(local, base),
@@ -220,8 +268,10 @@ class _Side:
         skipped += await self._transfer(exchange, hashes)
         self.meter.report(Phase.APPLYING, self.meter.total)
         # where a sync's time goes, for whoever tunes it
-        log.info("%s: scan %d entries %.3f s, hello and manifests %.3f s, transfer %.3f s",
-                 self.context.dataset.name, len(local), scanned - started, planned - scanned,
+        log.info("%s: scan %d entries %.3f s (%.3f s of it before the channel), hello and "
+                 "manifests %.3f s, transfer %.3f s", self.context.dataset.name, len(local),
+                 scan_ahead.seconds, min(scan_ahead.seconds, started - scan_ahead.started),
+                 planned - scanned,
                  time.monotonic() - planned)
         for skip in skipped:
             log.warning("%s: skipped %s", self.context.dataset.name, skip)
@@ -290,7 +340,9 @@ class _Side:
         server = FileServer(exchange, self.root)
         paths = InsideResolver(self.root)  # folders checked once, shared by both receiving steps
         receiver = FileReceiver(exchange, self.root, keep_version=keep, paths=paths)
-        receiver.on_file = lambda item, literal, matched: self.meter.count(item.entry.size, literal, matched)
+        # Files land in a worker thread; they are counted (and progress told) on the loop.
+        landed: list[tuple[int, int, int]] = []
+        receiver.on_file = lambda item, literal, matched: landed.append((item.entry.size, literal, matched))
         tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links,
                            paths=paths)
         outbox = _Outbox(self)
@@ -310,18 +362,24 @@ class _Side:
                                             "exchange was complete")
                     peer_skipped.extend(decode_skipped(frame.payload))
                     return
+                deltas = []
                 for record in decode_records(decode_batch(frame.payload)):
                     if record.tag in _SERVER_TAGS:
                         server.feed(record)
                     else:
-                        landing = receiver.current
-                        if landing is not None and not landing.small and record.tag is Tag.DELTA:
-                            await asyncio.to_thread(receiver.feed, record)
-                            self.meter.report(Phase.DELTA, self.meter.done + landing.written,
-                                              force=False)
-                        else:
-                            receiver.feed(record)
-                work.set()
+                        deltas.append(record)
+                work.set()  # the peer's requests go to the server before the batch's files land
+                if deltas:
+                    # The files are patched, hashed and renamed into place in a worker thread
+                    # (mostly system calls, without the GIL), while the loop moves frames and
+                    # builds the signatures of the next requests.
+                    await _to_the_end(_feed_all, receiver, deltas)
+                    for size, literal, matched in landed:
+                        self.meter.count(size, literal, matched)
+                    landed.clear()
+                    landing = receiver.current
+                    if landing is not None and not landing.small:
+                        self.meter.report(Phase.DELTA, self.meter.done + landing.written, force=False)
                 progress.set()
 
         async def request() -> None:
@@ -391,6 +449,22 @@ class _Side:
             receiver.abort()
             raise
         return mine + peer_skipped
+
+
+def _feed_all(receiver: FileReceiver, records: list) -> None:
+    for record in records:
+        receiver.feed(record)
+
+
+async def _to_the_end(function: Callable, *args: object) -> None:
+    """`function` in a worker thread; if the task is cancelled meanwhile, it still waits for the
+    thread, so that nothing (an abort keeping a partial file) touches the files it writes."""
+    running = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait({running})
+        raise
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

@@ -31,6 +31,9 @@ from .versions import VersionStore, clean_forever
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
+# How long a stopping device waits for the BYEs of sessions that just ended, so that the
+# server's history hears how they went (a BYE still unanswered then is told again later).
+HANG_UP_GRACE = 5.0
 
 
 class Peer:
@@ -51,6 +54,7 @@ class Peer:
         self._registering: asyncio.Task | None = None
         self._watching: asyncio.Task | None = None
         self._cleaning: asyncio.Task | None = None
+        self._ending: set[asyncio.Future] = set()  # hang-ups of sessions whose outcome is known
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path) -> Peer:
@@ -65,6 +69,8 @@ class Peer:
 
     async def stop(self) -> None:
         await self.live.close()
+        if self._ending:
+            await asyncio.wait(self._ending, timeout=HANG_UP_GRACE)
         if self._cleaning is not None:
             self._cleaning.cancel()
             await asyncio.gather(self._cleaning, return_exceptions=True)
@@ -118,6 +124,9 @@ class Peer:
             outcome = await caller.run()
         finally:
             self.outgoing.pop(caller.call_id, None)
+        if caller.ending is not None:
+            self._ending.add(caller.ending)
+            caller.ending.add_done_callback(self._ending.discard)
         self.history.append(outcome)
         log.info("session %s with %s: %s", caller.call_id, target, outcome.line())
         return outcome

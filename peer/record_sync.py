@@ -42,6 +42,9 @@ class RecordSync:
     """SyncProtocol.SYNCML. The caller asks for the descriptor's sync mode (two-way when none);
     the callee settles conflicts by its dataset's policy (newest-wins when none)."""
 
+    def prepare(self, dataset, state_dir) -> None:
+        return None  # the store is opened on the channel, where a failure can be told
+
     async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult:
         session = context.session
         mode = SyncMode(session.sync_mode.value) if session.sync_mode else SyncMode.TWO_WAY

@@ -48,9 +48,15 @@ class TransferContext:
     remote_device: str  # USER/DEVICE of the other end
     state_dir: Path  # private to this dataset and that remote device; created for the transfer
     progress: Progress
+    prepared: object = None  # what the transfer's `prepare` started for this session, if any
 
 
 class Transfer(Protocol):
+    def prepare(self, dataset: Dataset, state_dir: Path) -> object:
+        """Work to start before the data channel is up, while the INVITE travels (a folder's
+        scan); it comes back as `TransferContext.prepared`. None when there is none."""
+        ...
+
     async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult: ...
 
     async def as_callee(self, channel: Channel, context: TransferContext) -> TransferResult: ...

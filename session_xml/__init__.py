@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 _HOME = {
     "PROGRESS_CONTENT_TYPE": "codec", "SESSION_CONTENT_TYPE": "codec", "build_descriptor": "codec",
     "build_progress": "codec", "parse_descriptor": "codec", "parse_progress": "codec",
-    "DataType": "descriptor", "Direction": "descriptor", "LIVE_SYNC_SUBJECT": "descriptor",
-    "Role": "descriptor", "SessionDescriptor": "descriptor", "SyncMode": "descriptor",
-    "SyncProtocol": "descriptor",
+    "DataType": "vocabulary", "Direction": "vocabulary", "LIVE_SYNC_SUBJECT": "descriptor",
+    "Role": "vocabulary", "SessionDescriptor": "descriptor", "SyncMode": "vocabulary",
+    "SyncProtocol": "vocabulary",
     "BodyTooLarge": "errors", "DescriptorError": "errors", "InvalidValue": "errors",
     "MalformedBody": "errors", "NegotiationError": "errors", "NotAcceptable": "errors",
     "UnsupportedVersion": "errors",
@@ -40,15 +40,7 @@ if TYPE_CHECKING:
         parse_descriptor,
         parse_progress,
     )
-    from .descriptor import (
-        LIVE_SYNC_SUBJECT,
-        DataType,
-        Direction,
-        Role,
-        SessionDescriptor,
-        SyncMode,
-        SyncProtocol,
-    )
+    from .descriptor import LIVE_SYNC_SUBJECT, SessionDescriptor
     from .errors import (
         BodyTooLarge,
         DescriptorError,
@@ -62,3 +54,4 @@ if TYPE_CHECKING:
     from .schema import FORMAT_VERSION, MAX_BODY_BYTES, MAX_DEPTH, NAMESPACE
     from .negotiation import check_answer, negotiate
     from .progress import Phase, ProgressReport
+    from .vocabulary import DataType, Direction, Role, SyncMode, SyncProtocol

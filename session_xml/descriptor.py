@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from .errors import InvalidValue
 from .fields import (
@@ -19,47 +18,14 @@ from .fields import (
     check_port,
 )
 from .fingerprint import Fingerprint
+from .vocabulary import DataType, Direction, Role, SyncMode, SyncProtocol
 
 MAX_OFFERED_PROTOCOLS = 16
-
-
-class Role(StrEnum):
-    OFFER = "offer"
-    ANSWER = "answer"
-
-
-class DataType(StrEnum):
-    FILES = "files"
-    CONTACTS = "contacts"
-    CALENDAR = "calendar"
-    NOTES = "notes"
-    SMS = "sms"
-
-
-class SyncProtocol(StrEnum):
-    SYNCML = "syncml"
-    RSYNC = "rsync"
 
 
 # The Subject of an INVITE that a daemon's live sync sends by itself (RFC 3261 20.36): the
 # server files such sessions as started by the daemon.
 LIVE_SYNC_SUBJECT = "live sync"
-
-
-class Direction(StrEnum):
-    TWO_WAY = "two-way"
-    PUSH = "push"
-    PULL = "pull"
-    MIRROR = "mirror"  # caller to callee, and the callee's copy becomes exact (rsync -a --delete)
-
-
-class SyncMode(StrEnum):
-    TWO_WAY = "two-way"
-    SLOW = "slow"
-    ONE_WAY_FROM_CALLER = "one-way-from-caller"
-    ONE_WAY_FROM_CALLEE = "one-way-from-callee"
-    REFRESH_FROM_CALLER = "refresh-from-caller"
-    REFRESH_FROM_CALLEE = "refresh-from-callee"
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,14 @@ class Device:
         self.remote = remote
         self.reports: list[tuple] = []
 
-    def context(self, direction: Direction) -> TransferContext:
+    @property
+    def dataset(self) -> Dataset:
+        return Dataset("photos", DataType.FILES, self.folder, (SyncProtocol.RSYNC,))
+
+    def context(self, direction: Direction, prepared: object = None) -> TransferContext:
         session = SimpleNamespace(direction=direction, source_device=LAPTOP, destination_device=PHONE)
-        dataset = Dataset("photos", DataType.FILES, self.folder, (SyncProtocol.RSYNC,))
-        return TransferContext(dataset, session, self.remote, self.state,
-                               lambda phase, **kw: self.reports.append((phase, kw)))
+        return TransferContext(self.dataset, session, self.remote, self.state,
+                               lambda phase, **kw: self.reports.append((phase, kw)), prepared)
 
     def write(self, files: dict[str, bytes], mtime: float | None = None) -> None:
         for name, content in files.items():
@@ -66,8 +69,12 @@ def devices(tmp_path):
     return Device(tmp_path, "laptop", PHONE), Device(tmp_path, "phone", LAPTOP)
 
 
-async def sync(identities, laptop, phone, direction=Direction.PUSH, transfer=FolderSync()):
-    """The laptop calls the phone; both results (or exceptions), caller's first."""
+async def sync(identities, laptop, phone, direction=Direction.PUSH, transfer=FolderSync(),
+               scan_ahead=False):
+    """The laptop calls the phone; both results (or exceptions), caller's first. `scan_ahead`:
+    each side's scan starts before the channel is set up, as in a session."""
+    laptop_scan = transfer.prepare(laptop.dataset, laptop.state) if scan_ahead else None
+    phone_scan = FolderSync().prepare(phone.dataset, phone.state) if scan_ahead else None
     callee_channel, caller_channel = await open_pair(identities["phone"], identities["laptop"])
 
     async def side(run, channel, context):
@@ -75,8 +82,8 @@ async def sync(identities, laptop, phone, direction=Direction.PUSH, transfer=Fol
             return await run(channel, context)
 
     return await asyncio.gather(
-        side(transfer.as_caller, caller_channel, laptop.context(direction)),
-        side(FolderSync().as_callee, callee_channel, phone.context(direction)),
+        side(transfer.as_caller, caller_channel, laptop.context(direction, laptop_scan)),
+        side(FolderSync().as_callee, callee_channel, phone.context(direction, phone_scan)),
         return_exceptions=True)
 
 
@@ -391,3 +398,33 @@ def test_the_datasets_own_versioning_keeps_what_a_sync_replaced_and_deleted(iden
             for p in (phone.folder / ".sipsync-versions").rglob("*") if p.is_file()}
     assert kept == {"a": b"phone's a", "stale": b"stale"}
     assert phone.tree() == laptop.tree() == {"a.txt": b"new a"}
+
+
+def test_scans_started_before_the_channel_sync_the_same_and_a_second_sync_is_a_no_op(
+        identities, devices):
+    laptop, phone = devices
+    laptop.write({"a.txt": b"alpha", "trip/b.bin": os.urandom(80_000)})
+    phone.write({"stale.txt": b"old"})
+    first, _ = run(sync(identities, laptop, phone, Direction.MIRROR, scan_ahead=True))
+    assert phone.tree() == laptop.tree()
+    assert first.detail == "2 new, 1 deleted; 0 unchanged"
+    second, answered = run(sync(identities, laptop, phone, Direction.MIRROR, scan_ahead=True))
+    assert (second.files, answered.files) == (0, 0)
+    assert second.detail == answered.detail == "in sync already, 2 unchanged"
+
+
+def test_a_scan_for_the_same_partner_waits_for_the_one_under_way_and_reads_its_hashes(devices):
+    """A refused session's scan may still be saving the hash cache when the retry scans."""
+    laptop, _ = devices
+    laptop.write({f"f{i}.txt": os.urandom(2_000) for i in range(40)})
+
+    async def two_scans():
+        first = FolderSync().prepare(laptop.dataset, laptop.state)
+        second = FolderSync().prepare(laptop.dataset, laptop.state)
+        await asyncio.gather(first.manifest, second.manifest)
+        return first, second
+
+    first, second = run(two_scans())
+    assert (first.hashes.misses, first.hashes.hits) == (40, 0)
+    assert (second.hashes.misses, second.hashes.hits) == (0, 40)
+    assert first.manifest.result().entries == second.manifest.result().entries
