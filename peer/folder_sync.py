@@ -296,6 +296,7 @@ class _Side:
         outbox = _Outbox(self)
         work = asyncio.Event()  # the server has something new: a request, or the last one
         progress = asyncio.Event()  # a file landed or the server finished
+        fed = asyncio.Event()  # the receiver took a batch: maybe a file to ask again, or the end
         peer_skipped: list[Skipped] = []
 
         async def read() -> None:
@@ -323,6 +324,7 @@ class _Side:
                             receiver.feed(record)
                 work.set()
                 progress.set()
+                fed.set()
 
         async def request() -> None:
             asked = 0
@@ -331,7 +333,15 @@ class _Side:
                 asked += 1
                 if asked % REQUESTS_PER_FLUSH == 0:
                     await outbox.flush()
-            await outbox.flush()
+            # Files whose rebuilt bytes failed their hash are asked for again; the last request
+            # waits for every file to land, so the peer keeps serving until then.
+            while receiver.asking:
+                fed.clear()
+                for record in receiver.follow_ups():
+                    await outbox.add(record)
+                await outbox.flush()
+                if receiver.asking:
+                    await fed.wait()
 
         async def serve() -> None:
             while True:
@@ -373,6 +383,9 @@ class _Side:
                 await requesting
                 synced = exchange.synced()
                 tree.after_transfer(synced)
+                for path, why in receiver.asked_again:
+                    log.info("%s: asked for %s again with whole strong hashes: %s",
+                             self.context.dataset.name, path, why)
                 await asyncio.to_thread(remember_hashes, hashes, self.root, receiver.received)
                 self.meter.files += tree.applied + exchange.sent_in_manifest
                 if exchange.changes_here:  # a sync of the whole file system costs even when idle

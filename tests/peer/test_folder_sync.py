@@ -391,3 +391,26 @@ def test_the_datasets_own_versioning_keeps_what_a_sync_replaced_and_deleted(iden
             for p in (phone.folder / ".sipsync-versions").rglob("*") if p.is_file()}
     assert kept == {"a": b"phone's a", "stale": b"stale"}
     assert phone.tree() == laptop.tree() == {"a.txt": b"new a"}
+
+
+def test_a_false_block_match_over_the_channel_is_asked_again_and_lands_right(
+        identities, devices, monkeypatch, caplog):
+    from protocols.rsync import receiving
+    from protocols.rsync.signature import choose_block_size
+    from tests.rsync.cases import colliding_block
+
+    laptop, phone = devices
+    old = os.urandom(64 << 10)
+    phone.write({"shared.bin": old}, mtime=1_700_000_000)
+    laptop.write({"shared.bin": old}, mtime=1_700_000_000)
+    run(sync(identities, laptop, phone))
+    block = choose_block_size(len(old))  # the second block follows a match: tried by its hash alone
+    new = old[:block] + colliding_block(old[block:2 * block], 2) + old[2 * block:]
+    laptop.write({"shared.bin": new, "neighbour.txt": b"lands at the first try"},
+                 mtime=1_700_000_100)
+    monkeypatch.setattr(receiving, "strong_len_for", lambda new_size, basis_size, block_size: 2)
+    caplog.set_level("INFO", logger="peer.folder_sync")
+    result, answered = run(sync(identities, laptop, phone))
+    assert phone.tree() == laptop.tree()
+    assert answered.files == 2 and result.detail.startswith("1 changed (delta), 1 new")
+    assert "asked for shared.bin again with whole strong hashes" in caplog.text

@@ -54,6 +54,28 @@ def batched(records: list[bytes]) -> list[Record]:
     return out
 
 
+def exchange_files(receiver: FileReceiver, server: FileServer, *, cut: int | None = None) -> bool:
+    """The receiver's requests to the server and its answers back, in rounds, until the
+    receiver's last request; False when `cut` records of answers were fed and the rest never came."""
+    requests, fed = list(receiver.requests()), 0
+    while True:
+        requests += receiver.follow_ups()
+        for record in batched(requests):
+            server.feed(record)
+        if not receiver.asking:
+            assert server.idle and receiver.done
+            return True
+        answers: list[bytes] = []
+        while server.jobs:
+            answers += delta_records(server.jobs.popleft())
+        for record in batched(answers):
+            if fed == cut:
+                return False
+            receiver.feed(record)
+            fed += 1
+        requests = []
+
+
 def sync(src: Path, dst: Path, direction=Direction.PUSH, *, cut: int | None = None,
          versions: Versions | None = None, base=None) -> dict:
     """One push from `src` to `dst`; with `cut`, the delta stream stops after that many records.
@@ -66,18 +88,9 @@ def sync(src: Path, dst: Path, direction=Direction.PUSH, *, cut: int | None = No
     receiver = FileReceiver(receiving, dst, keep_version=keep)
     tree = TreeChanges(receiving, dst, keep)
     tree.before_transfer()
-    for record in batched(list(receiver.requests())):
-        server.feed(record)
-    answers: list[bytes] = []
-    while server.jobs:
-        answers += delta_records(server.jobs.popleft())
-    assert server.idle
-    for i, record in enumerate(batched(answers)):
-        if cut is not None and i == cut:
-            receiver.abort()
-            return {"cut": True}
-        receiver.feed(record)
-    assert receiver.done
+    if not exchange_files(receiver, server, cut=cut):
+        receiver.abort()
+        return {"cut": True}
     tree.after_transfer(receiving.synced())
     return {"cut": False, "literal": receiver.literal, "received": len(receiver.received),
             "applied": tree.applied, "skipped": receiver.skipped + tree.skipped,
@@ -216,11 +229,7 @@ def test_a_file_changed_at_the_source_after_the_scan_is_skipped_with_the_reason(
     (src / "d0" / "f0.txt").write_bytes(b"changed after the scan, and longer than before" * 50)
     server, receiver = FileServer(sending, src), FileReceiver(receiving, dst)
     TreeChanges(receiving, dst, lambda relative: None).before_transfer()
-    for record in batched(list(receiver.requests())):
-        server.feed(record)
-    while server.jobs:
-        for record in batched(list(delta_records(server.jobs.popleft()))):
-            receiver.feed(record)
+    assert exchange_files(receiver, server)
     assert receiver.done and [s.path for s in receiver.skipped] == ["d0/f0.txt"]
     assert "changed at the source" in receiver.skipped[0].reason
     assert not (dst / "d0" / "f0.txt").exists() and (dst / "d0" / "f4.txt").exists()
@@ -284,13 +293,6 @@ def test_the_losing_side_of_a_conflict_sends_its_version_even_after_the_winners_
     server = FileServer(losing, laptop)
     receiver = FileReceiver(winning, phone, keep_version=lambda relative: None)
     TreeChanges(winning, phone, lambda relative: None).before_transfer()
-    for record in batched(list(receiver.requests())):
-        server.feed(record)
-    answers: list[bytes] = []
-    while server.jobs:
-        answers += delta_records(server.jobs.popleft())
-    for record in batched(answers):
-        receiver.feed(record)
-    assert receiver.done
+    assert exchange_files(receiver, server)
     (copy,) = [item.target for item in winning.incoming]
     assert (phone / copy).read_bytes() == b"laptop edit"
