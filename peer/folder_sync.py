@@ -40,9 +40,9 @@ from protocols.rsync.receiving import SMALL_FILE, FileReceiver, KeepVersion
 from protocols.rsync.records import (
     BATCH_TARGET,
     RECORD,
+    BatchDecoder,
     BatchEncoder,
     Tag,
-    decode_batch,
     decode_delta_end,
     decode_records,
 )
@@ -134,8 +134,8 @@ class _Outbox:
     def __init__(self, side: "_Side") -> None:
         self._side = side
         self._batch = BatchEncoder()
-        # One flush at a time, so batches leave in the order they were cut: each producer's
-        # records stay in order even though both share the batch.
+        # One flush at a time, so batches leave in the order they were cut and compressed (one
+        # stream): each producer's records stay in order even though both share the batch.
         self._sending = asyncio.Lock()
 
     async def add(self, record: bytes) -> None:
@@ -294,6 +294,7 @@ class _Side:
         tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links,
                            paths=paths)
         outbox = _Outbox(self)
+        inbox = BatchDecoder()  # the peer's batches are one stream: decoded in arrival order
         work = asyncio.Event()  # the server has something new: a request, or the last one
         progress = asyncio.Event()  # a file landed or the server finished
         fed = asyncio.Event()  # the receiver took a batch: maybe a file to ask again, or the end
@@ -311,7 +312,7 @@ class _Side:
                                             "exchange was complete")
                     peer_skipped.extend(decode_skipped(frame.payload))
                     return
-                for record in decode_records(decode_batch(frame.payload)):
+                for record in decode_records(inbox.decode(frame.payload)):
                     if record.tag in _SERVER_TAGS:
                         server.feed(record)
                     else:

@@ -12,11 +12,12 @@ from protocols.rsync.manifest import scan
 from protocols.rsync.plan import Direction
 from protocols.rsync.receiving import FileReceiver
 from protocols.rsync.records import (
+    CODEC_STREAM,
     MAX_BATCH,
+    BatchDecoder,
     BatchEncoder,
     Record,
     Tag,
-    decode_batch,
     decode_records,
     encode,
     encode_request,
@@ -43,14 +44,14 @@ class Versions:
 
 
 def batched(records: list[bytes]) -> list[Record]:
-    """Records through batches and back, as they cross the channel."""
-    out, batch = [], BatchEncoder()
+    """Records through batches and back, as they cross the channel (one stream for them all)."""
+    out, batch, inbox = [], BatchEncoder(), BatchDecoder()
     for record in records:
         if not batch.fits(record):
-            out += decode_records(decode_batch(batch.take()))
+            out += decode_records(inbox.decode(batch.take()))
         batch.add(record)
     if len(batch):
-        out += decode_records(decode_batch(batch.take()))
+        out += decode_records(inbox.decode(batch.take()))
     return out
 
 
@@ -235,20 +236,46 @@ def test_a_file_changed_at_the_source_after_the_scan_is_skipped_with_the_reason(
     assert not (dst / "d0" / "f0.txt").exists() and (dst / "d0" / "f4.txt").exists()
 
 
-def test_a_compressed_batch_announcing_more_than_the_cap_is_refused_before_it_expands():
-    bomb = bytes([1]) + zstandard.ZstdCompressor().compress(bytes(MAX_BATCH + 1))
-    with pytest.raises(LimitExceeded):
-        decode_batch(bomb)
-    unsized = bytes([1]) + zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 100)
-    with pytest.raises(LimitExceeded):
-        decode_batch(unsized)
+def test_a_compressed_batch_that_expands_past_the_cap_is_refused_as_it_expands():
+    inbox = BatchDecoder()
+    assert inbox.decode(BatchEncoder().encode(bytes(MAX_BATCH))) == bytes(MAX_BATCH)
+    bomb = bytes([CODEC_STREAM]) + zstandard.ZstdCompressor().compress(bytes(1 << 30))
+    with pytest.raises(LimitExceeded, match="expands past"):
+        BatchDecoder().decode(bomb)
 
 
-@pytest.mark.parametrize("payload", [b"", b"\x07abc", b"\x00\x09\x00\x00\x00\x00",
-                                     b"\x00\x05\xff\x00\x00\x00"])
+def test_a_stream_asking_for_a_window_above_the_limit_is_refused():
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=27)
+    stream = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    piece = stream.compress(b"x" * 1000) + stream.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    with pytest.raises(WireFormatError, match="corrupt compressed batch"):
+        BatchDecoder().decode(bytes([CODEC_STREAM]) + piece)
+
+
+def test_batches_share_one_stream_so_a_repeat_in_a_later_batch_costs_almost_nothing():
+    text = random.Random(3).randbytes(50_000)  # incompressible on its own
+    batch = BatchEncoder()
+    first, again = batch.encode(text), batch.encode(text)
+    assert len(first) > 50_000 and len(again) < 1_000
+    inbox = BatchDecoder()
+    assert inbox.decode(first) == text and inbox.decode(again) == text
+    with pytest.raises(WireFormatError):  # read alone, the second piece misses its context
+        BatchDecoder().decode(again)
+
+
+def test_every_batch_is_whole_on_arrival_whatever_its_size():
+    rng = random.Random(5)
+    batch, inbox = BatchEncoder(), BatchDecoder()
+    for size in (1, 130_000, MAX_BATCH, 17, MAX_BATCH - 1, 256 << 10):
+        body = rng.randbytes(size // 2) + bytes(size - size // 2)
+        assert inbox.decode(batch.encode(body)) == body
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x07abc", b"\x01abc", b"\x00\x09\x00\x00\x00\x00",
+                                     b"\x00\x05\xff\x00\x00\x00", b"\x02not zstd at all"])
 def test_a_malformed_batch_is_a_wire_format_error(payload):
     with pytest.raises(WireFormatError):
-        decode_records(decode_batch(payload))
+        decode_records(BatchDecoder().decode(payload))
 
 
 def test_a_request_outside_the_plan_or_after_the_last_one_is_refused(tree):
