@@ -26,6 +26,11 @@ PIECE = 256 << 10  # largest body of a SIGNATURE or DELTA record: long streams a
 BATCH_TARGET = 256 << 10  # a batch is sent once it holds this much
 MAX_BATCH = 768 << 10  # never more raw bytes in one batch: compressed or not it fits a frame
 ZSTD_LEVEL = 3
+# The stream's window and match table: 1 MiB of context (the batch and those just before it)
+# and a 64 Ki-entry table, which measured as fast as a fresh level-3 frame per batch; level
+# 3's own 2 MiB and 128 Ki entries took ~30 % more CPU for 0.4 % fewer bytes on a first sync.
+STREAM_WINDOW_LOG = 20
+STREAM_HASH_LOG = 16
 MAX_WINDOW = 8 << 20  # the largest zstd window a peer's stream may ask this side to hold
 
 CODEC_RAW = 0
@@ -111,7 +116,9 @@ class BatchEncoder:
 
     def __init__(self, level: int = ZSTD_LEVEL) -> None:
         self._buf = bytearray()
-        self._stream = zstandard.ZstdCompressor(level=level).compressobj()
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, window_log=STREAM_WINDOW_LOG, hash_log=STREAM_HASH_LOG)
+        self._stream = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
     def __len__(self) -> int:
         return len(self._buf)
