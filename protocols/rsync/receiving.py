@@ -152,6 +152,7 @@ class FileReceiver:
         self._asked: deque[_Landing] = deque()
         self._again: deque[Incoming] = deque()  # failed their whole-file hash: ask once more
         self._told_done = False
+        self._kept: set[str] = set()
         self._current: _Landing | None = None
         self.pending = len(exchange.incoming)
         self.skipped: list[Skipped] = []
@@ -228,7 +229,7 @@ class FileReceiver:
             literal, matched = decode_delta_end(record.body)
             self._current = None
             try:
-                landing.finish(self._keep, landing.item.target)
+                landing.finish(self._keep_once, landing.item.target)
             except IntegrityError as exc:
                 # Most likely a block taken for a match by its cut strong hash (or a partial
                 # from an earlier attempt that no longer fits): nothing was installed.
@@ -253,6 +254,13 @@ class FileReceiver:
         if self._current is not None:
             self._current.abort(keep_partial=True)
             self._current = None
+
+    def _keep_once(self, relative: str) -> None:
+        """A big file's old version is kept before its patch is checked: a second attempt at
+        the same file must not keep it again."""
+        if relative not in self._kept:
+            self._kept.add(relative)
+            self._keep(relative)
 
     def _start(self) -> _Landing:
         if self._current is None:

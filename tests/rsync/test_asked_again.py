@@ -79,6 +79,7 @@ def test_a_false_block_match_is_asked_again_and_the_file_lands_right(tmp_path, t
     assert [path for path, _ in receiver.asked_again] == ["f.bin"]
     assert "hash" in receiver.asked_again[0][1]
     assert receiver.done and receiver.skipped == [] and len(receiver.received) == 2
+    assert kept == ["f.bin"]  # the old version is kept once, however many attempts
     assert not [p for p in os.listdir(dst) if p.startswith(".sipsync-")]
 
 
