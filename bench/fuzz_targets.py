@@ -307,7 +307,8 @@ def _rsync_signature() -> Harness:
         return Signature.from_wire(data[1:])
 
     return Harness(run, (RsyncError,),
-                   lambda: [b"\x10" + signature_of(_BASIS, block_size=64), b"\x3f" + signature_of(b"")])
+                   lambda: [b"\x10" + signature_of(_BASIS, block_size=64), b"\x3f" + signature_of(b""),
+                            b"\x11" + signature_of(_BASIS, block_size=64, strong_len=3)])
 
 
 def _rsync_delta() -> Harness:
@@ -335,11 +336,12 @@ def _rsync_messages() -> Harness:
     from protocols.rsync.manifest import Skipped
     from protocols.rsync.messages import (DeltaFigures, FileRequest, Hello, decode_skipped,
                                           encode_skipped)
-    from protocols.rsync.records import (BatchEncoder, Tag, decode_batch, decode_records, encode,
+    from protocols.rsync.records import (BatchDecoder, BatchEncoder, Tag, decode_records, encode,
                                          encode_request)
 
     def records(payload: bytes) -> object:
-        return decode_records(decode_batch(payload))
+        """The first batch of a direction's stream, as a fresh peer sends it."""
+        return decode_records(BatchDecoder().decode(payload))
 
     decoders = (Hello.decode, FileRequest.decode, DeltaFigures.decode, decode_skipped, records)
 

@@ -41,9 +41,9 @@ from protocols.rsync.receiving import SMALL_FILE, FileReceiver, KeepVersion
 from protocols.rsync.records import (
     BATCH_TARGET,
     RECORD,
+    BatchDecoder,
     BatchEncoder,
     Tag,
-    decode_batch,
     decode_delta_end,
     decode_records,
 )
@@ -185,8 +185,8 @@ class _Outbox:
     def __init__(self, side: "_Side") -> None:
         self._side = side
         self._batch = BatchEncoder()
-        # One flush at a time, so batches leave in the order they were cut: each producer's
-        # records stay in order even though both share the batch.
+        # One flush at a time, so batches leave in the order they were cut and compressed (one
+        # stream): each producer's records stay in order even though both share the batch.
         self._sending = asyncio.Lock()
 
     async def add(self, record: bytes) -> None:
@@ -346,8 +346,10 @@ class _Side:
         tree = TreeChanges(exchange, self.root, keep, allow_external_links=self.allow_external_links,
                            paths=paths)
         outbox = _Outbox(self)
+        inbox = BatchDecoder()  # the peer's batches are one stream: decoded in arrival order
         work = asyncio.Event()  # the server has something new: a request, or the last one
         progress = asyncio.Event()  # a file landed or the server finished
+        fed = asyncio.Event()  # the receiver took a batch: maybe a file to ask again, or the end
         peer_skipped: list[Skipped] = []
 
         async def read() -> None:
@@ -363,7 +365,7 @@ class _Side:
                     peer_skipped.extend(decode_skipped(frame.payload))
                     return
                 deltas = []
-                for record in decode_records(decode_batch(frame.payload)):
+                for record in decode_records(inbox.decode(frame.payload)):
                     if record.tag in _SERVER_TAGS:
                         server.feed(record)
                     else:
@@ -381,6 +383,7 @@ class _Side:
                     if landing is not None and not landing.small:
                         self.meter.report(Phase.DELTA, self.meter.done + landing.written, force=False)
                 progress.set()
+                fed.set()
 
         async def request() -> None:
             asked = 0
@@ -389,7 +392,15 @@ class _Side:
                 asked += 1
                 if asked % REQUESTS_PER_FLUSH == 0:
                     await outbox.flush()
-            await outbox.flush()
+            # Files whose rebuilt bytes failed their hash are asked for again; the last request
+            # waits for every file to land, so the peer keeps serving until then.
+            while receiver.asking:
+                fed.clear()
+                for record in receiver.follow_ups():
+                    await outbox.add(record)
+                await outbox.flush()
+                if receiver.asking:
+                    await fed.wait()
 
         async def serve() -> None:
             while True:
@@ -431,6 +442,9 @@ class _Side:
                 await requesting
                 synced = exchange.synced()
                 tree.after_transfer(synced)
+                for path, why in receiver.asked_again:
+                    log.info("%s: asked for %s again with whole strong hashes: %s",
+                             self.context.dataset.name, path, why)
                 await asyncio.to_thread(remember_hashes, hashes, self.root, receiver.received)
                 self.meter.files += tree.applied + exchange.sent_in_manifest
                 if exchange.changes_here:  # a sync of the whole file system costs even when idle

@@ -67,7 +67,7 @@ class DeltaEncoder:
         self._L = signature.block_size
         self._index = _Index(signature) if signature.full_blocks else None
         self._out_weight = rolling.power(self._L)
-        self._digest = block_digest(signature.hash_kind)
+        self._digest = block_digest(signature.hash_kind, signature.strong_len)
         self._hasher = file_hasher(signature.hash_kind)
         self._packer = LiteralPacker(piece=literal_piece, level=zstd_level, compress=compress)
         self._buf = np.empty(max(chunk_hint, 4 * self._L) + self._L, np.uint8)

@@ -23,13 +23,19 @@ class Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
-def block_digest(kind: HashKind) -> Callable[[object], bytes]:
-    """One-shot digest function of `kind` for a block (any buffer, no copy)."""
+def block_digest(kind: HashKind, length: int = DIGEST_LEN) -> Callable[[object], bytes]:
+    """One-shot digest function of `kind` for a block (any buffer, no copy), cut to the first
+    `length` bytes (a signature's strong hashes may be shorter than the digest)."""
     if kind is HashKind.XXH3_128:
-        return xxhash.xxh3_128_digest
-    if kind is HashKind.BLAKE2B_128:
-        return lambda data: hashlib.blake2b(data, digest_size=DIGEST_LEN).digest()
-    raise ValueError(f"unknown hash kind {kind!r}")
+        full = xxhash.xxh3_128_digest
+    elif kind is HashKind.BLAKE2B_128:
+        def full(data) -> bytes:
+            return hashlib.blake2b(data, digest_size=DIGEST_LEN).digest()
+    else:
+        raise ValueError(f"unknown hash kind {kind!r}")
+    if length == DIGEST_LEN:
+        return full
+    return lambda data: full(data)[:length]
 
 
 def file_hasher(kind: HashKind) -> Hasher:

@@ -5,6 +5,12 @@ the sender answers in that order, so `feed()` knows which file each DELTA record
 A small file is rebuilt in memory and installed by an atomic rename (no fsync per file: the
 daemon syncs the file system once at the end); a big one goes through `FilePatcher`, which
 checkpoints and resumes. Either way a reader sees the old file or the new one, never a half.
+
+Signatures carry strong hashes cut to what the file's size needs (`strong_len_for`), so a block
+may now and then be taken for a match it is not: the rebuilt file then fails its whole-file
+hash, nothing is installed, and `follow_ups()` asks for that file once more with whole strong
+hashes from its first byte. REQUESTS_DONE follows only when every file has landed or been
+skipped, so the sender is still listening when a file is asked for again.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from .partial import resume_offset
 from .patch import FilePatcher, apply_delta
 from .paths import InsideResolver
 from .records import Record, Tag, decode_delta_end, encode, encode_request, pieces
-from .signature import SignatureBuilder
+from .hashes import DIGEST_LEN
+from .signature import SignatureBuilder, choose_block_size, strong_len_for
 from .wire import DELTA_HEADER, Limits
 
 SMALL_FILE = 1 << 20  # rebuilt in memory, no resume state: sending it again costs little
@@ -66,10 +73,11 @@ def install_bytes(target: Path, data: bytes, mode: int, mtime_ns: int) -> None:
 
 
 class _Landing:
-    """Where one incoming file's delta goes while it arrives."""
+    """Where one incoming file's delta goes while it arrives (`again`: the second attempt)."""
 
-    def __init__(self, item: Incoming, target: Path, basis: Path, resume: int) -> None:
-        self.item, self.target, self.basis = item, target, basis
+    def __init__(self, item: Incoming, target: Path, basis: Path, resume: int, *,
+                 again: bool = False) -> None:
+        self.item, self.target, self.basis, self.again = item, target, basis, again
         self.small = resume == 0 and item.entry.size <= SMALL_FILE and _size(basis) <= 4 * SMALL_FILE
         self._buf = bytearray()
         self._patcher: FilePatcher | None = None
@@ -142,10 +150,14 @@ class FileReceiver:
         self._paths = paths or InsideResolver(root)
         self._made: set[Path] = set()
         self._asked: deque[_Landing] = deque()
+        self._again: deque[Incoming] = deque()  # failed their whole-file hash: ask once more
+        self._told_done = False
+        self._kept: set[str] = set()
         self._current: _Landing | None = None
         self.pending = len(exchange.incoming)
         self.skipped: list[Skipped] = []
         self.received: list[Incoming] = []
+        self.asked_again: list[tuple[str, str]] = []  # (path, why the first attempt failed)
         self.literal = self.matched = 0
         self.on_file: Callable[[Incoming, int, int], None] = lambda item, literal, matched: None
 
@@ -157,13 +169,16 @@ class FileReceiver:
     def current(self) -> _Landing | None:
         return self._current
 
+    @property
+    def asking(self) -> bool:
+        """REQUESTS_DONE has not been handed out yet."""
+        return not self._told_done
+
     def requests(self) -> Iterator[bytes]:
-        """REQUEST, SIGNATURE pieces, SIGNATURE_END per incoming file, then REQUESTS_DONE.
+        """REQUEST, SIGNATURE pieces, SIGNATURE_END per incoming file (then see `follow_ups`).
         Each step reads at most one chunk of a basis, so the daemon can step it between frames."""
         for item in self._exchange.incoming:
             target = self._paths.file(item.target)
-            # No basis: the target itself (absent, or the patcher would refuse it as a basis).
-            basis = self._paths.file(item.basis) if item.basis else target
             folder = item.target.rpartition("/")[0]
             made = self._exchange.remote.get(folder)  # a folder of the peer's: made already
             if folder and (made is None or made.kind is not EntryKind.DIR) \
@@ -171,22 +186,40 @@ class FileReceiver:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(target.parent)
             resume = resume_offset(target, item.entry.digest) if item.entry.size > SMALL_FILE else 0
-            yield encode_request(item.path, resume)
-            try:
-                source = open(basis, "rb") if item.basis is not None else None
-            except FileNotFoundError:
-                source = None
-            if source is None:
-                yield from pieces(Tag.SIGNATURE, SignatureBuilder(0).finish())
-            else:
-                with source:
-                    builder = SignatureBuilder(os.fstat(source.fileno()).st_size)
-                    while chunk := source.read(READ_CHUNK):
-                        yield from pieces(Tag.SIGNATURE, builder.feed(chunk))
-                    yield from pieces(Tag.SIGNATURE, builder.finish())
-            yield encode(Tag.SIGNATURE_END)
-            self._asked.append(_Landing(item, target, basis, resume))
-        yield encode(Tag.REQUESTS_DONE)
+            yield from self._request(item, target, resume, again=False)
+
+    def follow_ups(self) -> Iterator[bytes]:
+        """The requests again for the files whose rebuilt bytes failed their whole-file hash
+        since the last call (whole strong hashes, from the first byte); once every file has
+        landed or been skipped, REQUESTS_DONE, once. Call after `requests()` and after feeds."""
+        while self._again:
+            item = self._again.popleft()
+            yield from self._request(item, self._paths.file(item.target), 0, again=True)
+        if self.done and not self._told_done:
+            self._told_done = True
+            yield encode(Tag.REQUESTS_DONE)
+
+    def _request(self, item: Incoming, target: Path, resume: int, *, again: bool) -> Iterator[bytes]:
+        # No basis: the target itself (absent, or the patcher would refuse it as a basis).
+        basis = self._paths.file(item.basis) if item.basis else target
+        yield encode_request(item.path, resume)
+        try:
+            source = open(basis, "rb") if item.basis is not None else None
+        except FileNotFoundError:
+            source = None
+        if source is None:
+            yield from pieces(Tag.SIGNATURE, SignatureBuilder(0).finish())
+        else:
+            with source:
+                size = os.fstat(source.fileno()).st_size
+                strong = DIGEST_LEN if again else \
+                    strong_len_for(item.entry.size, size, choose_block_size(size))
+                builder = SignatureBuilder(size, strong_len=strong)
+                while chunk := source.read(READ_CHUNK):
+                    yield from pieces(Tag.SIGNATURE, builder.feed(chunk))
+                yield from pieces(Tag.SIGNATURE, builder.finish())
+        yield encode(Tag.SIGNATURE_END)
+        self._asked.append(_Landing(item, target, basis, resume, again=again))
 
     def feed(self, record: Record) -> None:
         if record.tag is Tag.DELTA:
@@ -195,7 +228,16 @@ class FileReceiver:
             landing = self._start()
             literal, matched = decode_delta_end(record.body)
             self._current = None
-            landing.finish(self._keep, landing.item.target)
+            try:
+                landing.finish(self._keep_once, landing.item.target)
+            except IntegrityError as exc:
+                # Most likely a block taken for a match by its cut strong hash (or a partial
+                # from an earlier attempt that no longer fits): nothing was installed.
+                if landing.again:
+                    raise
+                self._again.append(landing.item)
+                self.asked_again.append((landing.item.path, str(exc)))
+                return
             self._landed(landing.item, literal, matched)
         elif record.tag is Tag.MISSING:
             landing = self._start()
@@ -212,6 +254,13 @@ class FileReceiver:
         if self._current is not None:
             self._current.abort(keep_partial=True)
             self._current = None
+
+    def _keep_once(self, relative: str) -> None:
+        """A big file's old version is kept before its patch is checked: a second attempt at
+        the same file must not keep it again."""
+        if relative not in self._kept:
+            self._kept.add(relative)
+            self._keep(relative)
 
     def _start(self) -> _Landing:
         if self._current is None:

@@ -15,7 +15,9 @@ import zstandard
 from .errors import LimitExceeded, TruncatedStream, WireFormatError
 from .hashes import DIGEST_LEN, HashKind
 
-SIGNATURE_VERSION = 1
+# Version 2 cuts each block's strong hash to the length its header names (2-16 bytes): the
+# receiver picks it from the file's size, as rsync does, and redoes the rare false match.
+SIGNATURE_VERSION = 2
 # Version 2 sends compressed literals in packs (one zstd frame for the literals of many records);
 # version 1 gave every literal a frame of its own, whose set-up cost more than its bytes.
 DELTA_VERSION = 2
@@ -40,7 +42,13 @@ LITERAL_PACK = struct.Struct("<BII")
 PACKED_LITERAL = struct.Struct("<BI")
 END = struct.Struct(f"<BQ{DIGEST_LEN}s")
 
-SIG_RECORD = np.dtype([("weak", "<u4"), ("strong", f"V{DIGEST_LEN}")])
+MIN_STRONG_LEN = 2
+
+
+def sig_record(strong_len: int) -> np.dtype:
+    """One block of a signature on the wire: the weak sum, then the strong hash's first bytes."""
+    return np.dtype([("weak", "<u4"), ("strong", f"V{strong_len}")])
+
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class SignatureHeader:
     hash_kind: HashKind
     block_size: int
     basis_size: int
+    strong_len: int = DIGEST_LEN  # bytes of each block's strong hash that travel
 
     @property
     def block_count(self) -> int:
@@ -109,8 +118,8 @@ DeltaEvent = DeltaHeader | CopyOp | LiteralOp | DeltaEnd
 
 
 def encode_signature_header(h: SignatureHeader) -> bytes:
-    return SIG_HEADER.pack(SIG_MAGIC, SIGNATURE_VERSION, h.hash_kind, DIGEST_LEN, 0, h.block_size,
-                           h.basis_size)
+    return SIG_HEADER.pack(SIG_MAGIC, SIGNATURE_VERSION, h.hash_kind, h.strong_len, 0,
+                           h.block_size, h.basis_size)
 
 
 def encode_delta_header(h: DeltaHeader) -> bytes:
@@ -177,22 +186,24 @@ class SignatureReader:
             raise WireFormatError(f"signature version {version} not supported "
                                   f"(want {SIGNATURE_VERSION})")
         kind = _hash_kind(kind)
-        if strong_len != DIGEST_LEN:
-            raise WireFormatError(f"strong hash length {strong_len}, want {DIGEST_LEN}")
+        if not MIN_STRONG_LEN <= strong_len <= DIGEST_LEN:
+            raise WireFormatError(f"strong hash length {strong_len} outside "
+                                  f"[{MIN_STRONG_LEN}, {DIGEST_LEN}]")
         _check_block_size(block_size, self._limits)
         if basis_size > self._limits.max_file_size:
             raise LimitExceeded(f"basis size {basis_size} above {self._limits.max_file_size}")
-        header = SignatureHeader(kind, block_size, basis_size)
+        header = SignatureHeader(kind, block_size, basis_size, strong_len)
         if header.block_count > self._limits.max_blocks:
             raise LimitExceeded(f"{header.block_count} blocks above {self._limits.max_blocks}")
         self.header = header
-        self._expect = SIG_HEADER.size + header.block_count * SIG_RECORD.itemsize
+        self._expect = SIG_HEADER.size + header.block_count * sig_record(strong_len).itemsize
 
     def finish(self) -> tuple[SignatureHeader, np.ndarray]:
         """Header and a structured array of (weak, strong) per block; raises if incomplete."""
         if self.header is None or len(self._buf) < self._expect:
             raise TruncatedStream("signature stream ended early")
-        records = np.frombuffer(bytes(self._buf), dtype=SIG_RECORD, offset=SIG_HEADER.size)
+        records = np.frombuffer(bytes(self._buf), dtype=sig_record(self.header.strong_len),
+                                offset=SIG_HEADER.size)
         return self.header, records
 
 

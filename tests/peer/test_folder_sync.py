@@ -428,3 +428,26 @@ def test_a_scan_for_the_same_partner_waits_for_the_one_under_way_and_reads_its_h
     assert (first.hashes.misses, first.hashes.hits) == (40, 0)
     assert (second.hashes.misses, second.hashes.hits) == (0, 40)
     assert first.manifest.result().entries == second.manifest.result().entries
+
+
+def test_a_false_block_match_over_the_channel_is_asked_again_and_lands_right(
+        identities, devices, monkeypatch, caplog):
+    from protocols.rsync import receiving
+    from protocols.rsync.signature import choose_block_size
+    from tests.rsync.cases import colliding_block
+
+    laptop, phone = devices
+    old = os.urandom(64 << 10)
+    phone.write({"shared.bin": old}, mtime=1_700_000_000)
+    laptop.write({"shared.bin": old}, mtime=1_700_000_000)
+    run(sync(identities, laptop, phone))
+    block = choose_block_size(len(old))  # the second block follows a match: tried by its hash alone
+    new = old[:block] + colliding_block(old[block:2 * block], 2) + old[2 * block:]
+    laptop.write({"shared.bin": new, "neighbour.txt": b"lands at the first try"},
+                 mtime=1_700_000_100)
+    monkeypatch.setattr(receiving, "strong_len_for", lambda new_size, basis_size, block_size: 2)
+    caplog.set_level("INFO", logger="peer.folder_sync")
+    result, answered = run(sync(identities, laptop, phone))
+    assert phone.tree() == laptop.tree()
+    assert answered.files == 2 and result.detail.startswith("1 changed (delta), 1 new")
+    assert "asked for shared.bin again with whole strong hashes" in caplog.text

@@ -1,6 +1,9 @@
 """Seeded basis/new pairs shared by the rsync tests (small: the suite must stay fast)."""
 
+import itertools
 import random
+
+import xxhash
 
 SIZE = 96 * 1024
 
@@ -45,3 +48,14 @@ def make_cases() -> dict[str, tuple[bytes, bytes]]:
         "smaller_than_a_block": (b"tiny basis", b"tiny basis!"),
         "truncated_tail": (basis, basis[:SIZE - 1234]),
     }
+
+
+def colliding_block(block: bytes, strong_len: int) -> bytes:
+    """Another block of the same length whose xxh3-128 digest starts with the same `strong_len`
+    bytes: what a signature with cut strong hashes takes for a match (2 bytes: ~65,000 tries)."""
+    want = xxhash.xxh3_128_digest(block)[:strong_len]
+    for i in itertools.count():
+        other = block[:-8] + i.to_bytes(8, "little")
+        if other != block and xxhash.xxh3_128_digest(other)[:strong_len] == want:
+            return other
+    raise AssertionError("unreachable")

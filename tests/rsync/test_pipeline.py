@@ -12,11 +12,12 @@ from protocols.rsync.manifest import scan
 from protocols.rsync.plan import Direction
 from protocols.rsync.receiving import FileReceiver
 from protocols.rsync.records import (
+    CODEC_STREAM,
     MAX_BATCH,
+    BatchDecoder,
     BatchEncoder,
     Record,
     Tag,
-    decode_batch,
     decode_records,
     encode,
     encode_request,
@@ -43,15 +44,37 @@ class Versions:
 
 
 def batched(records: list[bytes]) -> list[Record]:
-    """Records through batches and back, as they cross the channel."""
-    out, batch = [], BatchEncoder()
+    """Records through batches and back, as they cross the channel (one stream for them all)."""
+    out, batch, inbox = [], BatchEncoder(), BatchDecoder()
     for record in records:
         if not batch.fits(record):
-            out += decode_records(decode_batch(batch.take()))
+            out += decode_records(inbox.decode(batch.take()))
         batch.add(record)
     if len(batch):
-        out += decode_records(decode_batch(batch.take()))
+        out += decode_records(inbox.decode(batch.take()))
     return out
+
+
+def exchange_files(receiver: FileReceiver, server: FileServer, *, cut: int | None = None) -> bool:
+    """The receiver's requests to the server and its answers back, in rounds, until the
+    receiver's last request; False when `cut` records of answers were fed and the rest never came."""
+    requests, fed = list(receiver.requests()), 0
+    while True:
+        requests += receiver.follow_ups()
+        for record in batched(requests):
+            server.feed(record)
+        if not receiver.asking:
+            assert server.idle and receiver.done
+            return True
+        answers: list[bytes] = []
+        while server.jobs:
+            answers += delta_records(server.jobs.popleft())
+        for record in batched(answers):
+            if fed == cut:
+                return False
+            receiver.feed(record)
+            fed += 1
+        requests = []
 
 
 def sync(src: Path, dst: Path, direction=Direction.PUSH, *, cut: int | None = None,
@@ -66,18 +89,9 @@ def sync(src: Path, dst: Path, direction=Direction.PUSH, *, cut: int | None = No
     receiver = FileReceiver(receiving, dst, keep_version=keep)
     tree = TreeChanges(receiving, dst, keep)
     tree.before_transfer()
-    for record in batched(list(receiver.requests())):
-        server.feed(record)
-    answers: list[bytes] = []
-    while server.jobs:
-        answers += delta_records(server.jobs.popleft())
-    assert server.idle
-    for i, record in enumerate(batched(answers)):
-        if cut is not None and i == cut:
-            receiver.abort()
-            return {"cut": True}
-        receiver.feed(record)
-    assert receiver.done
+    if not exchange_files(receiver, server, cut=cut):
+        receiver.abort()
+        return {"cut": True}
     tree.after_transfer(receiving.synced())
     return {"cut": False, "literal": receiver.literal, "received": len(receiver.received),
             "applied": tree.applied, "skipped": receiver.skipped + tree.skipped,
@@ -216,30 +230,52 @@ def test_a_file_changed_at_the_source_after_the_scan_is_skipped_with_the_reason(
     (src / "d0" / "f0.txt").write_bytes(b"changed after the scan, and longer than before" * 50)
     server, receiver = FileServer(sending, src), FileReceiver(receiving, dst)
     TreeChanges(receiving, dst, lambda relative: None).before_transfer()
-    for record in batched(list(receiver.requests())):
-        server.feed(record)
-    while server.jobs:
-        for record in batched(list(delta_records(server.jobs.popleft()))):
-            receiver.feed(record)
+    assert exchange_files(receiver, server)
     assert receiver.done and [s.path for s in receiver.skipped] == ["d0/f0.txt"]
     assert "changed at the source" in receiver.skipped[0].reason
     assert not (dst / "d0" / "f0.txt").exists() and (dst / "d0" / "f4.txt").exists()
 
 
-def test_a_compressed_batch_announcing_more_than_the_cap_is_refused_before_it_expands():
-    bomb = bytes([1]) + zstandard.ZstdCompressor().compress(bytes(MAX_BATCH + 1))
-    with pytest.raises(LimitExceeded):
-        decode_batch(bomb)
-    unsized = bytes([1]) + zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 100)
-    with pytest.raises(LimitExceeded):
-        decode_batch(unsized)
+def test_a_compressed_batch_that_expands_past_the_cap_is_refused_as_it_expands():
+    inbox = BatchDecoder()
+    assert inbox.decode(BatchEncoder().encode(bytes(MAX_BATCH))) == bytes(MAX_BATCH)
+    bomb = bytes([CODEC_STREAM]) + zstandard.ZstdCompressor().compress(bytes(1 << 30))
+    with pytest.raises(LimitExceeded, match="expands past"):
+        BatchDecoder().decode(bomb)
 
 
-@pytest.mark.parametrize("payload", [b"", b"\x07abc", b"\x00\x09\x00\x00\x00\x00",
-                                     b"\x00\x05\xff\x00\x00\x00"])
+def test_a_stream_asking_for_a_window_above_the_limit_is_refused():
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=27)
+    stream = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    piece = stream.compress(b"x" * 1000) + stream.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    with pytest.raises(WireFormatError, match="corrupt compressed batch"):
+        BatchDecoder().decode(bytes([CODEC_STREAM]) + piece)
+
+
+def test_batches_share_one_stream_so_a_repeat_in_a_later_batch_costs_almost_nothing():
+    text = random.Random(3).randbytes(50_000)  # incompressible on its own
+    batch = BatchEncoder()
+    first, again = batch.encode(text), batch.encode(text)
+    assert len(first) > 50_000 and len(again) < 1_000
+    inbox = BatchDecoder()
+    assert inbox.decode(first) == text and inbox.decode(again) == text
+    with pytest.raises(WireFormatError):  # read alone, the second piece misses its context
+        BatchDecoder().decode(again)
+
+
+def test_every_batch_is_whole_on_arrival_whatever_its_size():
+    rng = random.Random(5)
+    batch, inbox = BatchEncoder(), BatchDecoder()
+    for size in (1, 130_000, MAX_BATCH, 17, MAX_BATCH - 1, 256 << 10):
+        body = rng.randbytes(size // 2) + bytes(size - size // 2)
+        assert inbox.decode(batch.encode(body)) == body
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x07abc", b"\x01abc", b"\x00\x09\x00\x00\x00\x00",
+                                     b"\x00\x05\xff\x00\x00\x00", b"\x02not zstd at all"])
 def test_a_malformed_batch_is_a_wire_format_error(payload):
     with pytest.raises(WireFormatError):
-        decode_records(decode_batch(payload))
+        decode_records(BatchDecoder().decode(payload))
 
 
 def test_a_request_outside_the_plan_or_after_the_last_one_is_refused(tree):
@@ -284,13 +320,6 @@ def test_the_losing_side_of_a_conflict_sends_its_version_even_after_the_winners_
     server = FileServer(losing, laptop)
     receiver = FileReceiver(winning, phone, keep_version=lambda relative: None)
     TreeChanges(winning, phone, lambda relative: None).before_transfer()
-    for record in batched(list(receiver.requests())):
-        server.feed(record)
-    answers: list[bytes] = []
-    while server.jobs:
-        answers += delta_records(server.jobs.popleft())
-    for record in batched(answers):
-        receiver.feed(record)
-    assert receiver.done
+    assert exchange_files(receiver, server)
     (copy,) = [item.target for item in winning.incoming]
     assert (phone / copy).read_bytes() == b"laptop edit"
