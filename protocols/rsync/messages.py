@@ -17,8 +17,8 @@ from .manifest import FileEntry, Manifest, Skipped, skipped_from_rows
 
 # Version of the folder-sync exchange (hello, manifests, records); a peer speaking another one
 # is refused with both numbers, never half understood. 3: deltas of format version 2 (literal
-# packs), which a version-2 peer could not read.
-EXCHANGE_VERSION = 3
+# packs), which a version-2 peer could not read; 4: of format version 3 (LZ4 packs).
+EXCHANGE_VERSION = 4
 
 PIECE = 256 << 10  # manifest bytes per frame: well under the channel's frame cap
 MAX_MANIFEST = 256 << 20  # a peer's manifest larger than this is refused before it is parsed
