@@ -8,7 +8,9 @@ a markdown table with throughput, delta size, peak RSS and the ratios to rdiff. 
 
 Timing: rdiff = wall time of its process; sipsync = time inside its child process after the
 imports and one warm-up call (a daemon pays start-up once; `cold start` is printed separately).
-MiB/s is the new file's size over that time, for every step (the anchor's convention).
+MiB/s is the new file's size over that time, for every step (the anchor's convention). The patch's
+CPU time (user + system) is printed too, as it moves less than wall time on a shared machine:
+rdiff's is its whole process's, sipsync's that of the timed part.
 """
 
 from __future__ import annotations
@@ -49,13 +51,17 @@ def _read_chunks(path: str):
             yield view[:n]
 
 
-def child_step(step: str, args: list[str]) -> None:
+def child_step(step: str, prefault_mib: int, args: list[str]) -> None:
     sys.path.insert(0, str(REPO))
     from protocols.rsync import DeltaEncoder, FilePatcher, Signature, SignatureBuilder, delta_of, signature_of
 
     # warm-up: loads the numba cache; a daemon does this once at start
     delta_of(Signature.from_wire(signature_of(bytes(4096))), bytes(5000))
+    # the parent's prefault can be handed back to the host while this interpreter starts (a
+    # second or more on a busy machine): touch the memory again here, just before the clock
+    prefault_unmapped(prefault_mib)
     base = _rss_mib()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     if step == "sig":
         basis, sig = args
@@ -84,7 +90,8 @@ def child_step(step: str, args: list[str]) -> None:
     else:
         raise SystemExit(f"unknown step {step}")
     dt = time.perf_counter() - t0
-    print(json.dumps({"t": dt, "base_rss": base, "rss": _rss_mib(), **extra}))
+    cpu = time.process_time() - c0
+    print(json.dumps({"t": dt, "cpu": cpu, "base_rss": base, "rss": _rss_mib(), **extra}))
 
 
 # ------------------------------------------------------------------ parent
@@ -97,21 +104,36 @@ def prefault(mib: int) -> None:
     m.close()
 
 
-def run(cmd: list[str], pf_mib: int, work: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS MiB of the command, its stdout.
+def prefault_unmapped(mib: int) -> None:
+    """The same through a memory file that is written, never mapped, so that the touch does not
+    count in the process's peak RSS."""
+    fd = os.memfd_create("prefault")
+    try:
+        zeros = bytes(MiB)
+        for _ in range(mib):
+            os.write(fd, zeros)
+    finally:
+        os.close(fd)
+
+
+def run(cmd: list[str], pf_mib: int, work: Path) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS MiB of the command, its stdout, its CPU seconds (user + system).
 
     Peak RSS comes from /usr/bin/time (as in the anchor harness): a child forked straight from
     this large process would inherit its high-water mark.
     """
     prefault(pf_mib)
     tf = work / ".rss"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([TIME, "-f", "%M", "-o", str(tf)] + cmd, capture_output=True, timeout=TIMEOUT)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.decode()[-2000:]}")
     os.sync()
-    return wall, int(tf.read_text().split()[-1]) / 1024, proc.stdout.decode()
+    return wall, int(tf.read_text().split()[-1]) / 1024, proc.stdout.decode(), cpu
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -146,33 +168,33 @@ def bench_case(key: str, name: str, mc, size_mib: int, work: Path, reps: int) ->
     nsz = len(new_b)
     del basis_b, new_b
     pf = min(2 * nsz // MiB + 128, 1024)
-    me = [sys.executable, str(Path(__file__).resolve()), "--step"]
+    me = [sys.executable, str(Path(__file__).resolve()), "--step"]  # + step, prefault MiB, paths
     rows = {"case": name, "new_size": nsz, "sipsync": [], "rdiff": []}
     for rep in range(reps):
         s = {}
-        w, rss, out = run(me + ["sig", str(basis), str(cdir / "sig")], pf, work)
+        w, rss, out, _ = run(me + ["sig", str(pf), str(basis), str(cdir / "sig")], pf, work)
         r = json.loads(out)
         s.update(sig_t=r["t"], sig_rss=rss, base_rss=r["base_rss"], block=r["block"])
-        w, rss, out = run(me + ["delta", str(cdir / "sig"), str(new), str(cdir / "delta")], pf, work)
+        w, rss, out, _ = run(me + ["delta", str(pf), str(cdir / "sig"), str(new), str(cdir / "delta")], pf, work)
         r = json.loads(out)
         s.update(delta_t=r["t"], delta_rss=rss, delta_size=(cdir / "delta").stat().st_size,
                  sig_size=(cdir / "sig").stat().st_size, literal=r["literal"])
-        w, rss, out = run(me + ["patch", str(basis), str(cdir / "delta"), str(cdir / "out")], pf, work)
+        w, rss, out, _ = run(me + ["patch", str(pf), str(basis), str(cdir / "delta"), str(cdir / "out")], pf, work)
         r = json.loads(out)
-        s.update(patch_t=r["t"], commit_t=r["commit"], patch_rss=rss, ok=same_file(cdir / "out", new),
+        s.update(patch_t=r["t"], patch_cpu=r["cpu"], commit_t=r["commit"], patch_rss=rss, ok=same_file(cdir / "out", new),
                  base_rss=min(s["base_rss"], r["base_rss"]))
         os.unlink(cdir / "out")
         rows["sipsync"].append(s)
 
         d = {}
-        w, rss, _ = run(["rdiff", "-f", "signature", str(basis), str(cdir / "rsig")], pf, work)
+        w, rss, _, _ = run(["rdiff", "-f", "signature", str(basis), str(cdir / "rsig")], pf, work)
         with open(cdir / "rsig", "rb") as f:
             d["block"] = struct.unpack(">4sII", f.read(12))[1]
         d.update(sig_t=w, sig_rss=rss, sig_size=(cdir / "rsig").stat().st_size)
-        w, rss, _ = run(["rdiff", "-f", "delta", str(cdir / "rsig"), str(new), str(cdir / "rdelta")], pf, work)
+        w, rss, _, _ = run(["rdiff", "-f", "delta", str(cdir / "rsig"), str(new), str(cdir / "rdelta")], pf, work)
         d.update(delta_t=w, delta_rss=rss, delta_size=(cdir / "rdelta").stat().st_size)
-        w, rss, _ = run(["rdiff", "-f", "patch", str(basis), str(cdir / "rdelta"), str(cdir / "rout")], pf, work)
-        d.update(patch_t=w, patch_rss=rss, ok=same_file(cdir / "rout", new))
+        w, rss, _, cpu = run(["rdiff", "-f", "patch", str(basis), str(cdir / "rdelta"), str(cdir / "rout")], pf, work)
+        d.update(patch_t=w, patch_cpu=cpu, patch_rss=rss, ok=same_file(cdir / "rout", new))
         os.unlink(cdir / "rout")
         rows["rdiff"].append(d)
         print(f"  {name} rep {rep}: sipsync delta {s['delta_t']:.2f}s, rdiff delta {d['delta_t']:.2f}s",
@@ -198,17 +220,20 @@ def render(results: list[dict], args, cold: float) -> str:
            f"RSS = peak of the step's process (sipsync: Python+numpy+numba idle "
            f"~{statistics.median(r['base_rss'] for x in results for r in x['sipsync']):.0f} MiB included). "
            f"Cold start (interpreter, imports, numba cache load): {cold:.2f} s.", "",
-           "Patch time includes fsync + rename (last column: the fsync/rename share; rdiff does not fsync).", "",
-           "| case | block | sig MiB/s (ratio) | delta MiB/s (ratio) | patch MiB/s (ratio) | "
+           "Patch time includes fsync + rename (last column: the fsync/rename share; rdiff does not fsync). "
+           "Patch CPU: user + system ms, ratio rdiff / sipsync (above 1: sipsync needs less).", "",
+           "| case | block | sig MiB/s (ratio) | delta MiB/s (ratio) | patch MiB/s (ratio) | patch CPU ms (ratio) | "
            "delta bytes sipsync / rdiff (ratio) | sig bytes sipsync / rdiff | peak RSS MiB sipsync sig/delta/patch | "
            "peak RSS MiB rdiff sig/delta/patch | == new | patch fsync+rename s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in results:
         s, d, n = x["sipsync"], x["rdiff"], x["new_size"] / MiB
         cells = []
         for step in ("sig", "delta", "patch"):
             a, b = n / med(s, f"{step}_t"), n / med(d, f"{step}_t")
             cells.append(f"{a:.0f} / {b:.0f} ({a / b:.2f})")
+        a, b = med(s, "patch_cpu") * 1000, med(d, "patch_cpu") * 1000
+        cells.append(f"{a:.0f} / {b:.0f} ({b / max(a, 1e-9):.2f})")
         ds, dr = s[0]["delta_size"], d[0]["delta_size"]
         rsig = f"{d[0]['sig_size']:,}"
         out.append(f"| {x['case']} | {s[0]['block']} / {d[0]['block']} | {' | '.join(cells)} | "
@@ -222,7 +247,7 @@ def render(results: list[dict], args, cold: float) -> str:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--step":
-        child_step(sys.argv[2], sys.argv[3:])
+        child_step(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=256)

@@ -312,7 +312,9 @@ def _rsync_signature() -> Harness:
 
 
 def _rsync_delta() -> Harness:
-    from protocols.rsync import DeltaReader, RsyncError, Signature, apply_delta, delta_of, signature_of
+    from protocols.rsync import (DeltaEncoder, DeltaReader, RsyncError, Signature, apply_delta, delta_of,
+                                 signature_of)
+    from protocols.rsync.wire import PackCodec
 
     def run(data: bytes) -> object:
         reader = DeltaReader()
@@ -325,8 +327,9 @@ def _rsync_delta() -> Harness:
     def seeds() -> list[bytes]:
         signature = Signature.from_wire(signature_of(_BASIS, block_size=64))
         text = _BASIS[:600] + b"a line of inserted text, 42\n" * 40 + _BASIS[600:]  # a literal pack
+        zstd = DeltaEncoder(signature, literal_codec=PackCodec.ZSTD)  # LZ4 is the default
         return [b"\x09" + delta_of(signature, _NEW), b"\x3f" + delta_of(signature, bytes(5000)),
-                b"\x05" + delta_of(signature, text)]
+                b"\x05" + delta_of(signature, text), b"\x05" + b"".join(zstd.feed(text) + zstd.finish())]
 
     return Harness(run, (RsyncError,), seeds)
 

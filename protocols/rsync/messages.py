@@ -18,8 +18,9 @@ from .manifest import FileEntry, Manifest, Skipped, skipped_from_rows
 # Version of the folder-sync exchange (hello, manifests, records); a peer speaking another one
 # is refused with both numbers, never half understood. 3: deltas of format version 2 (literal
 # packs), which a version-2 peer could not read. 4: signatures of version 2 (strong hashes cut
-# to the file's size), a file asked for again when its rebuilt bytes fail their hash, and the
-# receiver's last request sent only once every file has landed.
+# to the file's size), a file asked for again when its rebuilt bytes fail their hash, the
+# receiver's last request sent only once every file has landed, and deltas of format version 3
+# (LZ4 packs).
 EXCHANGE_VERSION = 4
 
 PIECE = 256 << 10  # manifest bytes per frame: well under the channel's frame cap

@@ -66,7 +66,6 @@ class PatchOutput:
         if self._fill + n > WRITE_BUFFER:
             self._write_buffer()
         self._buf[self._fill:self._fill + n] = data
-        self._hasher.update(data)
         self._fill += n
 
     def add_copy(self, basis_fd: int, offset: int, length: int) -> None:
@@ -130,7 +129,6 @@ class PatchOutput:
             got = os.preadv(fd, [piece], offset)
             if not got:
                 raise BasisMismatch("the basis shrank while being patched")
-            self._hasher.update(piece[:got])
             self._fill += got
             offset += got
 
@@ -151,6 +149,9 @@ class PatchOutput:
     # ------------------------------------------------------------------ writes
     def _write_buffer(self) -> None:
         if self._fill:
+            # hashed here, once per write, not per literal and copy put in: a call for each of
+            # thousands of short records cost more than hashing the megabyte
+            self._hasher.update(self._view[:self._fill])
             self._pwrite(self._view[:self._fill])
             self._fill = 0
 

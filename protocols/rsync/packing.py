@@ -1,4 +1,5 @@
-"""Literal packs: the literals of many delta records compressed together, as one zstd frame.
+"""Literal packs: the literals of many delta records compressed together, as one LZ4 block or
+one zstd frame.
 
 A frame per literal cost more to set up and take apart (tables, context reset, a call each) than
 its few KiB of text took to decompress; one pack holds up to a piece of literals, and the records
@@ -7,9 +8,10 @@ between them (copies, the literals' own short records) wait behind it. Sans-I/O.
 
 from __future__ import annotations
 
+import cramjam
 import zstandard
 
-from .wire import LITERAL, OP_LITERAL, encode_literal_pack, encode_packed_literal
+from .wire import LITERAL, OP_LITERAL, PackCodec, encode_literal_pack, encode_packed_literal
 
 # A pack goes out once the records waiting behind it rebuild this much of the file, however few
 # literals it holds: a receiver stays close behind the sender on a file with sparse edits.
@@ -24,14 +26,17 @@ class LiteralPacker:
     `literal(data)` (at most `piece` bytes) and `record(wire_record, covers)` (a COPY, with the
     bytes it rebuilds) return what may go out now, often nothing; `flush()` returns all that
     waits. Without `compress` every literal goes out raw at once. A literal or a pack that
-    zstd does not make smaller goes raw too: then the records are those of an unpacked delta.
+    `codec` does not make smaller goes raw too: then the records are those of an unpacked delta.
+    `level` is zstd's.
     """
 
-    def __init__(self, *, piece: int, level: int, compress: bool = True) -> None:
+    def __init__(self, *, piece: int, level: int, compress: bool = True,
+                 codec: PackCodec = PackCodec.LZ4) -> None:
         self._piece = piece
         self._level = level
         self._compress = compress
-        self._ctx: zstandard.ZstdCompressor | None = None  # made for the first pack
+        self._codec = codec
+        self._ctx: zstandard.ZstdCompressor | None = None  # made for the first zstd pack
         self._held = bytearray()  # the literal bytes of the pack being gathered
         self._waiting: list[bytes | tuple[int, int]] = []  # records, or (start, length) in _held
         self._span = 0  # bytes of the file the waiting records rebuild
@@ -62,9 +67,9 @@ class LiteralPacker:
         self._held, self._waiting, self._span = bytearray(), [], 0
         frame = None
         if len(held) <= SAMPLE or self._pays(memoryview(held)[:SAMPLE]):
-            frame = self._zstd().compress(held)
+            frame = self._squeeze(held)
         if frame is not None and len(frame) < len(held):
-            out = [encode_literal_pack(len(held), frame)]
+            out = [encode_literal_pack(len(held), frame, self._codec)]
             out += [encode_packed_literal(r[1]) if isinstance(r, tuple) else r for r in waiting]
             return out
         out = []
@@ -77,7 +82,12 @@ class LiteralPacker:
         return out
 
     def _pays(self, sample) -> bool:
-        return len(self._zstd().compress(sample)) <= len(sample) * SAMPLE_PAYS
+        return len(self._squeeze(sample)) <= len(sample) * SAMPLE_PAYS
+
+    def _squeeze(self, data) -> bytes:
+        if self._codec is PackCodec.LZ4:
+            return bytes(cramjam.lz4.compress_block(data, store_size=False))  # the record has the size
+        return self._zstd().compress(data)
 
     def _zstd(self) -> zstandard.ZstdCompressor:
         # a context costs tens of microseconds: a small file's delta, sent raw, never makes one

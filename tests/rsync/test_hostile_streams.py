@@ -1,12 +1,13 @@
 """Corrupt and hostile signature/delta streams give typed errors and leave the target untouched."""
 
 
+import cramjam
 import pytest
 import xxhash
 import zstandard
 
 from protocols.rsync import (
-    BasisMismatch, FilePatcher, IntegrityError, LimitExceeded, Limits, RsyncError, Signature,
+    BasisMismatch, DeltaEncoder, FilePatcher, IntegrityError, LimitExceeded, Limits, RsyncError, Signature,
     TruncatedStream, WireFormatError, apply_delta, delta_of, signature_of,
 )
 from protocols.rsync import wire
@@ -137,10 +138,11 @@ def test_a_delta_that_ends_with_packed_bytes_unused_is_refused(tmp_path):
         300, xxhash.xxh3_128_digest(data))) == data, "used up, the same stream is fine"
 
 
-def test_a_version_1_delta_is_refused_with_both_versions_named(tmp_path):
-    old = HEADER[:4] + bytes([1]) + HEADER[5:]
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_delta_version_is_refused_with_both_versions_named(tmp_path, version):
+    old = HEADER[:4] + bytes([version]) + HEADER[5:]
     err = patch_into_target(tmp_path, old)
-    assert isinstance(err, WireFormatError) and "version 1" in str(err) and "want 2" in str(err)
+    assert isinstance(err, WireFormatError) and f"version {version}" in str(err) and "want 3" in str(err)
 
 
 def test_unknown_record_tag_is_refused(tmp_path):
@@ -152,7 +154,8 @@ def test_bytes_after_the_end_record_are_refused(tmp_path):
 
 
 def test_flipped_literal_byte_fails_the_whole_file_hash(tmp_path):
-    evil = bytearray(delta_of(Signature.from_wire(signature_of(b"")), b"A" * 10 + bytes(range(200))))
+    encoder = DeltaEncoder(Signature.from_wire(signature_of(b"")), compress=False)
+    evil = bytearray(b"".join(encoder.feed(b"A" * 10 + bytes(range(200))) + encoder.finish()))
     evil[len(HEADER) + wire.LITERAL.size + 3] ^= 1
     target = tmp_path / "target"
     target.write_bytes(b"")
@@ -214,3 +217,30 @@ def test_literal_pack_with_bytes_after_its_frame_is_refused(tmp_path):
     frame = zstandard.ZstdCompressor().compress(b"ab" * 2000) + b"junk"
     evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK, 4000, len(frame)) + frame
     assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def lz4_block(data: bytes) -> bytes:
+    return bytes(cramjam.lz4.compress_block(data, store_size=False))
+
+
+@pytest.mark.parametrize("block_bytes, announced", [(5000, 4000), (3000, 4000)])
+def test_lz4_pack_whose_block_gives_more_or_fewer_bytes_than_announced_is_refused(
+        tmp_path, block_bytes, announced):
+    block = lz4_block(b"ab" * (block_bytes // 2))
+    evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK_LZ4, announced, len(block)) + block
+    assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+    with pytest.raises(WireFormatError):
+        wire.DeltaReader().feed(evil)
+
+
+def test_corrupt_lz4_pack_or_one_with_bytes_after_its_block_is_refused(tmp_path):
+    for block in (b"\xff" * 10, lz4_block(b"ab" * 2000) + b"junk"):
+        evil = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK_LZ4, 4000, len(block)) + block
+        assert isinstance(patch_into_target(tmp_path, evil), WireFormatError)
+
+
+def test_lz4_pack_longer_than_the_limit_or_not_smaller_than_its_bytes_is_refused(tmp_path):
+    too_long = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK_LZ4, (8 << 20) + 1, 100)
+    assert isinstance(patch_into_target(tmp_path, too_long), LimitExceeded)
+    not_smaller = HEADER + wire.LITERAL_PACK.pack(wire.OP_LITERAL_PACK_LZ4, 10, 10) + bytes(10)
+    assert isinstance(patch_into_target(tmp_path, not_smaller), WireFormatError)

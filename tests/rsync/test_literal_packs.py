@@ -1,8 +1,9 @@
-"""Literal packs: compressed literals of many records travel as one zstd frame, and come back out
-of the reader as the same literals, in order, whatever pieces the stream arrives in."""
+"""Literal packs: compressed literals of many records travel as one LZ4 block (or zstd frame), and
+come back out of the reader as the same literals, in order, whatever pieces the stream arrives in."""
 
 import random
 
+import cramjam
 import pytest
 import xxhash
 import zstandard
@@ -36,24 +37,36 @@ def records_of(basis: bytes, new: bytes, **kw) -> list[bytes]:
 
 def tags(records: list[bytes]) -> list[int]:
     return [r[0] for r in records if r and r[0] in (wire.OP_COPY, wire.OP_LITERAL, wire.OP_END,
-                                                     wire.OP_LITERAL_PACK, wire.OP_PACKED_LITERAL)]
+                                                     wire.OP_LITERAL_PACK, wire.OP_LITERAL_PACK_LZ4,
+                                                     wire.OP_PACKED_LITERAL)]
 
 
-def test_scattered_text_edits_travel_in_few_packs_and_rebuild_the_file():
+@pytest.mark.parametrize("codec", list(wire.PackCodec))
+def test_scattered_text_edits_travel_in_few_packs_and_rebuild_the_file(codec):
     basis, new = text_with_scattered_edits()
-    records = records_of(basis, new, literal_piece=16 << 10)
+    records = records_of(basis, new, literal_piece=16 << 10, literal_codec=codec)
     kinds = tags(records)
     assert kinds.count(wire.OP_PACKED_LITERAL) >= 90
-    assert 0 < kinds.count(wire.OP_LITERAL_PACK) <= kinds.count(wire.OP_PACKED_LITERAL) // 5
-    assert wire.OP_LITERAL not in kinds
+    assert 0 < kinds.count(codec) <= kinds.count(wire.OP_PACKED_LITERAL) // 5
+    assert wire.OP_LITERAL not in kinds and ({wire.OP_LITERAL_PACK, wire.OP_LITERAL_PACK_LZ4} - {codec}).isdisjoint(kinds)
     assert apply_delta(basis, b"".join(records)) == new
 
 
-def test_no_pack_holds_more_than_a_literal_piece():
+def test_packs_are_lz4_unless_the_encoder_is_asked_for_zstd():
+    basis, new = text_with_scattered_edits()
+    lz4, zstd = records_of(basis, new), records_of(basis, new, literal_codec=wire.PackCodec.ZSTD)
+    assert wire.OP_LITERAL_PACK_LZ4 in tags(lz4) and wire.OP_LITERAL_PACK not in tags(lz4)
+    assert len(b"".join(zstd)) < len(b"".join(lz4)) < len(new) // 2, "zstd is the smaller"
+
+
+@pytest.mark.parametrize("codec", list(wire.PackCodec))
+def test_no_pack_holds_more_than_a_literal_piece(codec):
     basis, new = text_with_scattered_edits()
     piece = 8 << 10
-    for record in records_of(basis, new, literal_piece=piece):
-        if record[0] == wire.OP_LITERAL_PACK:
+    records = records_of(basis, new, literal_piece=piece, literal_codec=codec)
+    assert codec in tags(records)
+    for record in records:
+        if record[0] == codec:
             assert wire.LITERAL_PACK.unpack_from(record)[1] <= piece
 
 
@@ -68,10 +81,11 @@ def test_a_packed_delta_is_the_same_whatever_pieces_the_new_file_is_fed_in():
     assert b"".join(streamed + encoder.finish()) == whole
 
 
+@pytest.mark.parametrize("codec", list(wire.PackCodec))
 @pytest.mark.parametrize("piece", [1, 7, 4096, 1 << 20])
-def test_packed_literals_come_out_in_order_whatever_pieces_the_delta_arrives_in(piece):
+def test_packed_literals_come_out_in_order_whatever_pieces_the_delta_arrives_in(piece, codec):
     basis, new = text_with_scattered_edits()
-    delta = b"".join(records_of(basis, new))
+    delta = b"".join(records_of(basis, new, literal_codec=codec))
     reader, out = DeltaReader(), bytearray()
     for start in range(0, len(delta), piece):
         for event in reader.feed(delta[start:start + piece]):
@@ -83,24 +97,26 @@ def test_packed_literals_come_out_in_order_whatever_pieces_the_delta_arrives_in(
     assert bytes(out) == new
 
 
-def test_packed_literals_are_patched_into_a_file(tmp_path):
+@pytest.mark.parametrize("codec", list(wire.PackCodec))
+def test_packed_literals_are_patched_into_a_file(tmp_path, codec):
     basis, new = text_with_scattered_edits()
     target = tmp_path / "file"
     target.write_bytes(basis)
     patcher = FilePatcher(target)
-    for record in records_of(basis, new):
+    for record in records_of(basis, new, literal_codec=codec):
         patcher.feed(record)
     patcher.finish()
     assert target.read_bytes() == new
 
 
-def test_incompressible_literals_go_raw_as_an_unpacked_delta_would_send_them():
+@pytest.mark.parametrize("codec", list(wire.PackCodec))
+def test_incompressible_literals_go_raw_as_an_unpacked_delta_would_send_them(codec):
     basis = rng.randbytes(200_000)
     new = bytearray(basis)
     for at in range(5000, 190_000, 20_000):
         new[at:at + 3000] = rng.randbytes(3000)
-    records = records_of(basis, bytes(new))
-    assert wire.OP_LITERAL_PACK not in tags(records) and wire.OP_LITERAL in tags(records)
+    records = records_of(basis, bytes(new), literal_codec=codec)
+    assert codec not in tags(records) and wire.OP_LITERAL in tags(records)
     assert records == records_of(basis, bytes(new), compress=False)
 
 
@@ -110,7 +126,7 @@ def test_without_compression_no_literal_waits():
 
 
 def test_copies_wait_behind_a_pack_until_it_is_sent():
-    packer = LiteralPacker(piece=1 << 20, level=3)
+    packer = LiteralPacker(piece=1 << 20, level=3, codec=wire.PackCodec.ZSTD)
     copy = wire.encode_copy(0, 4096)
     assert packer.record(copy, 4096) == [copy], "no pack gathered: nothing to wait for"
     assert packer.literal(b"some text, " * 50) == []
@@ -126,7 +142,7 @@ def test_a_pack_goes_out_once_the_records_behind_it_rebuild_the_span():
     assert packer.literal(b"some text, " * 50) == []
     assert packer.record(wire.encode_copy(0, PACK_SPAN - 551), PACK_SPAN - 551) == []
     out = packer.record(wire.encode_copy(0, 1), 1)
-    assert [r[0] for r in out] == [wire.OP_LITERAL_PACK, wire.OP_PACKED_LITERAL, wire.OP_COPY,
+    assert [r[0] for r in out] == [wire.OP_LITERAL_PACK_LZ4, wire.OP_PACKED_LITERAL, wire.OP_COPY,
                                    wire.OP_COPY]
 
 
@@ -134,17 +150,20 @@ def test_a_pack_goes_out_when_the_next_literal_would_overfill_it():
     packer = LiteralPacker(piece=1000, level=3)
     assert packer.literal(b"a, " * 200) == []
     out = packer.literal(b"b, " * 200)
-    assert [r[0] for r in out] == [wire.OP_LITERAL_PACK, wire.OP_PACKED_LITERAL]
+    assert [r[0] for r in out] == [wire.OP_LITERAL_PACK_LZ4, wire.OP_PACKED_LITERAL]
     assert wire.LITERAL_PACK.unpack_from(out[0])[1] == 600
 
 
 def many_packs() -> tuple[bytes, list[bytes]]:
-    """A delta of 40 packs, each of 64 KiB of its own text, and those texts."""
+    """A delta of 40 packs, each of 64 KiB of its own text, and those texts; zstd and LZ4 take
+    turns."""
     texts = [b"".join(text_lines(3000, seed))[:64 << 10] for seed in range(40)]
     records = [wire.encode_delta_header(wire.DeltaHeader(wire.HashKind.XXH3_128, 1024, 0, 0))]
-    for text in texts:
-        records += [wire.encode_literal_pack(len(text), zstandard.ZstdCompressor().compress(text)),
-                    wire.encode_packed_literal(len(text))]
+    for i, text in enumerate(texts):
+        pack = (wire.encode_literal_pack(len(text), zstandard.ZstdCompressor().compress(text)) if i % 2
+                else wire.encode_literal_pack(len(text), bytes(cramjam.lz4.compress_block(
+                    text, store_size=False)), wire.PackCodec.LZ4))
+        records += [pack, wire.encode_packed_literal(len(text))]
     whole = b"".join(texts)
     records.append(wire.encode_end(len(whole), xxhash.xxh3_128_digest(whole)))
     return b"".join(records), texts
