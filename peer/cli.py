@@ -26,6 +26,7 @@ from session_xml import DataType, Direction, SyncMode, SyncProtocol
 from . import config as peer_config
 from .config import VERSIONING_OFF, ConfigError, Dataset, PeerConfig, check_name
 from .control import ControlServer, DaemonNotRunning, ask
+from .invite_client import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
 from .command_line import fail, load_config
 from .live_cli import devices, parse_partners, partners, tell_daemon, with_partners
 from .sync_outcome import EXIT_UNREACHABLE
@@ -53,7 +54,7 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="SIPSYNC_PEER_DATA_DIR", default=Path("sipsync-peer-data"), show_default=True,
+              envvar=DATA_DIR_VARIABLE, default=Path(DEFAULT_DATA_DIR), show_default=True,
               help="This device's settings, identity and state.")
 @click.option("--log-level", default="INFO",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the client side (`sipsync-peer invite`) starts without the daemon's imports
     from .peer import Peer
+from .invite_client import SOCKET_NAME
 from .sync_outcome import EXIT_UNREACHABLE
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "control.sock"
 MAX_LINE = 64 * 1024
 
 

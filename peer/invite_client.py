@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 
 from session_xml.vocabulary import Direction, SyncMode, SyncProtocol
 
-# The same values as peer.control's and peer.sync_outcome's (a test keeps them equal): those
-# modules pull in asyncio and the session types.
+# The daemon's control socket and the command's data folder, defined here for peer.control and
+# peer.cli to share; the exit code is peer.sync_outcome's (a test keeps them equal), whose
+# module pulls in the session types.
 SOCKET_NAME = "control.sock"
 EXIT_UNREACHABLE = 4
 DATA_DIR_VARIABLE = "SIPSYNC_PEER_DATA_DIR"
