@@ -96,7 +96,8 @@ class ControlServer:
             allowed=frozenset(a.strip() for a in config.throttle_allow.split(",") if a.strip()),
         )
         self.throttle = (Throttle(throttle_policy) if cluster is None
-                         else SharedThrottle(throttle_policy, cluster.publish))
+                         else SharedThrottle(throttle_policy, cluster.publish,
+                                        cluster.membership.node))
         self._throttle_cleaned = 0.0
         self.held = HeldAnswers()
         self.directory = Directory.load(self.directory_store)
@@ -502,7 +503,7 @@ class ControlServer:
             self.counters["throttle_dropped"] += 1
 
     def _announce_bans(self, now: float) -> None:
-        for ban in self.throttle.take_new_bans():
+        for ban in self.throttle.take_new_bans(now):
             log.warning("banned %s", self.throttle.describe(ban, now))
             self.metrics.ban_started(ban.kind.value)
             if self.events.listening:
@@ -527,6 +528,7 @@ class ControlServer:
             log.info("ending orphaned session %s: %s", session.call_id, reason)
             self.sessions.finish(session, now, reason=reason, failed=True)
         self.auth.replays.forget_expired(now)
+        self._announce_bans(now)  # a ban completed by another node's failure may be ours to say
         if now - self._throttle_cleaned >= THROTTLE_CLEANUP_SECONDS:
             self.throttle.forget_idle(now)
             self._throttle_cleaned = now

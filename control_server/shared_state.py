@@ -99,17 +99,39 @@ def flows_lost_with(bindings: list[Binding], node: str) -> list[Binding]:
     return [b for b in bindings if b.node == node and b.source.reliable]
 
 
+# How long a node waits, per place in line, before it announces a ban that another node's
+# failure completed here: long beside the feed's few milliseconds, short beside a log reader.
+CLAIM_STAGGER = 0.25
+
+
+def claim_rank(node: str) -> int:
+    """A node's place in line to announce a ban nobody announced: a worker's index, or for a
+    server of a cluster a small number its name gives (two servers of one number may both
+    announce a ban, in a race that is rare already)."""
+    index = node_index(node)
+    return index if index is not None else zlib.crc32(node.encode()) % 4
+
+
 class SharedThrottle(Throttle):
     """The throttle with every node's failures, trusts and bans in its counts: each one found
     here is published, each one heard is applied as if it happened here, so spreading guesses
     over nodes gains an attacker nothing. Request counts for the flood limit travel in batches
-    (`take_arrivals`), as one event per request would cost more than the request."""
+    (`take_arrivals`), as one event per request would cost more than the request.
 
-    def __init__(self, policy: ThrottlePolicy, publish: Callable[[SharedEvent], None]) -> None:
+    A ban is announced (logged, counted, put on the admin stream) by one node. Usually that is
+    the node whose own failure completed it. When two failures cross on the feed, every node's
+    ban is completed by another's failure. Each node then keeps its ban unclaimed for a while
+    that grows with its rank, and the first one whose wait ends announces it and tells the
+    others."""
+
+    def __init__(self, policy: ThrottlePolicy, publish: Callable[[SharedEvent], None],
+                 node: str = "w0") -> None:
         super().__init__(policy)
         self._publish = publish
         self._arrivals: dict[str, int] = {}
         self._applying = False
+        self._claim_delay = CLAIM_STAGGER * (claim_rank(node) + 1)
+        self._unclaimed: dict[tuple[BanKind, str], tuple[Ban, float]] = {}
 
     def arrival(self, address: str, now: float) -> bool:
         if address not in self.policy.allowed and self.policy.flood_requests:
@@ -129,8 +151,20 @@ class SharedThrottle(Throttle):
     def _ban(self, bans: dict[str, Ban], kind: BanKind, who: str, count: float,
              now: float) -> None:
         super()._ban(bans, kind, who, count, now)
-        if not self._applying:
+        if self._applying:
+            self._unclaimed[kind, who] = (bans[who], now + self._claim_delay)
+        else:
             self._publish(BanStarted(bans[who]))
+
+    def take_new_bans(self, now: float) -> list[Ban]:
+        bans = super().take_new_bans(now)
+        for key, (ban, due) in list(self._unclaimed.items()):
+            if due <= now:
+                del self._unclaimed[key]
+                if ban.until > now:
+                    bans.append(ban)
+                    self._publish(BanStarted(ban))
+        return bans
 
     def take_arrivals(self, now: float) -> Arrivals | None:
         """The requests counted since the last call, as one event for the others."""
@@ -143,9 +177,9 @@ class SharedThrottle(Throttle):
 
     def apply(self, event: SharedEvent) -> None:
         """Count another node's failure, trust, requests or ban here. A ban that another
-        node's failure completes is started there too, and announced there: not again here.
-        A flood is the sum of every node's requests, so whichever node sees the sum cross
-        the limit starts and announces the ban."""
+        node's failure completes is started here, and announced here only if no other node
+        has announced it when this one's wait ends. A flood is the sum of every node's
+        requests, so whichever node sees the sum cross the limit starts and announces the ban."""
         if isinstance(event, Arrivals):
             for address, count in event.counts.items():
                 self._count_requests(address, count, event.at)
@@ -159,6 +193,7 @@ class SharedThrottle(Throttle):
                 super().succeeded(event.address, event.user, event.at)
             elif isinstance(event, BanStarted):
                 ban = event.ban
+                self._unclaimed.pop((ban.kind, ban.who), None)  # announced there
                 table = self.banned_users if ban.kind is BanKind.USER else self.banned_addresses
                 current = table.get(ban.who)
                 if current is None or current.until < ban.until:

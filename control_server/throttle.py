@@ -166,7 +166,7 @@ class Throttle:
         if address not in self.policy.allowed:
             self.trusted[(address, user)] = now + self.policy.trust_seconds
 
-    def take_new_bans(self) -> list[Ban]:
+    def take_new_bans(self, now: float) -> list[Ban]:
         """The bans started since the last call, for the server to log, count and announce."""
         bans, self._new_bans = self._new_bans, []
         return bans

@@ -70,7 +70,7 @@ class Workers:
     def __init__(self, count: int) -> None:
         self.throttles: list[SharedThrottle] = []
         for index in range(count):
-            self.throttles.append(SharedThrottle(POLICY, self._relay(index)))
+            self.throttles.append(SharedThrottle(POLICY, self._relay(index), f"w{index}"))
 
     def _relay(self, index: int):
         def publish(event) -> None:
@@ -88,9 +88,34 @@ def test_guesses_spread_over_two_workers_are_banned_at_the_same_count_as_on_one(
     for throttle in workers.throttles:
         assert not throttle.arrival("192.0.2.66", 1.0)  # banned at both
     # Announced once, by the worker that saw the tenth guess.
-    assert workers.throttles[0].take_new_bans() == []
-    assert {b.kind for b in workers.throttles[1].take_new_bans()} == {BanKind.ADDRESS,
-                                                                      BanKind.USER}
+    assert workers.throttles[0].take_new_bans(1.0) == []
+    assert {b.kind for b in workers.throttles[1].take_new_bans(1.0)} == {BanKind.ADDRESS,
+                                                                         BanKind.USER}
+    assert workers.throttles[0].take_new_bans(60.0) == []  # not later either
+
+
+def test_a_ban_two_crossing_failures_complete_is_announced_once_all_the_same():
+    outboxes: list[list] = [[], []]
+    throttles = [SharedThrottle(POLICY, outboxes[i].append, f"w{i}") for i in (0, 1)]
+
+    def deliver() -> None:
+        for index, outbox in enumerate(outboxes):
+            while outbox:
+                throttles[1 - index].apply(decode(encode(outbox.pop(0))))
+
+    for n in range(8):
+        throttles[n % 2].failed("192.0.2.66", "ann", n / 10)
+        deliver()
+    # The ninth and tenth guesses each reach a worker before the other's failure does.
+    throttles[0].failed("192.0.2.66", "ann", 0.8)
+    throttles[1].failed("192.0.2.66", "ann", 0.9)
+    deliver()
+    assert all(not t.arrival("192.0.2.66", 1.0) for t in throttles)  # banned at both
+    assert [t.take_new_bans(1.0) for t in throttles] == [[], []]  # nobody's own failure did it
+    announced = throttles[0].take_new_bans(1.2)  # the first in line
+    assert {b.kind for b in announced} == {BanKind.ADDRESS, BanKind.USER}
+    deliver()
+    assert throttles[1].take_new_bans(2.0) == []  # told in time, the second stays quiet
 
 
 def test_a_flood_counts_the_requests_every_worker_saw():
@@ -105,12 +130,12 @@ def test_a_flood_counts_the_requests_every_worker_saw():
 
 
 def test_a_ban_heard_from_another_worker_is_installed_but_not_announced_again():
-    throttle = SharedThrottle(POLICY, lambda event: None)
-    other = SharedThrottle(POLICY, lambda event: throttle.apply(event))
+    throttle = SharedThrottle(POLICY, lambda event: None, "w1")
+    other = SharedThrottle(POLICY, lambda event: throttle.apply(event), "w0")
     for n in range(10):
         other.failed("198.51.100.1", f"user{n}", n * 0.1)  # ten users, one address
     assert not throttle.arrival("198.51.100.1", 2.0)
-    assert throttle.take_new_bans() == []
+    assert throttle.take_new_bans(60.0) == []
 
 
 def test_the_feed_events_survive_the_wire():

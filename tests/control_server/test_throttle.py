@@ -35,9 +35,9 @@ def test_the_tenth_failure_bans_the_address_and_the_user_for_five_minutes():
     throttle = Throttle(POLICY)
     fail(throttle, 9)
     assert throttle.failed(ATTACKER, "alice", 0.9).silent  # the banning guess gets no answer
-    bans = {(ban.kind, ban.who, ban.until) for ban in throttle.take_new_bans()}
+    bans = {(ban.kind, ban.who, ban.until) for ban in throttle.take_new_bans(0.0)}
     assert bans == {(BanKind.ADDRESS, ATTACKER, 300.9), (BanKind.USER, "alice", 300.9)}
-    assert throttle.take_new_bans() == []  # each ban is announced once
+    assert throttle.take_new_bans(0.0) == []  # each ban is announced once
     assert not throttle.arrival(ATTACKER, 1.0)
     assert not throttle.may_try(ELSEWHERE, "alice", 1.0)
     assert throttle.may_try(ELSEWHERE, "bob", 1.0) and throttle.arrival(ELSEWHERE, 1.0)
@@ -55,7 +55,7 @@ def test_a_ban_ends_after_its_period():
 def test_failures_spread_wider_than_the_window_never_ban():
     throttle = Throttle(POLICY)
     fail(throttle, 50, step=15.0)  # four a minute
-    assert throttle.take_new_bans() == []
+    assert throttle.take_new_bans(0.0) == []
     assert throttle.arrival(ATTACKER, 800.0)
 
 
@@ -64,7 +64,7 @@ def test_an_address_that_authenticated_a_user_keeps_trying_them_through_a_user_b
     throttle.succeeded(PHONE, "alice", 0.0)
     for i in range(10):  # ten addresses, one guess each: only the user is banned
         throttle.failed(f"192.0.2.{i}", "alice", 1.0 + i)
-    assert [ban.kind for ban in throttle.take_new_bans()] == [BanKind.USER]
+    assert [ban.kind for ban in throttle.take_new_bans(0.0)] == [BanKind.USER]
     assert not throttle.failed(PHONE, "alice", 15.0).silent  # a trusted mistype is answered
     assert throttle.may_try(PHONE, "alice", 20.0)
     assert not throttle.may_try(ELSEWHERE, "alice", 20.0)
@@ -92,7 +92,7 @@ def test_a_flood_from_one_address_bans_it_and_no_other():
     throttle = Throttle(POLICY)
     admitted = [throttle.arrival(ATTACKER, i * 0.01) for i in range(150)]
     assert admitted == [True] * 100 + [False] * 50
-    (ban,) = throttle.take_new_bans()
+    (ban,) = throttle.take_new_bans(0.0)
     assert (ban.kind, ban.who, ban.count) == (BanKind.FLOOD, ATTACKER, 101)
     assert throttle.arrival(ELSEWHERE, 1.5)
     assert not throttle.arrival(ATTACKER, 200.0) and throttle.arrival(ATTACKER, 302.0)
@@ -107,7 +107,7 @@ def test_an_allowed_load_balancer_is_never_banned_but_its_users_are():
     throttle = Throttle(ThrottlePolicy(flood_requests=10, allowed=frozenset({ATTACKER})))
     assert all(throttle.arrival(ATTACKER, 0.0) for _ in range(100))
     fail(throttle, 10)
-    assert [ban.kind for ban in throttle.take_new_bans()] == [BanKind.USER]
+    assert [ban.kind for ban in throttle.take_new_bans(0.0)] == [BanKind.USER]
     assert throttle.arrival(ATTACKER, 1.0)
     throttle.succeeded(ATTACKER, "alice", 2.0)  # no trust through a balancer
     assert not throttle.may_try(ATTACKER, "alice", 3.0)
