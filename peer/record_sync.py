@@ -47,7 +47,7 @@ class RecordSync:
 
     async def as_caller(self, channel: Channel, context: TransferContext) -> TransferResult:
         session = context.session
-        mode = SyncMode(session.sync_mode.value) if session.sync_mode else SyncMode.TWO_WAY
+        mode = session.sync_mode or SyncMode.TWO_WAY
         async with _failures_told(channel):
             store = await _open_store(context)
             try:

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The record protocol's modes are the words of the descriptor too.
+from protocols.syncml.modes import SyncMode
+
+__all__ = ["DataType", "Direction", "Role", "SyncMode", "SyncProtocol"]
+
 
 class Role(StrEnum):
     OFFER = "offer"
@@ -29,12 +34,3 @@ class Direction(StrEnum):
     PUSH = "push"
     PULL = "pull"
     MIRROR = "mirror"  # caller to callee, and the callee's copy becomes exact (rsync -a --delete)
-
-
-class SyncMode(StrEnum):
-    TWO_WAY = "two-way"
-    SLOW = "slow"
-    ONE_WAY_FROM_CALLER = "one-way-from-caller"
-    ONE_WAY_FROM_CALLEE = "one-way-from-callee"
-    REFRESH_FROM_CALLER = "refresh-from-caller"
-    REFRESH_FROM_CALLEE = "refresh-from-callee"

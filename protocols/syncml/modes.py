@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class SyncMode(Enum):
+class SyncMode(StrEnum):
     TWO_WAY = "two-way"
     SLOW = "slow"
     ONE_WAY_FROM_CALLER = "one-way-from-caller"
