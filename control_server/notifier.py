@@ -82,6 +82,7 @@ class Notifier:
         }
         self.directory = directory
         self.presence = Presence(sharing_of(directory), self.describe)
+        self.handing_over: set[str] = set()  # subscriptions told to go elsewhere, unanswered
 
     # -- SUBSCRIBE --------------------------------------------------------------------------------
 
@@ -175,6 +176,15 @@ class Notifier:
                      len(notifies))
         return self.notify(notifies, now)
 
+    def hand_over(self, now: float) -> list[Effect]:
+        """This server of a cluster stops: each of its subscribers is told its subscription
+        ended ("deactivated"), and subscribes again through another server at once."""
+        notifies = self.presence.hand_over(now)
+        self.handing_over = {notify.subscription.id for notify in notifies}
+        if notifies:
+            log.info("%d subscription(s) handed over to the other servers", len(notifies))
+        return self.notify(notifies, now)
+
     # -- what changed -----------------------------------------------------------------------------
 
     def came_online(self, key: DeviceKey, now: float, new_device: bool = False) -> list[Effect]:
@@ -254,6 +264,8 @@ class Notifier:
         """RFC 6665 4.2.2: a NOTIFY refused (481 above all) ends its subscription."""
         if response.status_code >= 300:
             self._end(txn, f"NOTIFY answered {response.status_code}")
+        else:
+            self.handing_over.discard(txn.context.subscription_id)
         return []
 
     def timed_out(self, txn: ClientTransaction, now: float) -> list[Effect]:
@@ -263,6 +275,7 @@ class Notifier:
     def _end(self, txn: ClientTransaction, why: str) -> None:
         context = txn.context
         assert isinstance(context, _NotifyContext)
+        self.handing_over.discard(context.subscription_id)
         if self.presence.end(context.subscription_id):
             log.info("subscription %s ended: %s", context.subscription_id, why)
 

@@ -199,6 +199,15 @@ class Presence:
             ended.append(self._final(sub, "deactivated", now))
         return ended
 
+    def hand_over(self, now: float) -> list[Notify]:
+        """This server stops, others go on: every subscription ends, its subscriber told to
+        subscribe again (the new SUBSCRIBE reaches another server)."""
+        ended = []
+        for sub in list(self.subscriptions.values()):
+            self._drop(sub)
+            ended.append(self._final(sub, "deactivated", now))
+        return ended
+
     def restore(self, sub: Subscription) -> None:
         """A subscription the store kept across a restart, as it was."""
         self.subscriptions[sub.id] = sub

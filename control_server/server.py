@@ -53,6 +53,10 @@ log = logging.getLogger("sipsync.server")
 
 FLUSH_SECONDS = 0.2
 HOUSEKEEPING_SECONDS = 1.0
+# How long a stopping server of a cluster waits for its watchers to hear they are handed over.
+HAND_OVER_SECONDS = 1.0
+# What it answers meanwhile to a request that would start something here.
+STOPPING = Rejection(503, "Server stopping")
 THROTTLE_CLEANUP_SECONDS = 10.0
 # Requests counted by method for metrics; anything else is "other", so junk cannot add labels.
 COUNTED_METHODS = frozenset(ALLOW.replace(",", "").split()) | {"MESSAGE", "NOTIFY", "SUBSCRIBE",
@@ -109,6 +113,7 @@ class ControlServer:
                               else None)
         # Every active session to be written again (this server was taken for gone).
         self._write_sessions_again = False
+        self.draining = False  # a server of a cluster stopping: new requests go elsewhere
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
                          "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0,
                          # What reaching the store costs: binding rows handed to it, and the
@@ -213,17 +218,34 @@ class ControlServer:
         if self._reading_peers is not None:
             await asyncio.gather(self._reading_peers, return_exceptions=True)
         if self.cluster is not None:
+            if self.cluster.hands_over:
+                await self._hand_over()
             await self.cluster.detach()
         await self.driver.close()
         self._keep_refreshes()
         await self._flush()
         if self._unwritten:
             log.error("stopped with %d change(s) the store never took", len(self._unwritten))
+        if self.cluster is not None:
+            await self.cluster.leave()  # after the last write: leaving ends what it left open
         await self._directory_changes.close()
         self._writer.shutdown(wait=True)
         self.store.close()
         log.info("stopped after %d SIP message(s), %d bytes received",
                  self.counters["received"], self.counters["bytes_received"])
+
+    async def _hand_over(self) -> None:
+        """A clean stop of one server of a cluster: new requests get 503, which the balancer
+        in front sends on to another server, and every watcher is told to subscribe again,
+        which it does there. Waits for the watchers' answers, a second at most."""
+        self.draining = True
+        if self.notifier is None:
+            return
+        now = time.time()
+        self.driver.carry_out(self.notifier.hand_over(now), now)
+        deadline = now + HAND_OVER_SECONDS
+        while self.notifier.handing_over and time.time() < deadline:
+            await asyncio.sleep(0.02)
 
     # -- what the SIP driver hands us ------------------------------------------------------------
 
@@ -232,6 +254,8 @@ class ControlServer:
             self.counters["throttle_dropped"] += 1
             self._announce_bans(now)
             return []
+        if self.draining and _starts_something(request):
+            return [Transmit(_rejected(request, STOPPING), source)]
         effects = self._handle(request, source, now)
         self._announce_bans(now)
         return effects
@@ -240,6 +264,8 @@ class ControlServer:
         """The lean path: a REGISTER read straight from its bytes, or None for the general
         parser to read the message (anything but a REGISTER the scanner vouches for). What
         follows the reading is the general path's, step for step."""
+        if self.draining:
+            return None  # the general path answers it
         started = time.perf_counter()
         head = scan_register(data, source)
         if head is None:
@@ -672,6 +698,14 @@ def _dropped_by_admin(directory: Directory, key: tuple[str, str]) -> str | None:
     if directory.is_disabled(user) or key in directory.disabled_devices:
         return "disabled by an admin"
     return None
+
+
+def _starts_something(request: SipRequest) -> bool:
+    """A request outside any dialog (a REGISTER, a SUBSCRIBE, a new INVITE, an OPTIONS): what
+    a stopping server turns away. Requests of dialogs it holds still go through."""
+    if request.method in ("ACK", "CANCEL"):
+        return False
+    return ";tag=" not in (request.headers.get_first("to") or "")
 
 
 def _rejected(request: SipRequest, rejection: Rejection) -> bytes:

@@ -41,6 +41,7 @@ class ServerMembership:
 
 class ServerLink:
     supervised = False  # no supervisor: the server closes its own interrupted sessions
+    hands_over = True  # a clean stop sends its watchers to the other servers
 
     def __init__(self, url: str, node: str, policy: HeartbeatPolicy = HeartbeatPolicy()) -> None:
         self.membership = ServerMembership(node, secrets.randbits(31) + 1)
@@ -59,10 +60,14 @@ class ServerLink:
         await self.feed.start(self._heard, self._feed_restored)
 
     async def detach(self) -> None:
-        await self.heartbeat.close()
         if not await self.feed.drained(DRAIN_SECONDS):
             log.warning("stopped with events the feed could not send")
         await self.feed.close()
+
+    async def leave(self) -> None:
+        """After the server's last write: the store takes it for gone now, and the others
+        hear it at once rather than after the timeout."""
+        await self.heartbeat.close(leave=True)
 
     def publish(self, event: SharedEvent) -> None:
         self.feed.publish(event)

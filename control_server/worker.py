@@ -34,6 +34,7 @@ class WorkerLink:
     applies the shared events."""
 
     supervised = True  # the supervisor closes the sessions a previous run left open
+    hands_over = False  # the supervisor starts a worker again, with the subscriptions stored
 
     def __init__(self, membership: Membership, feed: Feed, run_dir: Path,
                  udp_sock: socket.socket, tcp_sock: socket.socket) -> None:
@@ -60,6 +61,9 @@ class WorkerLink:
     async def detach(self) -> None:
         await self.feed.close()
         self.handoffs.close()
+
+    async def leave(self) -> None:
+        """Nothing of its own: the server's workers stop with their supervisor."""
 
     def publish(self, event: SharedEvent) -> None:
         self.feed.publish(event)

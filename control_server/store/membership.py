@@ -100,20 +100,37 @@ class MembershipStore(StorePart):
                 (now, member.node, member.incarnation, silence_limit(member, now)))
             if taken.rowcount != 1:
                 return None
-            self.db.execute(
-                "UPDATE sessions SET state = 'failed', reason = ?, ended_at = ? "
-                "WHERE ended_at IS NULL AND node = ?", (reason, now, member.node))
-            ended = [_session_record(row) for row in self.db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE node = ? AND ended_at = ? "
-                "AND reason = ?", (member.node, now, reason))]
-            subscriptions = [(row[0], row[1]) for row in self.db.execute(
-                "SELECT id, state FROM subscriptions WHERE node = ? AND expires_at > ? "
-                "ORDER BY id", (member.node, now))]
-            self.db.execute("DELETE FROM subscriptions WHERE node = ?", (member.node,))
-            # A device over UDP stays reachable through any server; one over a connection to
-            # the gone server lost it with the server.
-            self.db.execute("DELETE FROM bindings WHERE node = ? AND transport <> 'udp'",
-                            (member.node,))
-            if announcement is not None:
-                self.database.announce(*announcement)
+            return self._end_work(member.node, now, reason, announcement)
+
+    def leave(self, node: str, incarnation: int, reason: str,
+              announcement: Announcement | None = None) -> GoneServersWork | None:
+        """A server stopping cleanly takes itself for gone now, as the others would after its
+        timeout, so they act at once. None if it was taken for gone already."""
+        with self.db:
+            now = self.now()
+            left = self.db.execute(
+                "UPDATE servers SET gone_at = ? WHERE node = ? AND incarnation = ? "
+                "AND gone_at IS NULL", (now, node, incarnation))
+            if left.rowcount != 1:
+                return None
+            return self._end_work(node, now, reason, announcement)
+
+    def _end_work(self, node: str, now: float, reason: str,
+                  announcement: Announcement | None) -> GoneServersWork:
+        """Within the transaction that turned `node` gone: what it left open ends."""
+        self.db.execute(
+            "UPDATE sessions SET state = 'failed', reason = ?, ended_at = ? "
+            "WHERE ended_at IS NULL AND node = ?", (reason, now, node))
+        ended = [_session_record(row) for row in self.db.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE node = ? AND ended_at = ? "
+            "AND reason = ?", (node, now, reason))]
+        subscriptions = [(row[0], row[1]) for row in self.db.execute(
+            "SELECT id, state FROM subscriptions WHERE node = ? AND expires_at > ? "
+            "ORDER BY id", (node, now))]
+        self.db.execute("DELETE FROM subscriptions WHERE node = ?", (node,))
+        # A device over UDP stays reachable through any server; one over a connection to
+        # the gone server lost it with the server.
+        self.db.execute("DELETE FROM bindings WHERE node = ? AND transport <> 'udp'", (node,))
+        if announcement is not None:
+            self.database.announce(*announcement)
         return GoneServersWork(ended, subscriptions)

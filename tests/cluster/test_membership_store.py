@@ -81,6 +81,20 @@ def test_a_gone_servers_open_sessions_end_with_the_reason_and_its_history_stays(
     assert [b.device for b in state.bindings()] == ["phone"]
 
 
+def test_a_server_stopping_cleanly_ends_its_own_work_at_once_and_only_once(store_url):
+    members, state = seeded(store_url)
+    members.join("a", 1, 3.0)
+    ended = members.leave("a", 1, REASON)  # no silence needed: it says so itself
+    assert [(r.call_id, r.state) for r in ended.sessions] == [("a-open", "failed")]
+    assert ended.subscriptions == [("sub-a", "{}")]
+    assert members.member("a").gone_at is not None
+    assert [b.device for b in state.bindings()] == ["phone"]
+    assert [r.call_id for r in state.sessions(history=False)] == ["b-open"]
+    assert members.leave("a", 1, REASON) is None  # left already
+    row, now = silent_for(members, "a", 3.5)
+    assert members.declare_gone(row, now, REASON) is None  # nobody ends it again
+
+
 def test_a_server_is_taken_for_gone_once_and_nothing_is_ended_twice(store_url):
     members, state = seeded(store_url)
     members.join("a", 1, 3.0)
