@@ -143,7 +143,7 @@ async def _serve_workers(config: ServerConfig, port_file: Path | None,
             from .admin.api import AdminApi
 
             assert supervisor.view is not None
-            admin = AdminApi(supervisor.view, config.data_dir)
+            admin = AdminApi(supervisor.view, config.data_dir, config.store)
             await admin.start(config.admin_host, config.admin_port)
             if admin_port_file is not None:
                 admin_port_file.write_text(f"{admin.port}\n")

@@ -33,7 +33,7 @@ from .cluster_view import ClusterView
 from .config import ServerConfig
 from .sessions import SessionRecord
 from .shared_state import node_name
-from .store import DirectoryStore, StateStore, open_database
+from .store import DirectoryStore, StateStore, is_store_url, open_database
 
 log = logging.getLogger("sipsync.workers")
 
@@ -93,6 +93,10 @@ class Supervisor:
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("SIP on %s:%d (UDP and TCP) served by %d workers, realm %r",
                  config.sip_host, self.port, self.count, realm)
+        if is_store_url(config.store):
+            log.warning("the workers share their state with each other, not with other servers "
+                        "on this store (no heartbeat, no feed between servers): run this one "
+                        "alone on it, or every server of a cluster as one process")
 
     def _prepare_store(self) -> str:
         """What one process must do before the workers share the store: fix the realm, make

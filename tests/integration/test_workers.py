@@ -19,6 +19,7 @@ from control_server.shared_state import owner_of
 from control_server.store import DirectoryStore
 
 from ..admin.conftest import SIP_USERS, start_admin_server, stop_admin_server
+from ..cluster.servers import ClusterServer, provision
 from ..waiting import wait_until
 from .conftest import ServerProcess, run_sipp, write_users_csv
 from .flow_phone import FlowPhone
@@ -315,3 +316,22 @@ def test_guesses_spread_over_both_workers_are_banned_as_on_one(data_dir, workers
         guesser.close()
     # The worker's log line reaches the file a moment after its ban took effect.
     wait_until(lambda: "banned address 127.0.0.1" in server.logs(), what="the ban logged")
+
+
+def test_workers_on_postgresql_serve_the_admin_api_from_that_store(tmp_path, postgres_url):
+    """The supervisor's admin API reads and writes the store the workers share, not a file of
+    the data directory: its token and its users are the ones in PostgreSQL."""
+    data_dir = tmp_path / "node"
+    data_dir.mkdir()
+    provision(data_dir, [("ann", "ann-pw")], store_url=postgres_url)
+    server = ClusterServer(data_dir, "--workers", "2", store_url=postgres_url).start()
+    try:
+        assert [user["name"] for user in server.api("/api/users")] == ["ann"]
+        assert "not with other servers on this store" in server.logs()  # said, not hidden
+        phone = FlowPhone(server.port)
+        try:
+            assert phone.register("ann", "ann-pw", "phone", "on-pg").status_code == 200
+        finally:
+            phone.close()
+    finally:
+        server.stop()
