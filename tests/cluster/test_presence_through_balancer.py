@@ -63,65 +63,55 @@ async def test_a_device_sees_a_shared_device_registered_on_the_other_server(clus
                         "the shared tablet online", timeout=10)
 
 
+async def stop_the_watchers_server(servers, tmp_path, postgres_url, stop) -> None:
+    """A laptop watching its user's phone; `stop(home, other)` ends the server holding the
+    laptop's subscription. The laptop must subscribe again, through the other server, and see
+    the phone go when it unregisters there."""
+    laptop = device(servers, tmp_path, "laptop")
+    async with laptop:
+        await until(laptop, lambda: laptop.presence.subscribed, "the laptop subscribed")
+        async with device(servers, tmp_path, "phone"):
+            await until(laptop, lambda: laptop.presence.online("alice/phone"), "the phone online")
+            held = await wait_until_async(
+                lambda: asyncio.to_thread(query, postgres_url, "SELECT node FROM subscriptions"),
+                what="the laptop's subscription in the store")
+            by_name = {server.data_dir.name: server for server in servers.servers}
+            home = by_name[held[0]["node"]]
+            other = next(server for server in servers.servers if server is not home)
+
+            await asyncio.to_thread(stop, home, other)
+            await wait_until_async(
+                lambda: asyncio.to_thread(
+                    query, postgres_url,
+                    f"SELECT id FROM subscriptions WHERE node = '{other.data_dir.name}'"),
+                what="the laptop subscribed again, through the other server", timeout=20)
+        await until(laptop, lambda: not laptop.presence.online("alice/phone"),
+                    "the phone gone, seen by the laptop", timeout=20)
+
+
 async def test_a_watcher_whose_server_was_killed_is_told_and_watches_again_through_the_other(
         cluster, tmp_path, postgres_url):
     """The stored subscription names its server; the server that takes it for gone tells the
     watcher its subscription ended, and the watcher's new one sees the next change."""
     servers = cluster([("alice", PASSWORD)], store_url=postgres_url)
-    laptop = device(servers, tmp_path, "laptop")
-    async with laptop:
-        await until(laptop, lambda: laptop.presence.subscribed, "the laptop subscribed")
-        async with device(servers, tmp_path, "phone"):
-            await until(laptop, lambda: laptop.presence.online("alice/phone"), "the phone online")
-            held = await wait_until_async(
-                lambda: asyncio.to_thread(query, postgres_url, "SELECT node FROM subscriptions"),
-                what="the laptop's subscription in the store")
-            by_name = {server.data_dir.name: server for server in servers.servers}
-            home = by_name[held[0]["node"]]
-            other = next(server for server in servers.servers if server is not home)
-
-            home.kill()
-            await wait_until_async(
-                lambda: asyncio.to_thread(
-                    query, postgres_url,
-                    f"SELECT id FROM subscriptions WHERE node = '{other.data_dir.name}'"),
-                what="the laptop subscribed again, through the other server", timeout=20)
-        # The phone unregisters through the other server: the laptop hears it.
-        await until(laptop, lambda: not laptop.presence.online("alice/phone"),
-                    "the phone gone, seen by the laptop", timeout=20)
+    await stop_the_watchers_server(servers, tmp_path, postgres_url,
+                                   lambda home, other: home.kill())
 
 
 async def test_a_watcher_whose_server_stops_cleanly_is_handed_over_at_once(
         cluster, tmp_path, postgres_url):
     """SIGTERM, as a rolling restart stops a server: it takes itself for gone in the store
-    rather than waiting to be found silent, tells its watcher to subscribe again, and turns
-    the new SUBSCRIBE away with 503, which the balancer sends on to the other server."""
+    rather than waiting to be found silent, tells its watchers to subscribe again, and turns
+    the new SUBSCRIBEs away with 503, which the balancer sends on to the other server."""
     servers = cluster([("alice", PASSWORD)], store_url=postgres_url)
-    laptop = device(servers, tmp_path, "laptop")
-    async with laptop:
-        await until(laptop, lambda: laptop.presence.subscribed, "the laptop subscribed")
-        async with device(servers, tmp_path, "phone"):
-            await until(laptop, lambda: laptop.presence.online("alice/phone"), "the phone online")
-            held = await wait_until_async(
-                lambda: asyncio.to_thread(query, postgres_url, "SELECT node FROM subscriptions"),
-                what="the laptop's subscription in the store")
-            by_name = {server.data_dir.name: server for server in servers.servers}
-            home = by_name[held[0]["node"]]
-            other = next(server for server in servers.servers if server is not home)
 
-            await asyncio.to_thread(home.stop)
-            row = next(r for r in await asyncio.to_thread(query, postgres_url,
-                                                          "SELECT * FROM servers")
-                       if r["node"] == home.data_dir.name)
-            assert row["gone_at"] is not None  # before anyone could have found it silent
-            assert row["gone_at"] - row["alive_at"] < 3.0
-            assert "2 subscription(s) handed over" in home.logs()  # the laptop's, the phone's
-            assert "left the cluster" in home.logs()
-            await wait_until_async(
-                lambda: asyncio.to_thread(
-                    query, postgres_url,
-                    f"SELECT id FROM subscriptions WHERE node = '{other.data_dir.name}'"),
-                what="the laptop subscribed again, through the other server", timeout=20)
-            assert "taken for gone" not in other.logs()
-        await until(laptop, lambda: not laptop.presence.online("alice/phone"),
-                    "the phone gone, seen by the laptop", timeout=20)
+    def stop(home, other) -> None:
+        home.stop()
+        row = next(r for r in query(postgres_url, "SELECT * FROM servers")
+                   if r["node"] == home.data_dir.name)
+        assert row["gone_at"] is not None  # before anyone could have found it silent
+        assert row["gone_at"] - row["alive_at"] < 3.0
+        assert "2 subscription(s) handed over" in home.logs()  # the laptop's, the phone's
+        assert "left the cluster" in home.logs()
+
+    await stop_the_watchers_server(servers, tmp_path, postgres_url, stop)
