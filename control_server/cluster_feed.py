@@ -108,12 +108,29 @@ class NodeGone:
     node: str
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionsOrphaned:
+    """From a supervisor to its workers: the server found another gone and dropped its
+    subscriptions; each worker tells the watchers of those its Call-IDs give it."""
+
+    rows: tuple[tuple[str, str], ...]  # (id, stored state)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRejoined:
+    """From a supervisor to its workers: the cluster took the server for gone while it was cut
+    off from the store, and it is back; what the workers run is to be written and told again."""
+
+    node: str
+
+
 SharedEvent = (BindingUp | BindingDown | AuthFailed | AuthSucceeded | Arrivals | BanStarted
-               | SessionUpdate | NodeReport | DirectoryChanged | NodeGone)
+               | SessionUpdate | NodeReport | DirectoryChanged | NodeGone
+               | SubscriptionsOrphaned | ServerRejoined)
 
 _EVENT_TYPES = {cls.__name__: cls for cls in (
     BindingUp, BindingDown, AuthFailed, AuthSucceeded, Arrivals, BanStarted, SessionUpdate,
-    NodeReport, DirectoryChanged, NodeGone)}
+    NodeReport, DirectoryChanged, NodeGone, SubscriptionsOrphaned, ServerRejoined)}
 
 
 # -- the wire form: one JSON object per event --------------------------------------------------
@@ -137,6 +154,8 @@ def decode(data: bytes) -> SharedEvent:
             return SessionUpdate(SessionRecord(**body["record"]), body["node"])
         if cls is NodeReport:
             return NodeReport(body["node"], ServerCounts(**body["counts"]), body["metrics"])
+        if cls is SubscriptionsOrphaned:
+            return SubscriptionsOrphaned(tuple((str(i), str(s)) for i, s in body["rows"]))
         return cls(**body)
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a shared event: {exc}") from None

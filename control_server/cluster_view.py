@@ -52,15 +52,15 @@ class ClusterView:
             self.reports[event.node] = event
             self._sum_metrics()
 
-    def node_gone(self, node: str) -> list[SessionRecord]:
-        """A worker died: its TCP devices and its sessions went with it. Returns those
-        sessions, ended as failed, for the store."""
+    def node_gone(self, node: str, reason: str) -> list[SessionRecord]:
+        """A worker died, or another server of the cluster: its TCP devices and its sessions
+        went with it. Returns those sessions, ended as failed with `reason`."""
         now = time.time()
         self.reports.pop(node, None)
         for binding in flows_lost_with(self.location.all(), node):
             self.location.remove(binding.user, binding.device)
             self._offline(binding.user, binding.device, "went offline", now)
-        ended = self.sessions.node_gone(node, now, f"worker {node} stopped")
+        ended = self.sessions.node_gone(node, now, reason)
         if self.events.listening:
             for record in ended:
                 self.events.publish(SessionChanged(record, now))

@@ -77,7 +77,9 @@ class FlowTable:
         self._holder: dict[Endpoint, str] = {}
 
     def learn(self, endpoint: Endpoint, node: str) -> None:
-        if not endpoint.reliable:
+        # Another server's flow is never carried to: it is sent on our own (through the
+        # balancer in front), and its address may even be one of ours by chance.
+        if not endpoint.reliable or node_index(node) is None:
             return
         if node == self.me:
             self._holder.pop(endpoint, None)

@@ -18,10 +18,12 @@ from pathlib import Path
 
 from protocols.sip.endpoint import Endpoint
 
-from .cluster_feed import BindingUp, Feed, LocalFeed, NodeGone, NodeReport, SharedEvent
+from .cluster_feed import (BindingUp, Feed, LocalFeed, NodeGone, NodeReport, ServerRejoined,
+                           SharedEvent, SubscriptionsOrphaned)
 from .config import ServerConfig, load_config
 from .handoff import Handoff, HandoffKind, HandoffSocket
 from .server import ControlServer
+from .store import is_store_url
 from .shared_state import (FlowTable, Membership, SharedThrottle, call_id_of, node_index,
                            owner_of)
 
@@ -34,11 +36,14 @@ class WorkerLink:
     applies the shared events."""
 
     supervised = True  # the supervisor closes the sessions a previous run left open
-    hands_over = False  # the supervisor starts a worker again, with the subscriptions stored
 
     def __init__(self, membership: Membership, feed: Feed, run_dir: Path,
-                 udp_sock: socket.socket, tcp_sock: socket.socket) -> None:
+                 udp_sock: socket.socket, tcp_sock: socket.socket,
+                 hands_over: bool = False) -> None:
         self.membership = membership
+        # In a cluster a clean stop sends the watchers to the other servers; alone, the
+        # subscriptions stay stored for the next run.
+        self.hands_over = hands_over
         self.feed = feed
         self.flows = FlowTable(membership.node)
         self.handoffs = HandoffSocket(run_dir, membership.index, self._handed)
@@ -131,6 +136,13 @@ class WorkerLink:
         assert self._server is not None
         if isinstance(event, NodeReport):
             return  # for the supervisor's view
+        if isinstance(event, SubscriptionsOrphaned):
+            self._server.subscriptions_orphaned(
+                [row for row in event.rows if self.owns_subscription(row)])
+            return
+        if isinstance(event, ServerRejoined):
+            self._server.rejoined()
+            return
         if isinstance(event, BindingUp):
             self.flows.learn(event.binding.source, event.binding.node)
         elif isinstance(event, NodeGone):
@@ -187,7 +199,8 @@ async def _serve(config: ServerConfig, membership: Membership, run_dir: Path,
                  udp_sock: socket.socket, tcp_sock: socket.socket,
                  feed_sock: socket.socket) -> None:
     feed = LocalFeed(feed_sock)
-    link = WorkerLink(membership, feed, run_dir, udp_sock, tcp_sock)
+    link = WorkerLink(membership, feed, run_dir, udp_sock, tcp_sock,
+                      hands_over=is_store_url(config.store))
     server = ControlServer(config, cluster=link)
     await server.start()
     link.report(server, time.time())  # the supervisor's sign that this worker serves

@@ -1,6 +1,7 @@
 """The supervisor of `sipsync-server --workers N`: binds the SIP port once, starts N worker
 processes that all read it, relays the shared events between them, keeps the whole server's view
-for the admin API, restarts a worker that dies and stops them all on SIGTERM or SIGINT.
+for the admin API, restarts a worker that dies and stops them all on SIGTERM or SIGINT. On a
+PostgreSQL store it is also the server's voice in the cluster (`cluster_bridge`).
 
 Why one socket read by every worker rather than SO_REUSEPORT: with SO_REUSEPORT the kernel picks
 a worker by a hash of the sender's address, so everything from one sender (one sipp, one load
@@ -17,6 +18,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,9 +30,11 @@ from pathlib import Path
 
 from protocols.sip.transport import bind_shared
 
+from .cluster_bridge import ClusterBridge
 from .cluster_feed import BindingUp, NodeGone, NodeReport, SharedEvent, decode, encode
 from .cluster_view import ClusterView
 from .config import ServerConfig
+from .liveness import HeartbeatPolicy, gone_reason
 from .sessions import SessionRecord
 from .shared_state import node_name
 from .store import DirectoryStore, StateStore, is_store_url, open_database
@@ -65,7 +69,10 @@ class Supervisor:
         self.config = config
         self.count = count
         self._workers: dict[int, _Worker] = {}
-        self._incarnations = itertools.count(1)
+        # Numbers no earlier run and no other server used: a nonce names the incarnation whose
+        # replay guard counts it, and the nonce secret is the store's, shared by all.
+        self._incarnations = itertools.count(secrets.randbits(30) + 1)
+        self.bridge: ClusterBridge | None = None
         self._stopping = False
         self._run_dir = Path(tempfile.mkdtemp(prefix="sipsync-workers-"))
         self._udp: socket.socket | None = None
@@ -81,6 +88,12 @@ class Supervisor:
         self.port = self._udp.getsockname()[1]
         self.view = ClusterView(realm, (config.sip_host, self.port), self.broadcast,
                                 grace=config.expiry_grace)
+        if is_store_url(config.store):
+            self.bridge = ClusterBridge(
+                config.store, config.node(),
+                HeartbeatPolicy(config.heartbeat_interval, config.heartbeats_missed),
+                self._from_cluster)
+            await self.bridge.start()
         for index in range(self.count):
             await self._spawn(index)
         try:
@@ -93,10 +106,6 @@ class Supervisor:
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("SIP on %s:%d (UDP and TCP) served by %d workers, realm %r",
                  config.sip_host, self.port, self.count, realm)
-        if is_store_url(config.store):
-            log.warning("the workers share their state with each other, not with other servers "
-                        "on this store (no heartbeat, no feed between servers): run this one "
-                        "alone on it, or every server of a cluster as one process")
 
     def _prepare_store(self) -> str:
         """What one process must do before the workers share the store: fix the realm, make
@@ -154,6 +163,21 @@ class Supervisor:
                 for other in list(self._workers.values()):
                     if other is not worker and not other.writer.is_closing():
                         other.writer.write(line)
+                if self.bridge is not None:
+                    self.bridge.publish(event)
+            self.view.apply(event)
+
+    def _from_cluster(self, event: SharedEvent) -> None:
+        """Another server's event, or the heartbeat's finding: for every worker and the view."""
+        assert self.view is not None
+        if isinstance(event, NodeGone) and event.node == self.config.node():
+            # Taken for gone while cut off from the store: our next heartbeat finds it out.
+            log.warning("another server took this one (%s) for gone", event.node)
+            return
+        self.broadcast(event)
+        if isinstance(event, NodeGone):
+            self.view.node_gone(event.node, gone_reason(event.node))
+        else:
             self.view.apply(event)
 
     async def _watch(self, worker: _Worker) -> None:
@@ -167,7 +191,7 @@ class Supervisor:
             if task is not asyncio.current_task():
                 task.cancel()
         assert self.view is not None
-        ended = self.view.node_gone(worker.node)
+        ended = self.view.node_gone(worker.node, f"worker {worker.node} stopped")
         if ended:
             # Nobody else will end them: the worker's dialogs died with it.
             await asyncio.get_running_loop().run_in_executor(None, self._file_ended, ended)
@@ -218,6 +242,8 @@ class Supervisor:
             for task in worker.tasks:
                 task.cancel()
             worker.writer.close()
+        if self.bridge is not None:
+            await self.bridge.stop()  # after the workers' last writes
         for sock in (self._udp, self._tcp):
             if sock is not None:
                 sock.close()

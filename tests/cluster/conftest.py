@@ -48,10 +48,12 @@ class ClusterFactory:
                  ping_interval: int = PING_INTERVAL,
                  flood_requests: int = NO_FLOOD_LIMIT,
                  server_options: tuple[str, ...] = (), store_url: str = "",
-                 store_urls: tuple[str, ...] = ()) -> Cluster:
-        """`server_options` go to every server; with `store_url` all share that PostgreSQL
-        store (their node names: server1, server2...), else each has its own. `store_urls`:
-        each server's own way to that store (through a relay a test can cut)."""
+                 store_urls: tuple[str, ...] = (),
+                 options_each: tuple[tuple[str, ...], ...] = ()) -> Cluster:
+        """`server_options` go to every server, `options_each[i]` to server i+1 alone; with
+        `store_url` all share that PostgreSQL store (their node names: server1, server2...),
+        else each has its own. `store_urls`: each server's own way to that store (through a
+        relay a test can cut)."""
         started = []
         if store_url:
             provision(self.root, users, shares, store_url)
@@ -60,8 +62,9 @@ class ClusterFactory:
             if not store_url:
                 provision(data_dir, users, shares)
             data_dir.mkdir(parents=True, exist_ok=True)
+            own = options_each[number - 1] if options_each else ()
             started.append(ClusterServer(
-                data_dir, *server_options,
+                data_dir, *server_options, *own,
                 store_url=store_urls[number - 1] if store_urls else store_url))
             self.servers.append(started[-1])
             started[-1].start()

@@ -59,7 +59,7 @@ def test_a_dead_worker_takes_its_tcp_devices_and_sessions_out_of_the_view():
     view.apply(BindingUp(binding("laptop", "w1")))
     view.apply(BindingUp(binding("phone", "w1", "tcp")))
     view.apply(SessionUpdate(session("c1"), "w1"))
-    ended = view.node_gone("w1")
+    ended = view.node_gone("w1", "worker w1 stopped")
     assert [b.device for b in view.online_bindings()] == ["laptop"]
     assert view.active_sessions() == []
     assert [(r.call_id, r.state, r.reason) for r in ended] == [("c1", "failed",

@@ -4,8 +4,10 @@ the wire."""
 
 from __future__ import annotations
 
+from control_server.cluster_bridge import outward
 from control_server.cluster_feed import (AuthFailed, BanStarted, BindingDown, BindingUp,
-                                         NodeReport, SessionUpdate, decode, encode)
+                                         DirectoryChanged, NodeReport, ServerRejoined,
+                                         SessionUpdate, SubscriptionsOrphaned, decode, encode)
 from control_server.location import Binding
 from control_server.metrics import ServerCounts
 from control_server.sessions import SessionRecord
@@ -148,8 +150,32 @@ def test_the_feed_events_survive_the_wire():
         SessionUpdate(record, "w0"),
         NodeReport("w1", ServerCounts({"received": 3}, {"REGISTER": 2}, 1, 0, 0, 0),
                    {"bans": {"user": 1}}),
+        SubscriptionsOrphaned((("s1", '{"call_id": "c"}'), ("s2", "{}"))),
+        ServerRejoined("server1"),
     ]
     assert [decode(encode(event)) for event in events] == events
     ban = SharedThrottle(POLICY, lambda e: None)
     ban._ban(ban.banned_users, BanKind.USER, "ann", 10, 5.0)
     assert decode(encode(BanStarted(ban.banned_users["ann"]))).ban.kind is BanKind.USER
+
+
+def test_a_workers_events_reach_the_other_servers_under_the_servers_name():
+    record = SessionRecord("c1", "ann/laptop", "ann/phone", "files", "rsync", "photos",
+                           "established", 200, "", 1.0, 2.0, None)
+    up = outward(BindingUp(binding("laptop", "w1", "tcp"), new_device=True), "server1")
+    assert (up.binding.node, up.new_device, up.binding.device) == ("server1", True, "laptop")
+    down = outward(BindingDown("ann", "laptop", "w1", "device unregistered", 3.0), "server1")
+    assert down == BindingDown("ann", "laptop", "server1", "device unregistered", 3.0)
+    assert outward(SessionUpdate(record, "w0"), "server1") == SessionUpdate(record, "server1")
+    failed = AuthFailed("192.0.2.66", "ann", 4.0)
+    assert outward(failed, "server1") is failed  # no node in it
+    # A worker's counters and an admin's reload stay inside the server.
+    assert outward(DirectoryChanged(5.0), "server1") is None
+    assert outward(NodeReport("w0", ServerCounts({}, {}, 0, 0, 0, 0)), "server1") is None
+
+
+def test_another_servers_flow_is_never_carried_to_a_worker():
+    flows = FlowTable("w0")
+    tcp = Endpoint("tcp", "127.0.0.1", 5070)
+    flows.learn(tcp, "server2")
+    assert flows.holder(tcp) is None  # sent on our own

@@ -20,6 +20,7 @@ from control_server.store import DirectoryStore
 
 from ..admin.conftest import SIP_USERS, start_admin_server, stop_admin_server
 from ..cluster.servers import ClusterServer, provision
+from ..cluster.sipp_devices import query
 from ..waiting import wait_until
 from .conftest import ServerProcess, run_sipp, write_users_csv
 from .flow_phone import FlowPhone
@@ -318,20 +319,27 @@ def test_guesses_spread_over_both_workers_are_banned_as_on_one(data_dir, workers
     wait_until(lambda: "banned address 127.0.0.1" in server.logs(), what="the ban logged")
 
 
-def test_workers_on_postgresql_serve_the_admin_api_from_that_store(tmp_path, postgres_url):
+def test_workers_on_postgresql_are_one_server_of_the_cluster(tmp_path, postgres_url):
     """The supervisor's admin API reads and writes the store the workers share, not a file of
-    the data directory: its token and its users are the ones in PostgreSQL."""
+    the data directory: its token and its users are the ones in PostgreSQL. Its heartbeat
+    holds the server's row, and a clean stop leaves the cluster at once."""
     data_dir = tmp_path / "node"
     data_dir.mkdir()
     provision(data_dir, [("ann", "ann-pw")], store_url=postgres_url)
     server = ClusterServer(data_dir, "--workers", "2", store_url=postgres_url).start()
     try:
         assert [user["name"] for user in server.api("/api/users")] == ["ann"]
-        assert "not with other servers on this store" in server.logs()  # said, not hidden
         phone = FlowPhone(server.port)
         try:
             assert phone.register("ann", "ann-pw", "phone", "on-pg").status_code == 200
         finally:
             phone.close()
+        (row,) = query(postgres_url, "SELECT node, gone_at FROM servers")
+        assert (row["node"], row["gone_at"]) == ("node", None)
+        # The store names the server, not the worker that bound the phone.
+        bound = wait_until(lambda: query(postgres_url, "SELECT node FROM bindings"),
+                           what="the phone's binding in the store")
+        assert [r["node"] for r in bound] == ["node"]
     finally:
         server.stop()
+    assert query(postgres_url, "SELECT gone_at FROM servers")[0]["gone_at"] is not None
