@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 import time
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +89,10 @@ class ControlServer:
             nonce_lifetime=config.nonce_lifetime, algorithms=algorithms,
             multi_challenge_agents=tuple(
                 a.strip() for a in config.multi_challenge_agents.split(",")),
-            node=cluster.membership.incarnation if cluster is not None else 0,
+            # A number of this run's: a nonce an earlier run issued is answered as stale, as
+            # its counts died with that run, rather than counted afresh (a replay window).
+            node=(cluster.membership.incarnation if cluster is not None
+                  else secrets.randbits(31) + 1),
         )
         throttle_policy = ThrottlePolicy(
             ban_after=config.ban_after_failures,

@@ -131,8 +131,9 @@ class NonceIssuer:
     """Stateless nonces: timestamp, issuing node and salt signed with a server secret, so any
     restart or process sharing the secret can check them, and each challenge gets a unique one.
 
-    The node (0 for a server of one process) says whose replay guard holds the nonce's counts:
-    a nonce is good only at the node that issued it, elsewhere it is answered as stale."""
+    The node (a number each start of a server or worker draws) says whose replay guard holds
+    the nonce's counts: a nonce is good only at the node that issued it, elsewhere, and after a
+    restart, it is answered as stale."""
 
     _layout = struct.Struct(">dI8s")
 

@@ -49,6 +49,14 @@ def register(server: ControlServer, user="alice", password="pw", device="phone",
              at: float | None = None, expires: int = 60) -> int:
     """The status of a REGISTER answering `server`'s challenge, sent to `answer_to` (or to it)
     from `source`, at the time `at` (now if None)."""
+    return register_answer(server, user, password, device, answer_to=answer_to, source=source,
+                           at=at, expires=expires).status_code
+
+
+def register_answer(server: ControlServer, user="alice", password="pw", device="phone", *,
+                    answer_to: ControlServer | None = None, source: Endpoint = PHONE,
+                    at: float | None = None, expires: int = 60) -> SipResponse:
+    """`register`'s final answer, whole."""
     to = f"<sip:{user}@sipsync;device={device}>"
     headers = [f"Contact: <sip:{user}@{source.host}:{source.port}>", f"Expires: {expires}"]
     first = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers, cseq=1)
@@ -58,7 +66,7 @@ def register(server: ControlServer, user="alice", password="pw", device="phone",
                          password=password, method="REGISTER", uri="sip:sipsync")
     second = build("REGISTER", "sip:sipsync", user=user, to=to, headers=headers + [credentials],
                    cseq=2)
-    return answered((answer_to or server).request_received(second, source, now)).status_code
+    return answered((answer_to or server).request_received(second, source, now))
 
 
 async def crash(server: ControlServer) -> None:

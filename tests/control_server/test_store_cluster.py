@@ -1,6 +1,6 @@
 """Servers on PostgreSQL: they keep answering from memory while it is away and write what they kept
 when it is back; servers sharing one database hear each other's admin changes, and a restart
-closes only its own sessions."""
+closes only its own sessions. And any server's restart: its nonces are its own run's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from control_server.store import DirectoryStore, PostgresDatabase, StateStore
 
 from ..waiting import wait_until_async
-from .in_process import register, running_server, server_on
+from .in_process import PHONE, answered, register, register_answer, running_server, server_on
+from .sip_client import answer, build
 from .store_engines import session
 
 @pytest.fixture
@@ -50,9 +51,13 @@ async def test_an_admins_change_on_one_database_reaches_every_server_within_a_se
         postgres_url, alice, tmp_path):
     async with (running_server(postgres_url, tmp_path, "one") as one,
                 running_server(postgres_url, tmp_path, "two") as two):
-        # One realm and one nonce secret: a challenge of one server is answered at the other.
+        # One realm and one nonce secret: a challenge of one server, answered at the other,
+        # is read there (a stale nonce, to ask again, not a foreign one), and its answer is 200.
         assert one.realm == two.realm
-        assert register(two, answer_to=one) == 200
+        elsewhere = register_answer(two, answer_to=one)
+        assert elsewhere.status_code == 401
+        assert "stale=true" in elsewhere.headers.get("www-authenticate")[0]
+        assert register(one) == 200
         alice.set_disabled("alice", True)
         started = time.monotonic()
         await wait_until_async(
@@ -72,3 +77,26 @@ async def test_a_restarted_server_closes_its_own_sessions_and_leaves_the_others(
         pass
     assert [r.call_id for r in state.sessions(history=False)] == ["theirs"]
     assert [r.call_id for r in state.sessions(history=True)] == ["mine"]
+
+
+async def test_a_restarted_server_answers_its_earlier_runs_nonce_as_stale(tmp_path):
+    """The replay guard's counts die with a run: a REGISTER answered before a restart, sent
+    again after it, is asked to authenticate afresh rather than counted as new."""
+    directory = DirectoryStore.open(tmp_path / "one")
+    directory.add_user("alice", "pw")
+    directory.close()
+    to = "<sip:alice@sipsync;device=phone>"
+    headers = ["Contact: <sip:alice@127.0.0.1:5071>", "Expires: 60"]
+    async with running_server("", tmp_path, "one") as first:
+        challenge = answered(first.request_received(
+            build("REGISTER", "sip:sipsync", user="alice", to=to, headers=headers), PHONE,
+            time.time()))
+        credentials = answer(challenge.headers.get("www-authenticate")[0], user="alice",
+                             password="pw", method="REGISTER", uri="sip:sipsync")
+        captured = build("REGISTER", "sip:sipsync", user="alice", to=to,
+                         headers=headers + [credentials], cseq=2)
+        assert answered(first.request_received(captured, PHONE, time.time())).status_code == 200
+    async with running_server("", tmp_path, "one") as second:
+        replayed = answered(second.request_received(captured, PHONE, time.time()))
+        assert replayed.status_code == 401
+        assert "stale=true" in replayed.headers.get("www-authenticate")[0]
