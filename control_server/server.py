@@ -105,7 +105,7 @@ class ControlServer:
         )
         self.throttle = (Throttle(throttle_policy) if cluster is None
                          else SharedThrottle(throttle_policy, cluster.publish,
-                                        cluster.membership.node))
+                                             cluster.membership.node))
         self._throttle_cleaned = 0.0
         self.held = HeldAnswers()
         self.directory = Directory.load(self.directory_store)

@@ -167,7 +167,8 @@ class Throttle:
             self.trusted[(address, user)] = now + self.policy.trust_seconds
 
     def take_new_bans(self, now: float) -> list[Ban]:
-        """The bans started since the last call, for the server to log, count and announce."""
+        """The bans started since the last call, for the server to log, count and announce;
+        `now` for a throttle that holds some back (`shared_state.SharedThrottle`)."""
         bans, self._new_bans = self._new_bans, []
         return bans
 

@@ -23,9 +23,9 @@ from .cluster_feed import (BindingUp, Feed, LocalFeed, NodeGone, NodeReport, Ser
 from .config import ServerConfig, load_config
 from .handoff import Handoff, HandoffKind, HandoffSocket
 from .server import ControlServer
-from .store import is_store_url
 from .shared_state import (FlowTable, Membership, SharedThrottle, call_id_of, node_index,
                            owner_of)
+from .store import is_store_url
 
 log = logging.getLogger("sipsync.worker")
 
