@@ -90,13 +90,21 @@ class Rest:
     def call(self, method: str, path: str, body: object = None):
         payload = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers, **({"Content-Type": "application/json"} if payload else {}))
-        try:
-            self.connection.request(method, path, body=payload, headers=headers)
-            response = self.connection.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException):
-            self.connection.close()  # the next call opens a new one
-            raise
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, body=payload, headers=headers)
+                response = self.connection.getresponse()
+                data = response.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # Syncthing closes a connection left idle a while: the request never reached
+                # it, so it goes again once on a new one
+                self.connection.close()
+                if attempt == 2:
+                    raise
+            except (OSError, http.client.HTTPException):
+                self.connection.close()  # the next call opens a new one
+                raise
         if response.status >= 300:
             raise SyncthingError(f"{method} {path}: {response.status} {data[:300]!r}")
         return json.loads(data) if data.strip() else None
