@@ -1,12 +1,13 @@
-"""Folder sync benchmark: sipsync's daemons against `rsync -a --delete` (and Syncthing), same run.
+"""Folder sync benchmark: sipsync's daemons against `rsync -a --delete` and Syncthing, same run.
 
 Anchors: an rsync daemon on loopback (`<repo>/../shared/anchors/folder/rsync_daemon.sh`), pushed to
-with `rsync -a --delete --stats` and with `-z` too, and, where `syncthing` is installed, a
-Syncthing pair on loopback (`syncthing_pair.sh`, wall time of `scan` + `wait`, one pass, with
---syncthing). Not a test.
+with `rsync -a --delete --stats` and with `-z` too; and, where `syncthing` is on PATH (Debian's
+1.19, `apt-get install syncthing`), two Syncthing instances on loopback run by
+`bench/syncthing_pair.py` (skipped with a printed line otherwise, or with --skip-syncthing). Not a
+test.
 
     python bench/folder_bench.py [--files 4700] [--reps 3] [--cases first,update,noop,big]
-                                 [--big-mib 50,200] [--syncthing]
+                                 [--big-mib 50,200] [--skip-syncthing]
 
 The tree is generated (seeded) in the shape of a real source tree: a few thousand text files of
 1 KB-1 MB (most of a few KB) in nested folders, 3 symlinks and an empty folder; "new" edits the
@@ -17,6 +18,15 @@ updated with scattered edits. sipsync runs as two `sipsync-peer daemon` processe
 command's own start-up, shown apart as "cli"). CPU is every process involved (client, daemons or
 rsync daemon and its children). Bytes: what crossed the data channel (frame headers and
 payloads, TLS overhead not counted) / rsync's "Total bytes sent + received". Medians of --reps.
+
+Syncthing: each sample is a folder of its own, shared afresh at both instances with the file
+watcher and periodic rescans off; it is brought to the case's "before" untimed, then the tree is
+changed and the sync timed from a scan asked through REST (so the watcher's delay, 10 s by
+default, does not count) until both instances are idle with nothing needed and the destination
+is the same as the source. CPU is both instances' (the REST looks included); bytes are what a
+and b exchanged by Syncthing's own count (/rest/system/connections, TLS not counted), with its
+default compression ("metadata": indexes, not file data). Syncthing runs at normal priority, as
+the others do (its default lowers its own).
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.syncthing_pair import SyncthingPair  # noqa: E402
 # beside the repository (a worktree may sit one level deeper)
 ANCHORS = next((up / "shared" / "anchors" / "folder" for up in REPO.parents
                 if (up / "shared" / "anchors" / "folder").is_dir()),
@@ -143,9 +155,11 @@ def make_big(root: Path, sizes_mib: list[int], seed: int) -> tuple[Path, Path]:
     return old, new
 
 
-def replace_tree(src: Path, dst: Path) -> None:
-    """dst becomes a copy of src (times, modes, links), quickly and outside any tool measured."""
-    subprocess.run(["rsync", "-a", "--delete", f"{src}/", f"{dst}/"], check=True)
+def replace_tree(src: Path, dst: Path, *keep: str) -> None:
+    """dst becomes a copy of src (times, modes, links), quickly and outside any tool measured;
+    the top-level entries named in `keep` stay as they are."""
+    subprocess.run(["rsync", "-a", "--delete", *(f"--exclude=/{name}" for name in keep),
+                    f"{src}/", f"{dst}/"], check=True)
 
 
 def wipe(folder: Path) -> None:
@@ -262,37 +276,15 @@ class RsyncDaemon:
                        capture_output=True)
 
 
-class SyncthingPair:
-    def __init__(self, work: Path, port: int) -> None:
-        self.dir, self.src, self.dst = work / "st", work / "st-src", work / "st-dst"
-        self.src.mkdir(), self.dst.mkdir()
-        env = {**os.environ, "WATCHER_DELAY": "1"}
-        subprocess.run([str(ANCHORS / "syncthing_pair.sh"), "start", str(self.dir), str(self.src),
-                        str(self.dst), str(port)], check=True, capture_output=True, env=env)
-        self.settle()
-
-    def settle(self) -> None:
-        subprocess.run([str(ANCHORS / "syncthing_pair.sh"), "wait", str(self.dir), "600"],
-                       check=True, capture_output=True)
-
-    def sync(self) -> Sample:
-        t0 = time.perf_counter()
-        subprocess.run([str(ANCHORS / "syncthing_pair.sh"), "scan", str(self.dir)], check=True,
-                       capture_output=True)
-        self.settle()
-        return Sample(time.perf_counter() - t0, float("nan"), 0)
-
-    def close(self) -> None:
-        subprocess.run([str(ANCHORS / "syncthing_pair.sh"), "stop", str(self.dir)],
-                       capture_output=True)
-
-
 # ------------------------------------------------------------------ the cases
 def run_case(case: str, trees: dict, tools: dict, reps: int) -> dict[str, list[Sample]]:
     before, after = trees[case]
     out: dict[str, list[Sample]] = {name: [] for name in tools}
     for _ in range(reps):
         for name, tool in tools.items():
+            if name == "syncthing":
+                out[name].append(syncthing_sample(tool, case, before, after))
+                continue
             if name == "sipsync":
                 src, dst = tool.src, tool.dst
             else:
@@ -320,23 +312,36 @@ def run_case(case: str, trees: dict, tools: dict, reps: int) -> dict[str, list[S
     return out
 
 
-def syncthing_pass(pair: SyncthingPair, trees: dict, cases: list[str]) -> dict[str, Sample]:
-    """One pass, in the order a user meets them (Syncthing syncs both ways, so its folders are
-    never wiped behind its back): old copied in, then new, then nothing."""
-    out = {}
-    for case in ("first", "update", "noop"):
-        if case in cases:
-            if case != "noop":
-                replace_tree(trees[case][1], pair.src)
-            out[case] = pair.sync()
-            check_same(pair.src, pair.dst)
-    return out
+def syncthing_sample(pair: SyncthingPair, case: str, before: Path | None, after: Path) -> Sample:
+    """One sample in a folder shared afresh (so a first sync is a first one and nothing is
+    wiped behind Syncthing's back), brought to `before` untimed, then timed to `after`."""
+    folder = pair.share()
+    try:
+        if before is not None:
+            replace_tree(before, folder.src, ".stfolder")
+            pair.sync(folder, lambda: same(folder.src, folder.dst))
+        if case != "noop":
+            replace_tree(after, folder.src, ".stfolder")
+        transfer = pair.sync(folder, lambda: same(folder.src, folder.dst))
+    finally:
+        pair.unshare(folder)
+        for path in (folder.src, folder.dst):
+            shutil.rmtree(path, ignore_errors=True)
+    return Sample(transfer.wall, transfer.cpu, transfer.wire)
+
+
+def compare(src: Path, dst: Path, *exclude: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["diff", "-r", "--no-dereference", "-x", ".stfolder", "-x",
+                           ".sipsync-versions", *exclude, str(src), str(dst)],
+                          capture_output=True, text=True)
+
+
+def same(src: Path, dst: Path) -> bool:
+    return compare(src, dst).returncode == 0
 
 
 def check_same(src: Path, dst: Path, *exclude: str) -> None:
-    result = subprocess.run(["diff", "-r", "--no-dereference", "-x", ".stfolder", "-x",
-                             ".sipsync-versions", *exclude, str(src), str(dst)],
-                            capture_output=True, text=True)
+    result = compare(src, dst, *exclude)
     if result.returncode != 0:
         raise SystemExit(f"{dst} differs from {src}:\n{result.stdout[:2000]}")
 
@@ -345,20 +350,28 @@ def median(samples: list[Sample], field: str) -> float:
     return statistics.median(getattr(s, field) for s in samples)
 
 
+def wall_cpu(samples: list[Sample] | None) -> str:
+    return f"{median(samples, 'wall'):.2f} / {median(samples, 'cpu'):.2f}" if samples else "-"
+
+
 def report(case: str, results: dict[str, list[Sample]], files: int) -> None:
     ours = results["sipsync"]
-    rs, rz = results.get("rsync"), results.get("rsync -z")
+    rs, rz, st = results.get("rsync"), results.get("rsync -z"), results.get("syncthing")
     wall, cpu, wire = median(ours, "wall"), median(ours, "cpu"), median(ours, "wire")
     cli = median(ours, "cli")
     row = [case, f"{wall:.2f} ({wall - cli:.2f} + cli {cli:.2f}) / {cpu:.2f}",
-           f"{cpu / files * 1e6:.0f}"]
-    for anchor in (rs, rz):
-        row.append(f"{median(anchor, 'wall'):.2f} / {median(anchor, 'cpu'):.2f}" if anchor else "-")
-    st = results.get("syncthing")
-    row.append(f"{st.wall:.2f} (1 pass)" if st else "-")
-    row.append(f"{wire:,.0f} / {median(rs, 'wire'):,.0f} / {median(rz, 'wire'):,.0f}")
+           f"{cpu / files * 1e6:.0f}", wall_cpu(rs), wall_cpu(rz), wall_cpu(st)]
+    st_wire = f"{median(st, 'wire'):,.0f}" if st else "-"
+    row.append(f"{wire:,.0f} / {median(rs, 'wire'):,.0f} / {median(rz, 'wire'):,.0f} / {st_wire}")
     row.append(f"{wall / median(rs, 'wall'):.2f} / {(wall - cli) / median(rs, 'wall'):.2f}")
-    row.append(f"{wire / median(rz, 'wire'):.2f}")
+    if st:
+        st_wall = median(st, "wall")
+        row.append(f"{wall / st_wall:.2f} / {(wall - cli) / st_wall:.2f}")
+    else:
+        row.append("-")
+    # Syncthing's no-op sends nothing at all: no ratio to a zero
+    st_bytes = f"{wire / median(st, 'wire'):.2f}" if st and median(st, "wire") else "-"
+    row.append(f"{wire / median(rz, 'wire'):.2f} / {st_bytes}")
     print("| " + " | ".join(row) + " |", flush=True)
 
 
@@ -371,7 +384,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--port", type=int, default=8462)
     parser.add_argument("--syncthing", action="store_true",
-                        help="also time a Syncthing pair (one pass), where syncthing is installed")
+                        help="(the default now, wherever syncthing is installed)")
+    parser.add_argument("--skip-syncthing", action="store_true",
+                        help="leave the Syncthing pair out even where syncthing is installed")
     args = parser.parse_args()
     cases = args.cases.split(",")
     work = Path(tempfile.mkdtemp(prefix="sipsync-folder-bench-"))
@@ -392,26 +407,29 @@ def main() -> None:
         tools["sipsync"] = SipsyncPair(work)
         tools["rsync"] = RsyncDaemon(work, args.port)
         tools["rsync -z"] = tools["rsync"]
-        syncthing = {}
-        if args.syncthing and shutil.which("syncthing"):
-            pair = SyncthingPair(work, args.port + 10)
-            try:
-                syncthing = syncthing_pass(pair, trees, cases)
-            finally:
-                pair.close()
-        version = subprocess.run(["rsync", "--version"], capture_output=True, text=True).stdout
+        anchors = [subprocess.run(["rsync", "--version"], capture_output=True,
+                                  text=True).stdout.splitlines()[0]]
+        if args.skip_syncthing:
+            print("Syncthing left out (--skip-syncthing)")
+        elif shutil.which("syncthing") is None:
+            print("syncthing is not on PATH: no Syncthing column this run "
+                  "(apt-get install syncthing)")
+        else:
+            tools["syncthing"] = SyncthingPair(work / "syncthing")
+            anchors.append(f"syncthing {tools['syncthing'].version()}")
         print(f"tree: {count:,} entries, {size / 1e6:.1f} MB (seed {args.seed}); "
-              f"{version.splitlines()[0]}; medians of {args.reps}; load {os.getloadavg()[0]:.1f}")
+              f"{'; '.join(anchors)}; medians of {args.reps}; load {os.getloadavg()[0]:.1f}")
         print("\n| case | sipsync wall (session + cli) / CPU s | CPU µs/file | rsync -a wall / CPU "
-              "| rsync -az wall / CPU | Syncthing wall | bytes sipsync / rsync / rsync -z "
-              "| wall ratio to rsync (all / session) | bytes ratio to rsync -z |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "| rsync -az wall / CPU | Syncthing wall / CPU "
+              "| bytes sipsync / rsync / rsync -z / Syncthing "
+              "| wall ratio to rsync (all / session) | wall ratio to Syncthing (all / session) "
+              "| bytes ratio to rsync -z / Syncthing |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for case in cases:
             results = run_case(case, trees, tools, args.reps)
-            if case in syncthing:
-                results["syncthing"] = syncthing[case]
             files = count if case != "big" else len(list(trees["big"][1].iterdir()))
             report(case, results, files)
+        print(f"\nload at the end {os.getloadavg()[0]:.1f}")
     finally:
         closed = set()
         for tool in tools.values():
