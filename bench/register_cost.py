@@ -6,7 +6,7 @@ instead of sent, the store's flushes included as the 0.2 s write-behind does the
     python bench/register_cost.py [--registrations 2000]
     python bench/register_cost.py --callgrind [--registrations 1000]
 
-    python bench/register_cost.py --callgrind --sockets [--registrations 1000]
+    python bench/register_cost.py --callgrind --sockets [--registrations 1000] [--window 16]
 
 The first prints the main thread's CPU time per registration (the median and the quickest of
 blocks of 250). With --callgrind it runs itself under valgrind twice, with the registrations
@@ -16,7 +16,7 @@ outside (sockets, sendto, the event loop); this says what the REGISTER path itse
 
 With --sockets the server runs as the CLI runs it (uvloop, its UDP socket on loopback) in a
 process of its own, the one valgrind counts, and a client here sends the REGISTERs over UDP,
-WINDOW users under way at once: the count then takes in the event loop, the socket calls'
+--window users under way at once (1: each datagram read alone): the count then takes in the event loop, the socket calls'
 Python side and the timers, though not the kernel's own work.
 """
 
@@ -45,8 +45,8 @@ from control_server.store import DirectoryStore  # noqa: E402
 
 BLOCK = 250
 USERS = 5000
-# Users whose registration is under way at once in --sockets: enough for the server to find
-# several datagrams waiting when it reads.
+# Users whose registration is under way at once in --sockets, by default: enough for the
+# server to find several datagrams waiting when it reads.
 WINDOW = 16
 CALL_ID = re.compile(rb"Call-ID: (\d+)-")
 
@@ -101,8 +101,8 @@ async def serve(data: Path, count: int, port_file: Path) -> None:
         await server.stop()
 
 
-def drive(port: int, count: int) -> None:
-    """Register users 1..count with the server on `port` over UDP, WINDOW at a time."""
+def drive(port: int, count: int, window: int) -> None:
+    """Register users 1..count with the server on `port` over UDP, `window` at a time."""
     server = ("127.0.0.1", port)
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.bind(("127.0.0.1", 0))
@@ -110,7 +110,7 @@ def drive(port: int, count: int) -> None:
     under_way, started, done = 0, 0, 0
     with client:
         while done < count:
-            while under_way < WINDOW and started < count:
+            while under_way < window and started < count:
                 started += 1
                 under_way += 1
                 client.sendto(register_bytes(started, 1), server)
@@ -138,7 +138,8 @@ def provisioned(folder: Path, users: int) -> Path:
     return data
 
 
-def instructions(count: int, template: Path, work: Path, sockets: bool = False) -> int:
+def instructions(count: int, template: Path, work: Path, sockets: bool = False,
+                 window: int = WINDOW) -> int:
     """Instructions valgrind counts for this script's run of `count` registrations (both of
     the server's threads), on a copy of one provisioned data directory; with `sockets`, of
     the server process a client here registers the users with."""
@@ -159,7 +160,7 @@ def instructions(count: int, template: Path, work: Path, sockets: bool = False) 
                     break
                 time.sleep(0.1)
             else:
-                drive(int(port_file.read_text()), count)
+                drive(int(port_file.read_text()), count, window)
             _, stderr = server.communicate(timeout=600)
         done = subprocess.CompletedProcess(command, server.returncode, "", stderr)
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -176,6 +177,8 @@ def main() -> None:
     parser.add_argument("--run", type=int, help=argparse.SUPPRESS)  # one run under valgrind
     parser.add_argument("--sockets", action="store_true",
                         help="with --callgrind: the server in a process of its own, over UDP")
+    parser.add_argument("--window", type=int, default=WINDOW,
+                        help="with --sockets: registrations under way at once")
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # its port file
     args = parser.parse_args()
@@ -197,9 +200,10 @@ def main() -> None:
         if args.callgrind:
             if shutil.which("valgrind") is None:
                 raise SystemExit("--callgrind needs valgrind: apt-get install valgrind")
-            without = instructions(0, data, Path(folder), args.sockets)
-            with_them = instructions(count, data, Path(folder), args.sockets)
-            where = "the server process, over UDP" if args.sockets else "in process"
+            without = instructions(0, data, Path(folder), args.sockets, args.window)
+            with_them = instructions(count, data, Path(folder), args.sockets, args.window)
+            where = (f"the server process, over UDP, {args.window} under way" if args.sockets
+                     else "in process")
             print(f"{(with_them - without) / count:,.0f} instructions per registration "
                   f"({count} registrations, {users} users, {where})")
             return
