@@ -243,8 +243,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """In-memory patch (tests, small data): same checks as `FilePatcher`, no resume."""
+def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS, *,
+                expected_digest: bytes | None = None) -> bytes:
+    """In-memory patch (small files, tests): same checks as `FilePatcher`, no resume.
+    `expected_digest`: the hash the result must have (a manifest's), besides the sender's."""
     reader = DeltaReader(limits)
     out = bytearray()
     hasher = None
@@ -269,4 +271,6 @@ def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS) -> 
     hasher.update(out)
     if end.size != len(out) or hasher.digest() != end.digest:
         raise IntegrityError("rebuilt data does not match the sender's size and hash")
+    if expected_digest is not None and end.digest != expected_digest:
+        raise IntegrityError("whole-file hash differs from the manifest's")
     return bytes(out)
