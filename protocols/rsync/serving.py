@@ -17,7 +17,7 @@ from typing import Iterator
 from .delta import DeltaEncoder
 from .errors import ExchangeError
 from .exchange import Exchange
-from .hashes import file_hasher
+from .hashes import block_digest, file_hasher
 from .manifest import FileEntry
 from .messages import FileRequest
 from .paths import InsideResolver
@@ -112,22 +112,20 @@ def _literal_records(source, job: Job, on_read: Callable[[int], None]) -> Iterat
     """Nothing to match against: the file as raw literals (the batch compresses them, with the
     files around it as context), still framed as a delta so the receiver has one path."""
     sig, resume = job.signature, job.request.resume_offset
-    hasher = file_hasher(sig.hash_kind)
     header = encode_delta_header(DeltaHeader(sig.hash_kind, sig.block_size, 0, resume))
     if resume == 0 and job.entry.size <= WHOLE_RECORD:
         data = source.read(WHOLE_RECORD + 1)
         if len(data) <= WHOLE_RECORD:  # still small (it may have grown since the check)
-            hasher.update(data)
             on_read(len(data))
             literal = LITERAL.pack(OP_LITERAL, len(data)) if data else b""
-            end = encode_end(len(data), hasher.digest())
+            end = encode_end(len(data), block_digest(sig.hash_kind)(data))
             body_length = len(header) + len(literal) + len(data) + len(end)
             yield b"".join((RECORD.pack(Tag.DELTA, body_length), header, literal, data, end))
             yield encode_delta_end(len(data), 0)
             return
         source.seek(0)
-        hasher = file_hasher(sig.hash_kind)
     yield encode(Tag.DELTA, header)
+    hasher = file_hasher(sig.hash_kind)
     seen = sent = 0
     while True:
         on_read(source.tell())
