@@ -177,12 +177,22 @@ def proc_cpu(pids: list[int]) -> float:
     return total / TICK
 
 
+def user_system(pid: int) -> tuple[float, float]:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 @dataclass
 class Sample:
     wall: float
     cpu: float
     wire: int
     cli: float = 0.0  # sipsync: seconds of the invite command that are not the session
+    # sipsync: user and system seconds of the sending and the receiving daemon. On a file system
+    # that makes creating files dear (ext4 without a journal, right after many deletions), the
+    # receiver's system time swings from run to run; user time is what the code controls.
+    split: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def reaped(pid: int) -> None:
@@ -242,11 +252,15 @@ class SipsyncPair:
     def sync(self) -> Sample:
         command = [sys.executable, "-m", "peer.cli", "--data-dir", str(self.laptop.data_dir),
                    "invite", "bench/phone", "--dataset", "tree", "--direction", "mirror", "--json"]
+        daemons = self.pids[:2]
+        before = [user_system(pid) for pid in daemons]
         result, wall, cpu = timed(command, self.pids, cwd=REPO)
+        after = [user_system(pid) for pid in daemons]
         outcome = json.loads(result.stdout)
         if not outcome.get("ok"):
             raise SystemExit(f"sipsync failed: {outcome}")
-        return Sample(wall, cpu, outcome["bytes"], wall - outcome["seconds"])
+        split = tuple(a[i] - b[i] for a, b in zip(after, before) for i in (0, 1))
+        return Sample(wall, cpu, outcome["bytes"], wall - outcome["seconds"], split)
 
     def close(self) -> None:
         self.deployment.close()
@@ -354,7 +368,9 @@ def wall_cpu(samples: list[Sample] | None) -> str:
     return f"{median(samples, 'wall'):.2f} / {median(samples, 'cpu'):.2f}" if samples else "-"
 
 
-def report(case: str, results: dict[str, list[Sample]], files: int) -> None:
+def report(case: str, results: dict[str, list[Sample]], files: int,
+           split: list[str] | None = None) -> None:
+    """One row of the table; with `split`, a row of the daemons' user and system time too."""
     ours = results["sipsync"]
     rs, rz, st = results.get("rsync"), results.get("rsync -z"), results.get("syncthing")
     wall, cpu, wire = median(ours, "wall"), median(ours, "cpu"), median(ours, "wire")
@@ -373,6 +389,9 @@ def report(case: str, results: dict[str, list[Sample]], files: int) -> None:
     st_bytes = f"{wire / median(st, 'wire'):.2f}" if st and median(st, "wire") else "-"
     row.append(f"{wire / median(rz, 'wire'):.2f} / {st_bytes}")
     print("| " + " | ".join(row) + " |", flush=True)
+    if split is not None:
+        figures = [statistics.median(s.split[i] for s in ours) for i in range(4)]
+        split.append(f"| {case} | " + " | ".join(f"{v:.2f}" for v in figures) + " |")
 
 
 def main() -> None:
@@ -425,10 +444,14 @@ def main() -> None:
               "| wall ratio to rsync (all / session) | wall ratio to Syncthing (all / session) "
               "| bytes ratio to rsync -z / Syncthing |")
         print("|---|---|---|---|---|---|---|---|---|---|")
+        split_rows: list[str] = []
         for case in cases:
             results = run_case(case, trees, tools, args.reps)
             files = count if case != "big" else len(list(trees["big"][1].iterdir()))
-            report(case, results, files)
+            report(case, results, files, split_rows)
+        print("\nsipsync daemons, user / system seconds (medians):\n\n| case | sender user | "
+              "sender system | receiver user | receiver system |\n|---|---|---|---|---|")
+        print("\n".join(split_rows))
         print(f"\nload at the end {os.getloadavg()[0]:.1f}")
     finally:
         closed = set()

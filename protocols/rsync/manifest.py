@@ -189,11 +189,18 @@ class HashCache:
         self._dirty = False
 
 
-def file_digest(path: str | os.PathLike, kind: HashKind = HashKind.XXH3_128) -> bytes:
+def file_digest(path: str | os.PathLike, kind: HashKind = HashKind.XXH3_128, *,
+                room: bytearray | None = None) -> bytes:
+    """`room`: a buffer to read into, reused across the files of a scan (no allocation each)."""
     hasher = file_hasher(kind)
-    with open(path, "rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            hasher.update(chunk)
+    room = room if room is not None else bytearray(READ_CHUNK)
+    view = memoryview(room)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while n := os.readv(fd, (room,)):
+            hasher.update(view[:n])
+    finally:
+        os.close(fd)
     return hasher.digest()
 
 
@@ -221,6 +228,7 @@ def scan(root: str | os.PathLike, cache: HashCache | None = None,
     entries: dict[str, FileEntry] = {}
     skipped: list[Skipped] = []
     pending = [("", root)]
+    room = bytearray(READ_CHUNK)
     while pending:
         prefix, folder = pending.pop()
         try:
@@ -251,7 +259,7 @@ def scan(root: str | os.PathLike, cache: HashCache | None = None,
                 digest = cache.lookup(rel, st)
                 if digest is None:
                     try:
-                        digest = file_digest(item.path, kind)
+                        digest = file_digest(item.path, kind, room=room)
                     except OSError as exc:
                         skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
                         continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import partial
 from .errors import BasisMismatch, IntegrityError, LimitExceeded, ResumeMismatch, RsyncError, TruncatedStream
-from .hashes import HashKind, file_hasher
+from .hashes import HashKind, block_digest, file_hasher
 from .kernel_io import copy_shares_blocks
 from .output import PatchOutput
 from .wire import DEFAULT_LIMITS, CopyOp, DeltaEnd, DeltaHeader, DeltaReader, LiteralOp, Limits
@@ -243,11 +243,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """In-memory patch (tests, small data): same checks as `FilePatcher`, no resume."""
+def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS, *,
+                expected_digest: bytes | None = None) -> bytes:
+    """In-memory patch (small files, tests): same checks as `FilePatcher`, no resume.
+    `expected_digest`: the hash the result must have (a manifest's), besides the sender's."""
     reader = DeltaReader(limits)
     out = bytearray()
-    hasher = None
+    digest_of = None
     end = None
     for event in reader.events(delta):
         if isinstance(event, DeltaHeader):
@@ -255,7 +257,7 @@ def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS) -> 
                 raise BasisMismatch(f"delta made for a {event.basis_size}-byte basis, got {len(basis)}")
             if event.resume_offset:
                 raise ResumeMismatch("in-memory patch cannot resume")
-            hasher = file_hasher(HashKind(event.hash_kind))
+            digest_of = block_digest(HashKind(event.hash_kind))  # one-shot, over the whole result
         elif isinstance(event, CopyOp):
             out += basis[event.offset:event.offset + event.length]
         elif isinstance(event, LiteralOp):
@@ -265,8 +267,9 @@ def apply_delta(basis: bytes, delta: bytes, limits: Limits = DEFAULT_LIMITS) -> 
         if len(out) > limits.max_file_size:
             raise LimitExceeded(f"output above {limits.max_file_size} bytes")
     reader.finish()
-    assert hasher is not None and end is not None
-    hasher.update(out)
-    if end.size != len(out) or hasher.digest() != end.digest:
+    assert digest_of is not None and end is not None
+    if end.size != len(out) or digest_of(out) != end.digest:
         raise IntegrityError("rebuilt data does not match the sender's size and hash")
+    if expected_digest is not None and end.digest != expected_digest:
+        raise IntegrityError("whole-file hash differs from the manifest's")
     return bytes(out)

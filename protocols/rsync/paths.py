@@ -74,7 +74,7 @@ class InsideResolver:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
-        self._root_text = os.fspath(self.root)
+        self._root_text = os.fspath(self.root).rstrip("/") or "/"
         self._dirs: set[str] = set()
         try:
             self._name_max = os.pathconf(self.root, "PC_NAME_MAX")
@@ -88,12 +88,20 @@ class InsideResolver:
     def resolve(self, rel: str, *, any_kind: bool = False) -> tuple[Path, os.stat_result | None]:
         """The local path for `rel` and its lstat (None: absent). Parents must be real folders;
         unless `any_kind`, an existing entry must be a regular file."""
+        path, st = self.resolve_text(rel, any_kind=any_kind)
+        return Path(path), st
+
+    def resolve_text(self, rel: str, *, any_kind: bool = False) -> tuple[str, os.stat_result | None]:
+        """`resolve` with the path as text: thousands of files a sync need no `Path` objects."""
         parts = check_path_text(rel)
         for part in parts:
-            try:
-                size = len(os.fsencode(part))
-            except UnicodeEncodeError:
-                raise UnrepresentableName(f"{part!r} cannot be encoded for this file system") from None
+            if part.isascii():  # one byte a character: no encoding to try
+                size = len(part)
+            else:
+                try:
+                    size = len(os.fsencode(part))
+                except UnicodeEncodeError:
+                    raise UnrepresentableName(f"{part!r} cannot be encoded for this file system") from None
             if size > self._name_max:
                 raise UnrepresentableName(f"{part[:40]!r}... is {size} bytes, "
                                           f"this file system allows {self._name_max}")
@@ -102,30 +110,33 @@ class InsideResolver:
         while known and prefix not in self._dirs:
             known -= 1
             prefix = prefix.rpartition("/")[0]
-        current = os.path.join(self._root_text, prefix) if known else self._root_text
+        current = self._root_text + "/" + prefix if known else self._root_text
         for i in range(known, len(parts) - 1):
-            current = os.path.join(current, parts[i])
+            current = current + "/" + parts[i]
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
-                return self.root / rel, None
+                return self._root_text + "/" + rel, None
             if stat.S_ISLNK(st.st_mode):
                 raise UnsafePath(f"{rel!r} goes through the symlink {current}")
             if not stat.S_ISDIR(st.st_mode):
                 raise UnsafePath(f"{rel!r}: {current} is not a directory")
             self._dirs.add("/".join(parts[:i + 1]))
-        path = os.path.join(current, parts[-1])
+        path = current + "/" + parts[-1]
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return Path(path), None
+            return path, None
         if not any_kind:
             if stat.S_ISLNK(st.st_mode):
                 raise UnsafePath(f"{rel!r} goes through the symlink {path}")
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePath(f"{rel!r} exists and is not a regular file (device, pipe, "
                                  "socket or folder)")
-        return Path(path), st
+        return path, st
 
     def file(self, rel: str) -> Path:
         return self.resolve(rel)[0]
+
+    def file_text(self, rel: str) -> str:
+        return self.resolve_text(rel)[0]

@@ -23,7 +23,6 @@ from typing import Iterator
 
 from .errors import ExchangeError, IntegrityError
 from .exchange import Exchange, Incoming
-from .hashes import HashKind, file_hasher
 from .manifest import EntryKind, Skipped
 from .partial import resume_offset
 from .patch import FilePatcher, apply_delta
@@ -31,7 +30,7 @@ from .paths import InsideResolver
 from .records import Record, Tag, decode_delta_end, encode, encode_request, pieces
 from .hashes import DIGEST_LEN
 from .signature import SignatureBuilder, choose_block_size, strong_len_for
-from .wire import DELTA_HEADER, Limits
+from .wire import Limits
 
 SMALL_FILE = 1 << 20  # rebuilt in memory, no resume state: sending it again costs little
 READ_CHUNK = 1 << 20
@@ -46,7 +45,7 @@ def _no_versions(relative: str) -> None:
     return None
 
 
-def install_bytes(target: Path, data: bytes, mode: int, mtime_ns: int) -> None:
+def install_bytes(target: str | os.PathLike, data: bytes, mode: int, mtime_ns: int) -> None:
     """Write `data` beside `target` and rename it over: the old file or the new one, never half."""
     tmp = os.path.join(os.path.dirname(target), f"{TMP_PREFIX}{os.getpid()}")
     try:
@@ -75,7 +74,7 @@ def install_bytes(target: Path, data: bytes, mode: int, mtime_ns: int) -> None:
 class _Landing:
     """Where one incoming file's delta goes while it arrives (`again`: the second attempt)."""
 
-    def __init__(self, item: Incoming, target: Path, basis: Path, resume: int, *,
+    def __init__(self, item: Incoming, target: str, basis: str, resume: int, *,
                  again: bool = False) -> None:
         self.item, self.target, self.basis, self.again = item, target, basis, again
         self.small = resume == 0 and item.entry.size <= SMALL_FILE and _size(basis) <= 4 * SMALL_FILE
@@ -104,26 +103,27 @@ class _Landing:
     def finish(self, keep_version: KeepVersion, relative: str) -> None:
         entry = self.item.entry
         if self._patcher is not None:
-            if self.target.exists():
+            if os.path.exists(self.target):
                 keep_version(relative)
             self._patcher.finish()
             return
         basis = b""
         if self.item.basis is not None:
             try:
-                basis = self.basis.read_bytes()
+                with open(self.basis, "rb") as source:
+                    basis = source.read()
             except FileNotFoundError:
                 basis = b""
         # The output may not grow past what the manifest announced: a delta of repeated COPY
         # records cannot make a small file big in memory.
         limits = Limits(max_file_size=max(entry.size, len(basis)))
-        data = apply_delta(basis, bytes(self._buf), limits)
+        try:
+            # checked against the sender's hash and the manifest's, hashed once
+            data = apply_delta(basis, bytes(self._buf), limits, expected_digest=entry.digest)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{self.item.path!r}: {exc}") from None
         if len(data) != entry.size:
             raise IntegrityError(f"{self.item.path!r}: rebuilt {len(data)} bytes, the manifest says {entry.size}")
-        hasher = file_hasher(HashKind(DELTA_HEADER.unpack_from(self._buf)[2]))
-        hasher.update(data)
-        if hasher.digest() != entry.digest:
-            raise IntegrityError(f"{self.item.path!r}: whole-file hash differs from the manifest's")
         if os.path.lexists(self.target):
             keep_version(relative)
         install_bytes(self.target, data, entry.mode, entry.mtime_ns)
@@ -133,7 +133,7 @@ class _Landing:
             self._patcher.abort(keep_partial=keep_partial)
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
         return os.stat(path).st_size
     except FileNotFoundError:
@@ -148,7 +148,7 @@ class FileReceiver:
                  paths: InsideResolver | None = None) -> None:
         self._exchange, self._root, self._keep = exchange, root, keep_version
         self._paths = paths or InsideResolver(root)
-        self._made: set[Path] = set()
+        self._made: set[str] = set()  # folders (relative) made here for files
         self._asked: deque[_Landing] = deque()
         self._again: deque[Incoming] = deque()  # failed their whole-file hash: ask once more
         self._told_done = False
@@ -178,13 +178,13 @@ class FileReceiver:
         """REQUEST, SIGNATURE pieces, SIGNATURE_END per incoming file (then see `follow_ups`).
         Each step reads at most one chunk of a basis, so the daemon can step it between frames."""
         for item in self._exchange.incoming:
-            target = self._paths.file(item.target)
+            target = self._paths.file_text(item.target)
             folder = item.target.rpartition("/")[0]
             made = self._exchange.remote.get(folder)  # a folder of the peer's: made already
             if folder and (made is None or made.kind is not EntryKind.DIR) \
-                    and target.parent not in self._made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._made.add(target.parent)
+                    and folder not in self._made:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                self._made.add(folder)
             resume = resume_offset(target, item.entry.digest) if item.entry.size > SMALL_FILE else 0
             yield from self._request(item, target, resume, again=False)
 
@@ -194,14 +194,14 @@ class FileReceiver:
         landed or been skipped, REQUESTS_DONE, once. Call after `requests()` and after feeds."""
         while self._again:
             item = self._again.popleft()
-            yield from self._request(item, self._paths.file(item.target), 0, again=True)
+            yield from self._request(item, self._paths.file_text(item.target), 0, again=True)
         if self.done and not self._told_done:
             self._told_done = True
             yield encode(Tag.REQUESTS_DONE)
 
-    def _request(self, item: Incoming, target: Path, resume: int, *, again: bool) -> Iterator[bytes]:
+    def _request(self, item: Incoming, target: str, resume: int, *, again: bool) -> Iterator[bytes]:
         # No basis: the target itself (absent, or the patcher would refuse it as a basis).
-        basis = self._paths.file(item.basis) if item.basis else target
+        basis = self._paths.file_text(item.basis) if item.basis else target
         yield encode_request(item.path, resume)
         try:
             source = open(basis, "rb") if item.basis is not None else None

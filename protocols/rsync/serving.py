@@ -17,16 +17,19 @@ from typing import Iterator
 from .delta import DeltaEncoder
 from .errors import ExchangeError
 from .exchange import Exchange
-from .hashes import file_hasher
+from .hashes import block_digest, file_hasher
 from .manifest import FileEntry
 from .messages import FileRequest
 from .paths import InsideResolver
-from .records import PIECE, Record, Tag, decode_request, encode, encode_delta_end, pieces
+from .records import PIECE, RECORD, Record, Tag, decode_request, encode, encode_delta_end, pieces
 from .signature import Signature
-from .wire import DeltaHeader, SignatureReader, encode_delta_header, encode_end, encode_literal
+from .wire import LITERAL, OP_LITERAL, DeltaHeader, SignatureReader, encode_delta_header, encode_end, encode_literal
 
 READ_CHUNK = 1 << 20
 SMALL_LITERALS = 1 << 20
+# A new file up to this size goes as one DELTA record (header, its bytes, end): most files of a
+# source tree, each with one read and a few objects instead of a record per part.
+WHOLE_RECORD = PIECE - 64
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Job:
     request: FileRequest
     entry: FileEntry  # this side's, as scanned: what the file must still be
     signature: Signature
-    path: Path  # where it is, checked by the receiving-side rules too
+    path: str  # where it is, checked by the receiving-side rules too
 
 
 class FileServer:
@@ -67,7 +70,7 @@ class FileServer:
             request, entry, reader = self._open
             self._open = None
             self.jobs.append(Job(request, entry, Signature.from_records(*reader.finish()),
-                                 self.paths.file(self._exchange.source_of(request.path))))
+                                 self.paths.file_text(self._exchange.source_of(request.path))))
         elif record.tag is Tag.REQUESTS_DONE and self._open is None:
             self.requests_done = True
         else:
@@ -109,8 +112,20 @@ def _literal_records(source, job: Job, on_read: Callable[[int], None]) -> Iterat
     """Nothing to match against: the file as raw literals (the batch compresses them, with the
     files around it as context), still framed as a delta so the receiver has one path."""
     sig, resume = job.signature, job.request.resume_offset
+    header = encode_delta_header(DeltaHeader(sig.hash_kind, sig.block_size, 0, resume))
+    if resume == 0 and job.entry.size <= WHOLE_RECORD:
+        data = source.read(WHOLE_RECORD + 1)
+        if len(data) <= WHOLE_RECORD:  # still small (it may have grown since the check)
+            on_read(len(data))
+            literal = LITERAL.pack(OP_LITERAL, len(data)) if data else b""
+            end = encode_end(len(data), block_digest(sig.hash_kind)(data))
+            body_length = len(header) + len(literal) + len(data) + len(end)
+            yield b"".join((RECORD.pack(Tag.DELTA, body_length), header, literal, data, end))
+            yield encode_delta_end(len(data), 0)
+            return
+        source.seek(0)
+    yield encode(Tag.DELTA, header)
     hasher = file_hasher(sig.hash_kind)
-    yield encode(Tag.DELTA, encode_delta_header(DeltaHeader(sig.hash_kind, sig.block_size, 0, resume)))
     seen = sent = 0
     while True:
         on_read(source.tell())

@@ -6,6 +6,7 @@ Readers are sans-I/O (bytes in, typed records out) and check every length and of
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ END = struct.Struct(f"<BQ{DIGEST_LEN}s")
 MIN_STRONG_LEN = 2
 
 
+@functools.cache  # a dtype costs more to make than a small file's whole signature
 def sig_record(strong_len: int) -> np.dtype:
     """One block of a signature on the wire: the weak sum, then the strong hash's first bytes."""
     return np.dtype([("weak", "<u4"), ("strong", f"V{strong_len}")])

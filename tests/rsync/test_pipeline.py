@@ -323,3 +323,23 @@ def test_the_losing_side_of_a_conflict_sends_its_version_even_after_the_winners_
     assert exchange_files(receiver, server)
     (copy,) = [item.target for item in winning.incoming]
     assert (phone / copy).read_bytes() == b"laptop edit"
+
+
+@pytest.mark.parametrize("size", [0, 1, 200_000, 300_000])
+def test_a_new_file_up_to_256_kib_is_answered_with_one_delta_record_and_lands_whole(tmp_path, size):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = random.Random(size).randbytes(size)
+    write_tree(src, {"f.bin": data})
+    dst.mkdir()
+    sending = prepare(scan(src), scan(dst), Direction.PUSH, None, local_name="a", remote_name="b")
+    receiving = prepare(scan(dst), scan(src), Direction.PULL, None, local_name="b", remote_name="a")
+    server, receiver = FileServer(sending, src), FileReceiver(receiving, dst)
+    for record in batched(list(receiver.requests()) + list(receiver.follow_ups())):
+        server.feed(record)
+    answers = batched(list(delta_records(server.jobs.popleft())))
+    tags = [record.tag for record in answers]
+    whole = size <= 256 * 1024 - 64
+    assert (tags.count(Tag.DELTA) == 1) is whole and tags[-1] is Tag.DELTA_END
+    for record in answers:
+        receiver.feed(record)
+    assert receiver.done and (dst / "f.bin").read_bytes() == data
