@@ -70,10 +70,7 @@ class SipDriver:
         self.core = core
         self.shortcut = shortcut
         self.layer = TransactionLayer()
-        self.transport = SipTransport(self._received, self._received_all)
-        # While the transport hands over what it read in one go: the timer is set once, after
-        # the last of it, not after each message.
-        self._batching = False
+        self.transport = SipTransport(self._received)
         # Shared with the owner when given, so its metrics show these beside its own counts.
         self.counters = counters if counters is not None else {}
         for name in COUNTERS:
@@ -130,20 +127,14 @@ class SipDriver:
                 self.transport.send(effect.data, effect.destination)
             elif isinstance(effect, ClientTimeout):
                 self.carry_out(self.core.client_timeout(effect, now), now)
-        if not self._batching:
-            self._schedule()
+        self._schedule()
 
     # -- receiving -------------------------------------------------------------------------------
 
     def _received(self, data: bytes, source: Endpoint) -> None:
-        self._batching = True
         if self.dispatch is not None and self.dispatch(data, source):
             return
         self.handle(data, source)
-
-    def _received_all(self) -> None:
-        self._batching = False
-        self._schedule()
 
     def handle(self, data: bytes, source: Endpoint) -> None:
         """A message from `source`, to be handled here (the socket's or another worker's)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections import deque
 from collections.abc import Callable
 
 from .endpoint import Endpoint
@@ -27,36 +26,14 @@ Carrier = Callable[[bytes, Endpoint], bool]
 
 # Sources whose Endpoint is kept for their next datagram; past this many, the table starts over.
 SOURCES_REMEMBERED = 4096
-# Datagrams read in one readiness event before the loop gets its turn (timers, TCP, the admin
-# API): enough to make the event's own cost small, few enough to keep the others' latency low.
-DATAGRAMS_PER_WAKEUP = 64
-# Answers kept while the socket's send buffer is full; past this many, new ones are dropped,
-# as the network would drop them, and the senders retransmit.
-BACKLOG_LIMIT = 10_000
-# The largest UDP payload.
-MAX_DATAGRAM = 65535
 
 
-class _Datagrams:
-    """The UDP socket. Each readiness event reads datagrams until the socket is empty (or a
-    bound), where an asyncio datagram transport reads one per event; answers go out with
-    `sendto` at once, kept in order for the writer only when the send buffer is full."""
-
-    def __init__(self, receive: Receiver, drained: Callable[[], None] | None = None) -> None:
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, receive: Receiver) -> None:
         self._receive = receive
-        # Called once after the datagrams of a readiness event, when there were any.
-        self._drained = drained
         # One Endpoint per source address, not one per datagram: a device, or a balancer in
         # front of many, sends from the same address again and again.
         self._sources: dict[tuple, Endpoint] = {}
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._backlog: deque[tuple[bytes, tuple]] = deque()
-
-    def attach(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-        sock.setblocking(False)
-        self._sock, self._loop = sock, loop
-        loop.add_reader(sock.fileno(), self._readable)
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         source = self._sources.get(addr)
@@ -66,68 +43,9 @@ class _Datagrams:
             source = self._sources[addr] = Endpoint("udp", addr[0], addr[1])
         self._receive(data, source)
 
-    def _readable(self) -> None:
-        assert self._sock is not None
-        recvfrom = self._sock.recvfrom
-        received = False
-        try:
-            for _ in range(DATAGRAMS_PER_WAKEUP):
-                try:
-                    data, addr = recvfrom(MAX_DATAGRAM)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:
-                    # ICMP errors for a gone device are routine on UDP.
-                    log.debug("UDP error: %s", exc)
-                    continue
-                received = True
-                self.datagram_received(data, addr)
-        finally:
-            if received and self._drained is not None:
-                self._drained()
-
-    def sendto(self, data: bytes, addr: tuple) -> None:
-        if self._sock is None:
-            return
-        if self._backlog:  # behind what waits, to keep the order
-            self._keep(data, addr)
-            return
-        try:
-            self._sock.sendto(data, addr)
-        except (BlockingIOError, InterruptedError):
-            assert self._loop is not None
-            self._loop.add_writer(self._sock.fileno(), self._writable)
-            self._keep(data, addr)
-        except OSError as exc:
-            log.debug("UDP error sending to %s: %s", addr, exc)
-
-    def _keep(self, data: bytes, addr: tuple) -> None:
-        if len(self._backlog) < BACKLOG_LIMIT:
-            self._backlog.append((data, addr))
-
-    def _writable(self) -> None:
-        assert self._sock is not None and self._loop is not None
-        while self._backlog:
-            data, addr = self._backlog[0]
-            try:
-                self._sock.sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.debug("UDP error sending to %s: %s", addr, exc)
-            self._backlog.popleft()
-        self._loop.remove_writer(self._sock.fileno())
-
-    def close(self) -> None:
-        if self._sock is None:
-            return
-        assert self._loop is not None
-        self._loop.remove_reader(self._sock.fileno())
-        if self._backlog:
-            self._loop.remove_writer(self._sock.fileno())
-            self._backlog.clear()
-        self._sock.close()
-        self._sock = None
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors for a gone device are routine on UDP.
+        log.debug("UDP error: %s", exc)
 
 
 class _Stream(asyncio.Protocol):
@@ -153,14 +71,8 @@ class _Stream(asyncio.Protocol):
             log.warning("closing TCP connection from %s: %s", self.peer, exc)
             self.close()
             return
-        if not messages:
-            return
-        try:
-            for message in messages:
-                self._owner._receive(message, self.peer)
-        finally:
-            if self._owner._drained is not None:
-                self._owner._drained()
+        for message in messages:
+            self._owner._receive(message, self.peer)
 
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -178,12 +90,9 @@ class _Stream(asyncio.Protocol):
 class SipTransport:
     """The UDP socket and TCP listener of one host:port."""
 
-    def __init__(self, receive: Receiver, drained: Callable[[], None] | None = None) -> None:
+    def __init__(self, receive: Receiver) -> None:
         self._receive = receive
-        # Called after the datagrams read in one go, so that what the receiver does once per
-        # batch (setting its timer) is done once.
-        self._drained = drained
-        self._udp: _Datagrams | None = None
+        self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._streams: dict[Endpoint, _Stream] = {}
         self._connecting: dict[Endpoint, list[bytes]] = {}
@@ -196,8 +105,9 @@ class SipTransport:
         `bind_shared`."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Stream(self), sock=tcp_sock)
-        self._udp = _Datagrams(self._receive, self._drained)
-        self._udp.attach(udp_sock, loop)
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._receive), sock=udp_sock
+        )
         self.host, self.port = udp_sock.getsockname()[:2]
 
     def holds(self, destination: Endpoint) -> bool:
@@ -233,8 +143,9 @@ class SipTransport:
             break
         else:
             raise OSError(f"no port free for both UDP and TCP on {host}")
-        self._udp = _Datagrams(self._receive, self._drained)
-        self._udp.attach(udp_sock, loop)
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._receive), sock=udp_sock
+        )
         self.host, self.port = host, chosen
 
     def send(self, data: bytes, destination: Endpoint) -> None:

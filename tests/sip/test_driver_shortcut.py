@@ -53,23 +53,3 @@ def test_a_shortcut_that_fails_leaves_the_message_to_the_general_path():
     driver, core, sent = driver_with(failing)
     driver._received(OPTIONS, SOURCE)
     assert sent == [b"general"] and core.requests == ["OPTIONS"]
-
-
-class TimedCore(Core):
-    """A core with a timer due in an hour."""
-
-    def next_deadline(self):
-        return 4_000_000_000.0
-
-
-def test_the_timer_is_set_once_after_the_messages_read_together(monkeypatch):
-    driver = SipDriver(TimedCore(), shortcut=lambda data, source, now: [])  # type: ignore[arg-type]
-    scheduled: list[bool] = []
-    monkeypatch.setattr(driver, "_schedule", lambda: scheduled.append(True))
-    for _ in range(3):
-        driver._received(OPTIONS, SOURCE)
-    assert scheduled == []
-    driver._received_all()
-    assert scheduled == [True]
-    driver.carry_out([], 0.0)  # outside a batch (a timer, a request sent): at once again
-    assert scheduled == [True, True]
