@@ -47,13 +47,19 @@ async def test_a_device_behind_the_balancer_sees_its_users_other_device_come_and
         await until(laptop, lambda: not laptop.presence.online("alice/phone"), "the phone gone")
 
 
-async def test_a_device_sees_a_shared_device_registered_on_the_other_server(cluster, tmp_path,
-                                                                          postgres_url):
-    """On one shared store the watcher's server hears of the binding over LISTEN/NOTIFY."""
+@pytest.mark.parametrize("workers_on", [None, 0, 1],
+                         ids=["one-process-each", "watcher-on-workers", "owner-on-workers"])
+async def test_a_device_sees_a_shared_device_registered_on_the_other_server(
+        cluster, tmp_path, postgres_url, workers_on):
+    """On one shared store the watcher's server hears of the binding over LISTEN/NOTIFY; a
+    server of two workers hears and tells through its supervisor (cluster_bridge)."""
     users = numbered_users(20)
+    options = [(), ()]
+    if workers_on is not None:
+        options[workers_on] = ("--workers", "2")
     servers = cluster(users, shares=tuple((name, "tablet", other) for name, _ in users
                                           for other, _ in users if other != name),
-                      store_url=postgres_url)
+                      store_url=postgres_url, options_each=tuple(options))
     watcher, owner = await asyncio.to_thread(users_on_two_servers, servers, tmp_path, users)
     passwords = dict(users)
     laptop = device(servers, tmp_path, "laptop", user=watcher, password=passwords[watcher])
@@ -62,6 +68,11 @@ async def test_a_device_sees_a_shared_device_registered_on_the_other_server(clus
         async with device(servers, tmp_path, "tablet", user=owner, password=passwords[owner]):
             await until(laptop, lambda: laptop.presence.online(f"{owner}/tablet"),
                         "the shared tablet online", timeout=10)
+        await until(laptop, lambda: not laptop.presence.online(f"{owner}/tablet"),
+                    "the shared tablet gone", timeout=10)
+    # The store names the server, never a worker.
+    rows = await asyncio.to_thread(query, postgres_url, "SELECT node FROM bindings")
+    assert {row["node"] for row in rows} <= {server.data_dir.name for server in servers.servers}
 
 
 async def stop_the_watchers_server(servers, tmp_path, postgres_url, stop) -> None:

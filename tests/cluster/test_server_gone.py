@@ -112,6 +112,46 @@ def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_
         _stop(callee)
 
 
+@pytest.mark.parametrize("options_each", [((), ("--workers", "2")), (("--workers", "2"), ())],
+                         ids=["workers-second", "workers-first"])
+def test_a_killed_server_beside_a_server_of_workers_is_taken_for_gone(
+        cluster, tmp_path, postgres_url, options_each):
+    """One server runs two workers (its supervisor speaks for it in the cluster); whichever of
+    the two holds the call and is killed, the other shows its session, then ends it in the
+    store and stops showing it, and its own row beats on."""
+    servers = cluster([("carol", "carol-pw")], store_url=postgres_url,
+                      options_each=options_each)
+    uas_port = free_port()
+    register_device(servers.port, tmp_path, "carol", "carol-pw", "phone", uas_port)
+    callee = start_callee(servers.port, tmp_path, uas_port)
+    caller = call(servers.port, tmp_path, ("carol", "carol-pw"), "carol", "phone", hold=60,
+                  background=True)
+    try:
+        session = wait_until(
+            lambda: [r for r in query(postgres_url, SESSIONS) if r["state"] == "established"],
+            what="the call established in the store")[0]
+        by_name = {server.data_dir.name: server for server in servers.servers}
+        home = by_name[session["node"]]
+        other = next(server for server in servers.servers if server is not home)
+        wait_until(lambda: [s for s in other.api("/api/sessions")
+                            if s["call_id"] == session["call_id"]],
+                   what="the session in the other server's admin API")
+        home.kill()
+        ended = wait_until(
+            lambda: [r for r in query(postgres_url, SESSIONS) if r["state"] == "failed"],
+            what="the killed server's session ended in the store", timeout=20)[0]
+        assert ended["reason"] == f"server {home.data_dir.name} stopped"
+        wait_until(lambda: other.api("/api/sessions") == [], timeout=5,
+                   what="the session gone from the other server's admin API")
+        rows = {r["node"]: r for r in query(postgres_url, "SELECT * FROM servers")}
+        assert rows[other.data_dir.name]["gone_at"] is None
+    finally:
+        for process in (caller, callee):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def test_a_server_cut_off_from_the_store_is_taken_for_gone_and_back_loses_nothing(
         cluster, tmp_path, postgres_url):
     """Its store connections cut while it keeps serving SIP: the other server ends its session
