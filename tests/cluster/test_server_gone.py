@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -42,9 +43,10 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_the_reason(
-        cluster, tmp_path, postgres_url):
-    servers = cluster([("carol", "carol-pw")], store_url=postgres_url)
+@contextmanager
+def held_call(servers, tmp_path, postgres_url):
+    """carol's phone answering a call that lasts a minute, established in the store: yields
+    its row, the server holding it and the other, both of which show it."""
     uas_port = free_port()
     register_device(servers.port, tmp_path, "carol", "carol-pw", "phone", uas_port)
     callee = start_callee(servers.port, tmp_path, uas_port)
@@ -57,10 +59,21 @@ def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_
         by_name = {server.data_dir.name: server for server in servers.servers}
         home = by_name[session["node"]]
         other = next(server for server in servers.servers if server is not home)
-        call_id = session["call_id"]
         # The other server shows the session it heard of over the feed.
-        wait_until(lambda: [s for s in other.api("/api/sessions") if s["call_id"] == call_id],
+        wait_until(lambda: [s for s in other.api("/api/sessions")
+                            if s["call_id"] == session["call_id"]],
                    what="the session in the other server's admin API")
+        yield session, home, other
+    finally:
+        _stop(caller)
+        _stop(callee)
+
+
+def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_the_reason(
+        cluster, tmp_path, postgres_url):
+    servers = cluster([("carol", "carol-pw")], store_url=postgres_url)
+    with held_call(servers, tmp_path, postgres_url) as (session, home, other):
+        call_id = session["call_id"]
         assert other.api("/api/status")["counts"]["active_sessions"] == 1  # counted there too
         before = {r["node"]: r for r in query(postgres_url, "SELECT * FROM servers")}
         assert before[home.data_dir.name]["gone_at"] is None
@@ -107,9 +120,6 @@ def test_a_killed_servers_session_is_ended_in_the_store_and_the_others_api_with_
         assert rows[0]["incarnation"] != before[home.data_dir.name]["incarnation"]
         assert query(postgres_url, SESSIONS) == [ended]
         assert "closed 1 session(s) left open" not in home.logs()
-    finally:
-        _stop(caller)
-        _stop(callee)
 
 
 @pytest.mark.parametrize("options_each", [((), ("--workers", "2")), (("--workers", "2"), ())],
@@ -121,21 +131,7 @@ def test_a_killed_server_beside_a_server_of_workers_is_taken_for_gone(
     store and stops showing it, and its own row beats on."""
     servers = cluster([("carol", "carol-pw")], store_url=postgres_url,
                       options_each=options_each)
-    uas_port = free_port()
-    register_device(servers.port, tmp_path, "carol", "carol-pw", "phone", uas_port)
-    callee = start_callee(servers.port, tmp_path, uas_port)
-    caller = call(servers.port, tmp_path, ("carol", "carol-pw"), "carol", "phone", hold=60,
-                  background=True)
-    try:
-        session = wait_until(
-            lambda: [r for r in query(postgres_url, SESSIONS) if r["state"] == "established"],
-            what="the call established in the store")[0]
-        by_name = {server.data_dir.name: server for server in servers.servers}
-        home = by_name[session["node"]]
-        other = next(server for server in servers.servers if server is not home)
-        wait_until(lambda: [s for s in other.api("/api/sessions")
-                            if s["call_id"] == session["call_id"]],
-                   what="the session in the other server's admin API")
+    with held_call(servers, tmp_path, postgres_url) as (session, home, other):
         home.kill()
         ended = wait_until(
             lambda: [r for r in query(postgres_url, SESSIONS) if r["state"] == "failed"],
@@ -145,11 +141,6 @@ def test_a_killed_server_beside_a_server_of_workers_is_taken_for_gone(
                    what="the session gone from the other server's admin API")
         rows = {r["node"]: r for r in query(postgres_url, "SELECT * FROM servers")}
         assert rows[other.data_dir.name]["gone_at"] is None
-    finally:
-        for process in (caller, callee):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 def test_a_server_cut_off_from_the_store_is_taken_for_gone_and_back_loses_nothing(
