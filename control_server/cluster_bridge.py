@@ -21,12 +21,11 @@ from .cluster_feed import (AuthFailed, AuthSucceeded, Arrivals, BanStarted, Bind
 from .heartbeat import Heartbeat
 from .liveness import HeartbeatPolicy
 from .pg_feed import PostgresFeed
+from .server_link import DRAIN_SECONDS
 from .store import open_database
 from .store.membership import GoneServersWork
 
 log = logging.getLogger("sipsync.cluster_bridge")
-
-DRAIN_SECONDS = 5.0  # at a stop, for the feed to send what waits (PostgreSQL may be away)
 
 # What the other servers need of a worker's events: the state they share. A worker's counters
 # and an admin's reload stay inside (each server hears the store's own notice of the latter).
