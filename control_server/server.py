@@ -118,6 +118,7 @@ class ControlServer:
         # Every active session to be written again (this server was taken for gone).
         self._write_sessions_again = False
         self.draining = False  # a server of a cluster stopping: new requests go elsewhere
+        self._handed_over = asyncio.Event()  # set once every watcher told to go has answered
         self.counters = {"received": 0, "bytes_received": 0, "malformed": 0, "auth_failures": 0,
                          "registrations": 0, "throttle_delayed": 0, "throttle_dropped": 0,
                          # What reaching the store costs: binding rows handed to it, and the
@@ -247,9 +248,16 @@ class ControlServer:
             return
         now = time.time()
         self.driver.carry_out(self.notifier.hand_over(now), now)
-        deadline = now + HAND_OVER_SECONDS
-        while self.notifier.handing_over and time.time() < deadline:
-            await asyncio.sleep(0.02)
+        self._note_hand_over()
+        try:
+            await asyncio.wait_for(self._handed_over.wait(), HAND_OVER_SECONDS)
+        except TimeoutError:
+            log.info("%d watcher(s) did not answer the hand-over within %.0f s",
+                     len(self.notifier.handing_over), HAND_OVER_SECONDS)
+
+    def _note_hand_over(self) -> None:
+        if self.draining and self.notifier is not None and not self.notifier.handing_over:
+            self._handed_over.set()
 
     # -- what the SIP driver hands us ------------------------------------------------------------
 
@@ -399,7 +407,9 @@ class ControlServer:
                           now: float) -> list[Effect]:
         assert self.proxy is not None and self.notifier is not None
         if self.notifier.owns(transaction):
-            return self.notifier.answered(transaction, response, now)
+            effects = self.notifier.answered(transaction, response, now)
+            self._note_hand_over()
+            return effects
         return self.proxy.response(transaction, response, now)
 
     def stray_response(self, response: SipResponse, now: float) -> list[Effect]:
@@ -408,7 +418,9 @@ class ControlServer:
 
     def client_timeout(self, timeout: ClientTimeout, now: float) -> list[Effect]:
         if self.notifier is not None and self.notifier.owns(timeout.transaction):
-            return self.notifier.timed_out(timeout.transaction, now)
+            effects = self.notifier.timed_out(timeout.transaction, now)
+            self._note_hand_over()
+            return effects
         return self.proxy.timeout(timeout, now) if self.proxy is not None else []
 
     def next_deadline(self) -> float | None:
