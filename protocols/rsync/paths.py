@@ -85,14 +85,10 @@ class InsideResolver:
         """`rel` is a real directory this side just made or checked."""
         self._dirs.add(rel)
 
-    def resolve(self, rel: str, *, any_kind: bool = False) -> tuple[Path, os.stat_result | None]:
-        """The local path for `rel` and its lstat (None: absent). Parents must be real folders;
-        unless `any_kind`, an existing entry must be a regular file."""
-        path, st = self.resolve_text(rel, any_kind=any_kind)
-        return Path(path), st
-
-    def resolve_text(self, rel: str, *, any_kind: bool = False) -> tuple[str, os.stat_result | None]:
-        """`resolve` with the path as text: thousands of files a sync need no `Path` objects."""
+    def resolve(self, rel: str, *, any_kind: bool = False) -> tuple[str, os.stat_result | None]:
+        """The local path for `rel`, as text (thousands of files a sync need no `Path` objects),
+        and its lstat (None: absent). Parents must be real folders; unless `any_kind`, an
+        existing entry must be a regular file."""
         parts = check_path_text(rel)
         for part in parts:
             if part.isascii():  # one byte a character: no encoding to try
@@ -135,8 +131,5 @@ class InsideResolver:
                                  "socket or folder)")
         return path, st
 
-    def file(self, rel: str) -> Path:
+    def file(self, rel: str) -> str:
         return self.resolve(rel)[0]
-
-    def file_text(self, rel: str) -> str:
-        return self.resolve_text(rel)[0]

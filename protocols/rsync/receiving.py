@@ -178,7 +178,7 @@ class FileReceiver:
         """REQUEST, SIGNATURE pieces, SIGNATURE_END per incoming file (then see `follow_ups`).
         Each step reads at most one chunk of a basis, so the daemon can step it between frames."""
         for item in self._exchange.incoming:
-            target = self._paths.file_text(item.target)
+            target = self._paths.file(item.target)
             folder = item.target.rpartition("/")[0]
             made = self._exchange.remote.get(folder)  # a folder of the peer's: made already
             if folder and (made is None or made.kind is not EntryKind.DIR) \
@@ -194,14 +194,14 @@ class FileReceiver:
         landed or been skipped, REQUESTS_DONE, once. Call after `requests()` and after feeds."""
         while self._again:
             item = self._again.popleft()
-            yield from self._request(item, self._paths.file_text(item.target), 0, again=True)
+            yield from self._request(item, self._paths.file(item.target), 0, again=True)
         if self.done and not self._told_done:
             self._told_done = True
             yield encode(Tag.REQUESTS_DONE)
 
     def _request(self, item: Incoming, target: str, resume: int, *, again: bool) -> Iterator[bytes]:
         # No basis: the target itself (absent, or the patcher would refuse it as a basis).
-        basis = self._paths.file_text(item.basis) if item.basis else target
+        basis = self._paths.file(item.basis) if item.basis else target
         yield encode_request(item.path, resume)
         try:
             source = open(basis, "rb") if item.basis is not None else None

@@ -70,7 +70,7 @@ class FileServer:
             request, entry, reader = self._open
             self._open = None
             self.jobs.append(Job(request, entry, Signature.from_records(*reader.finish()),
-                                 self.paths.file_text(self._exchange.source_of(request.path))))
+                                 self.paths.file(self._exchange.source_of(request.path))))
         elif record.tag is Tag.REQUESTS_DONE and self._open is None:
             self.requests_done = True
         else:

@@ -36,7 +36,8 @@ class TreeChanges:
         self.applied = 0  # links and metadata-only changes
 
     def _resolve(self, rel: str) -> tuple[Path, os.stat_result | None]:
-        return self._paths.resolve(rel, any_kind=True)
+        path, st = self._paths.resolve(rel, any_kind=True)
+        return Path(path), st
 
     # -- before ----------------------------------------------------------------------------------
 
