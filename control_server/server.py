@@ -72,7 +72,6 @@ class ControlServer:
         # one PostgreSQL store, or None: the whole server.
         self.cluster = cluster
         self.worker = cluster.membership.node if cluster is not None else ""
-        # One connection for both parts, so that our own commits leave its data_version alone.
         self.database = database = open_database(config.data_dir, config.store)
         self.node = config.node()
         self.directory_store = DirectoryStore(database)
@@ -628,7 +627,6 @@ class ControlServer:
             self._bound, self._unbound, self._ended_seen, self._new_devices = {}, set(), {}, []
             if not pending:
                 return
-            # Our own commits leave our connection's data_version alone: only an admin's move it.
             try:
                 await asyncio.get_running_loop().run_in_executor(
                     self._writer, self._write, pending)

@@ -1,8 +1,8 @@
 """"The directory changed": how a server learns that an admin, through any connection or any
 server of a cluster, changed users, devices or shares, so that it reloads them.
 
-On SQLite the database's data version moves with every other connection's commit, and the server
-looks at it each second. On PostgreSQL each directory change NOTIFYs a channel in its own
+On SQLite each directory change moves a version in the `meta` table in its own transaction, and
+the server reads it each second. On PostgreSQL each directory change NOTIFYs a channel in its own
 transaction, and every server LISTENs on a connection of its own; the server's own write-behind
 (bindings, last-seen times, devices a first REGISTER made) notifies nobody, so that thousands of
 registrations do not make every server reload the directory."""
@@ -30,18 +30,22 @@ class DirectoryChanges(Protocol):
     async def close(self) -> None: ...
 
 
-class DataVersionChanges:
-    """SQLite: the data version of the server's own connection, read on its writer thread
-    (our own commits leave it alone, only other connections' move it)."""
+class DirectoryVersionChanges:
+    """SQLite: the directory's version, read on the server's writer thread. Not SQLite's data
+    version: that moves with every other connection's commit, and the workers of one server
+    write their bindings each on its own connection, so under traffic every worker would
+    reload the whole directory each second."""
+
+    _UNREAD = object()  # unlike any version, None (no change made yet) included
 
     def __init__(self, database, executor: Executor) -> None:
         self._database = database
         self._executor = executor
-        self._version: int | None = None
+        self._version: object = self._UNREAD
 
-    async def _read(self) -> int:
+    async def _read(self) -> str | None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._database.data_version)
+        return await loop.run_in_executor(self._executor, self._database.directory_version)
 
     async def start(self) -> None:
         self._version = await self._read()
@@ -54,7 +58,7 @@ class DataVersionChanges:
         return True
 
     def again(self) -> None:
-        self._version = None
+        self._version = self._UNREAD
 
     async def close(self) -> None:
         pass

@@ -53,7 +53,11 @@ class Database:
         return str(self.data_dir)
 
     def announce_directory_change(self) -> None:
-        """Nothing to do: another connection's commit moves the data version by itself."""
+        """Inside the transaction of a change: the directory's version moves with its commit.
+        (SQLite's data version would move too, but with every other connection's commit, the
+        write-behind of the other workers of a server included.)"""
+        self.db.execute("INSERT INTO meta (key, value) VALUES ('directory_version', '1') "
+                        "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     def announce(self, channel: str, payload: str) -> None:
         """Nothing to do: no server listens on a file of one server's own."""
@@ -64,18 +68,19 @@ class Database:
         return nonce_secret(self.data_dir)
 
     def directory_changes(self, executor: Executor):
-        """What the server awaits to learn of an admin's change: the data version of this
-        connection, read on `executor`, the thread that uses it."""
-        from .changes import DataVersionChanges
+        """What the server awaits to learn of an admin's change: the directory's version, read
+        on `executor`, the thread that uses this connection."""
+        from .changes import DirectoryVersionChanges
 
-        return DataVersionChanges(self, executor)
+        return DirectoryVersionChanges(self, executor)
 
     def close(self) -> None:
         self.db.close()
 
-    def data_version(self) -> int:
-        """Changes when another connection (an admin) commits."""
-        return self.db.execute("PRAGMA data_version").fetchone()[0]
+    def directory_version(self) -> str | None:
+        """Moves with every change an admin commits to users, devices or shares."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'directory_version'").fetchone()
+        return None if row is None else row[0]
 
 
 class StorePart:
@@ -92,9 +97,9 @@ class StorePart:
 
         return cls(open_database(data_dir, store))
 
-    def data_version(self) -> int:
-        """Changes when another connection (an admin) commits."""
-        return self.database.data_version()
+    def directory_version(self) -> str | None:
+        """Moves with every change an admin commits to users, devices or shares."""
+        return self.database.directory_version()
 
     def close(self) -> None:
         """Closes the connection under this part (and so under every part sharing it)."""

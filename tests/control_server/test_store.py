@@ -61,27 +61,32 @@ def test_an_old_database_gains_the_disabled_column_and_keeps_its_devices(tmp_pat
     DirectoryStore.open(tmp_path).close()
 
 
-def test_the_servers_own_writes_leave_its_data_version_and_an_admins_change_moves_it(tmp_path):
+def test_write_behind_on_any_connection_leaves_the_directory_version_and_an_admins_change_moves_it(tmp_path):
     from control_server.location import Binding
     from control_server.store import Database, StateStore
     from protocols.sip.endpoint import Endpoint
 
     database = Database(tmp_path)
     directory, state = DirectoryStore(database), StateStore(database)
+    other_worker = StateStore.open(tmp_path)
     try:
         directory.add_user("bob", "pw")
-        before = state.data_version()
-        phone = Binding(user="bob", device="phone", contact="sip:bob@127.0.0.1:5070",
-                        source=Endpoint("udp", "127.0.0.1", 5070), user_agent="ua",
-                        registered_at=1.0, last_seen=1.0, expires_at=61.0, call_id="c", cseq=1)
-        state.write_batch([phone], [], [], [("bob", "phone", 1.0)])
-        assert state.data_version() == before
-        assert [b.key for b in state.bindings(2.0)] == [("bob", "phone")]
+        before = state.directory_version()
+        assert before is not None
+        for store, device in ((state, "phone"), (other_worker, "laptop")):
+            binding = Binding(user="bob", device=device, contact="sip:bob@127.0.0.1:5070",
+                              source=Endpoint("udp", "127.0.0.1", 5070), user_agent="ua",
+                              registered_at=1.0, last_seen=1.0, expires_at=61.0, call_id=device,
+                              cseq=1)
+            store.write_batch([binding], [], [], [("bob", device, 1.0)])
+        assert state.directory_version() == before
+        assert {b.key for b in state.bindings(2.0)} == {("bob", "phone"), ("bob", "laptop")}
         admin = DirectoryStore.open(tmp_path)
         admin.set_device_disabled("bob", "phone", True)
         admin.close()
-        assert state.data_version() != before
+        assert state.directory_version() != before
     finally:
+        other_worker.close()
         database.close()
 
 
