@@ -18,11 +18,8 @@ from collections.abc import Callable
 from .cluster_feed import (AuthFailed, AuthSucceeded, Arrivals, BanStarted, BindingDown,
                            BindingUp, NodeGone, ServerRejoined, SessionUpdate,
                            SharedEvent, SubscriptionsOrphaned)
-from .heartbeat import Heartbeat
 from .liveness import HeartbeatPolicy
-from .pg_feed import PostgresFeed
-from .server_link import DRAIN_SECONDS
-from .store import open_database
+from .server_link import DRAIN_SECONDS, cluster_ties
 from .store.membership import GoneServersWork
 
 log = logging.getLogger("sipsync.cluster_bridge")
@@ -49,10 +46,8 @@ class ClusterBridge:
                  deliver: Callable[[SharedEvent], None]) -> None:
         self.node = node
         self._deliver = deliver  # to every worker and the supervisor's view
-        self.feed = PostgresFeed(url, node.replace(" ", "_"))
-        self.heartbeat = Heartbeat(open_database("", url), node, secrets.randbits(31) + 1,
-                                   policy, self.feed.announcement, self._found_gone,
-                                   self._rejoined)
+        self.feed, self.heartbeat = cluster_ties(url, node, secrets.randbits(31) + 1, policy,
+                                                 self._found_gone, self._rejoined)
 
     async def start(self) -> None:
         """Before the workers start: our place first, so a server taking our previous run for

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,17 @@ log = logging.getLogger("sipsync.server_link")
 DRAIN_SECONDS = 5.0  # at a stop, for the feed to send what waits (PostgreSQL may be away)
 
 
+def cluster_ties(url: str, node: str, incarnation: int, policy: HeartbeatPolicy,
+                 found_gone: Callable[[str, GoneServersWork], None],
+                 rejoined: Callable[[], None]) -> tuple[PostgresFeed, Heartbeat]:
+    """The feed and the heartbeat of one server of a cluster, whether one process or a
+    supervisor of workers speaks for it: the heartbeat announces on the feed."""
+    feed = PostgresFeed(url, node.replace(" ", "_"))
+    heartbeat = Heartbeat(open_database("", url), node, incarnation, policy, feed.announcement,
+                          found_gone, rejoined)
+    return feed, heartbeat
+
+
 @dataclass(frozen=True)
 class ServerMembership:
     """This server among the cluster's: its store name, and a number its nonces carry so that
@@ -45,10 +57,8 @@ class ServerLink:
 
     def __init__(self, url: str, node: str, policy: HeartbeatPolicy = HeartbeatPolicy()) -> None:
         self.membership = ServerMembership(node, secrets.randbits(31) + 1)
-        self.feed = PostgresFeed(url, node.replace(" ", "_"))
-        self.heartbeat = Heartbeat(open_database("", url), node, self.membership.incarnation,
-                                   policy, self.feed.announcement, self._found_gone,
-                                   self._rejoined)
+        self.feed, self.heartbeat = cluster_ties(url, node, self.membership.incarnation, policy,
+                                                 self._found_gone, self._rejoined)
         self._server: ControlServer | None = None
 
     async def attach(self, server: ControlServer) -> None:
