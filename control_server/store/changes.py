@@ -36,14 +36,12 @@ class DirectoryVersionChanges:
     write their bindings each on its own connection, so under traffic every worker would
     reload the whole directory each second."""
 
-    _UNREAD = object()  # unlike any version, None (no change made yet) included
-
     def __init__(self, database, executor: Executor) -> None:
         self._database = database
         self._executor = executor
-        self._version: object = self._UNREAD
+        self._version: int | None = None
 
-    async def _read(self) -> str | None:
+    async def _read(self) -> int:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._database.directory_version)
 
@@ -58,7 +56,7 @@ class DirectoryVersionChanges:
         return True
 
     def again(self) -> None:
-        self._version = self._UNREAD
+        self._version = None
 
     async def close(self) -> None:
         pass

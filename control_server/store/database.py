@@ -77,10 +77,10 @@ class Database:
     def close(self) -> None:
         self.db.close()
 
-    def directory_version(self) -> str | None:
-        """Moves with every change an admin commits to users, devices or shares."""
+    def directory_version(self) -> int:
+        """Moves with every change an admin commits to users, devices or shares (0: none yet)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'directory_version'").fetchone()
-        return None if row is None else row[0]
+        return 0 if row is None else int(row[0])
 
 
 class StorePart:
@@ -97,8 +97,8 @@ class StorePart:
 
         return cls(open_database(data_dir, store))
 
-    def directory_version(self) -> str | None:
-        """Moves with every change an admin commits to users, devices or shares."""
+    def directory_version(self) -> int:
+        """Moves with every change an admin commits to users, devices or shares (0: none yet)."""
         return self.database.directory_version()
 
     def close(self) -> None:
